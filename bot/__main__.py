@@ -1,0 +1,129 @@
+"""Command line and composition root: builds Settings, the engine, the adapters and the jobs.
+
+This is the one module of `bot` allowed to import adapters (it wires them in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("grokbot")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grokbot",
+        description="xAI's Grok in Discord and Slack. Configuration comes from the environment "
+        "and a .env file (see README).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser(
+        "run",
+        help="start every platform whose credentials are set, the scheduler and the HTTP server",
+        description="Start Discord (when DISCORD_TOKEN is set), Slack (when SLACK_BOT_TOKEN is "
+        "set), the scheduler and the HTTP server on $PORT. On SQLite, migrations are applied first.",
+    )
+    commands.add_parser(
+        "console",
+        help="chat with the bot in this terminal, no Discord or Slack needed",
+        description="A terminal chat with the same engine and commands (/imagine, /usage, ...). "
+        "Plain text asks; generated images are saved to files.",
+    )
+    commands.add_parser(
+        "migrate",
+        help="apply database migrations (alembic upgrade head) on DATABASE_URL",
+        description="Run `alembic upgrade head` on DATABASE_URL.",
+    )
+    commands.add_parser(
+        "check",
+        help="validate the configuration and try the xAI key and models",
+        description="Validate the configuration, call the xAI API key and model endpoints, print "
+        "what works and what does not; exit non-zero on any failure.",
+    )
+    usage = commands.add_parser(
+        "usage",
+        help="usage report from the ledger",
+        description="Spend, tokens and images per user from the usage ledger.",
+    )
+    usage.add_argument("--since", help="start date, YYYY-MM-DD (default: first day of this month)")
+    usage.add_argument("--user", help="only this user id (platform:user_id or user_id)")
+    usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    handler: Callable[[Settings, argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(settings, args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.db import upgrade
+
+    upgrade(settings.database_url)
+    print(f"Database is up to date ({_redact_url(settings.database_url)}).")
+    return EXIT_OK
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    if settings.discord_token is None and settings.slack_bot_token is None:
+        print(
+            "No chat platform is configured: set DISCORD_TOKEN and/or SLACK_BOT_TOKEN "
+            "(see README).\nTo try grokbot without Discord or Slack, run `grokbot console`.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    print("`grokbot run` arrives with the platform adapters; it does not run yet.", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _not_yet(name: str) -> Callable[[Settings, argparse.Namespace], int]:
+    def handler(_settings: Settings, _args: argparse.Namespace) -> int:
+        print(f"`grokbot {name}` is not available yet in this version.", file=sys.stderr)
+        return EXIT_FAILED
+
+    return handler
+
+
+def _redact_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else f"{scheme}{sep}{rest}"
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "console": _not_yet("console"),
+    "migrate": cmd_migrate,
+    "check": _not_yet("check"),
+    "usage": _not_yet("usage"),
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

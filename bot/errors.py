@@ -1,0 +1,122 @@
+"""The error tree of grokbot. Errors are raised where the fact is known; the engine alone turns them
+into user text.
+
+    BotError
+    ├── BadInput                 the user's request is malformed; says what is accepted
+    ├── PermissionDenied         an admin command from a non-admin
+    ├── QuotaExceeded            a spending or image limit would be crossed
+    ├── GrokError                anything the xAI API said or failed to say
+    │   ├── GrokRateLimited      429 (retry_after when known)
+    │   ├── GrokUnavailable      5xx, timeouts, network failures
+    │   ├── GrokAuthFailed       401/403, a wrong key, no credits, spending limit
+    │   ├── GrokRejected         other 4xx: the request itself was refused
+    │   │   ├── GrokModerated    a generated image or prompt was blocked by moderation
+    │   │   └── DeferredGone     a deferred result expired or was already collected (404)
+    │   ├── GrokStreamBroken     a stream ended early or garbled; keeps what was received
+    │   └── GrokInvalidOutput    a structured reply did not match its schema
+    └── PlatformError            Discord or Slack refused or failed an action
+        └── PlatformRateLimited  the platform answered 429 (retry_after seconds)
+
+A deferred result that is not ready yet is not an error: `fetch_deferred` returns None.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class BotError(Exception):
+    """Base of every error grokbot expects and explains to users."""
+
+
+class BadInput(BotError):
+    """The user's input cannot be used; the message says what is accepted."""
+
+
+class PermissionDenied(BotError):
+    """The caller may not run this command."""
+
+
+class QuotaExceeded(BotError):
+    """A request would cross a limit. Nothing upstream was called."""
+
+    def __init__(
+        self,
+        *,
+        limit: str,
+        limit_amount: int,
+        used_amount: int,
+        unit: str,
+        resets_at: datetime | None,
+    ) -> None:
+        self.limit = limit  # e.g. "daily spend", "monthly spend", "daily images", "workspace monthly"
+        self.limit_amount = limit_amount  # ticks, or images when unit == "images"
+        self.used_amount = used_amount
+        self.unit = unit  # "ticks" or "images"
+        self.resets_at = resets_at
+        super().__init__(f"{limit} limit reached")
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit_amount - self.used_amount)
+
+
+class GrokError(BotError):
+    """The xAI API failed or refused. `request_id` is xAI's id when one is known."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class GrokRateLimited(GrokError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=429)
+
+
+class GrokUnavailable(GrokError):
+    pass
+
+
+class GrokAuthFailed(GrokError):
+    pass
+
+
+class GrokRejected(GrokError):
+    pass
+
+
+class GrokModerated(GrokRejected):
+    pass
+
+
+class DeferredGone(GrokRejected):
+    pass
+
+
+class GrokStreamBroken(GrokError):
+    """The stream stopped before its end; `text` and `reasoning` hold what had arrived."""
+
+    def __init__(self, message: str, *, text: str = "", reasoning: str = "") -> None:
+        self.text = text
+        self.reasoning = reasoning
+        super().__init__(message)
+
+
+class GrokInvalidOutput(GrokError):
+    """A structured completion did not parse or validate against its schema."""
+
+    def __init__(self, message: str, *, raw: str = "") -> None:
+        self.raw = raw
+        super().__init__(message)
+
+
+class PlatformError(BotError):
+    pass
+
+
+class PlatformRateLimited(PlatformError):
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
