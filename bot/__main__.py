@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="start every platform whose credentials are set, the scheduler and the HTTP server",
         description="Start Discord (when DISCORD_TOKEN is set), Slack (when SLACK_BOT_TOKEN is "
-        "set), the scheduler and the HTTP server on $PORT. On SQLite, migrations are applied first.",
+        "set), the scheduler and the HTTP server on $PORT. SQLite databases are migrated first.",
     )
     commands.add_parser(
         "console",

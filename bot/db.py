@@ -42,7 +42,7 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
 
 
 def session_factory(engine: AsyncEngine) -> Sessions:
-    # expire_on_commit=False: reading an attribute after commit must not lazy-load (MissingGreenlet).
+    # expire_on_commit=False: reading attributes after commit must not lazy-load (MissingGreenlet).
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 

@@ -43,9 +43,7 @@ ACCEPTED: dict[str, str] = {
 class Settings(BaseSettings):
     """Configuration of one grokbot process. Field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
 
     xai_api_key: SecretStr | None = None
     xai_base_url: str = "https://api.x.ai/v1"

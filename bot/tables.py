@@ -133,7 +133,7 @@ class QuotaCounter(SQLModel, table=True):
 
 
 class QuotaReservation(SQLModel, table=True):
-    """An estimate held against counters until the real cost settles it (or a sweeper releases it)."""
+    """An estimate held against counters until the real cost settles it (or a sweeper frees it)."""
 
     __tablename__ = "quota_reservation"
 

@@ -64,7 +64,7 @@ async def test_tick_columns_hold_more_than_32_bits(db_url: str) -> None:
             big = 50 * 10_000_000_000  # $50 in ticks, far past 2^31
             await connection.execute(
                 text(
-                    "INSERT INTO quota_counter (subject, period_key, used, \"limit\", updated_at) "
+                    'INSERT INTO quota_counter (subject, period_key, used, "limit", updated_at) '
                     "VALUES ('user:x', 'all', :big, :big, CURRENT_TIMESTAMP)"
                 ),
                 {"big": big},

@@ -1,0 +1,199 @@
+"""THE SEAM between the core and the platforms: neutral values and the Platform/Reply protocols.
+
+Adapters turn platform events into `Incoming` values and implement `Platform` and `Reply`; the
+engine never sees an SDK object. Ids are strings (Discord snowflakes become strings at the edge).
+Text crossing the seam is standard Markdown; adapters render it natively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from bot.errors import BadInput
+
+COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "reset", "help")
+
+
+@dataclass(frozen=True)
+class Place:
+    """A conversation address. `thread` is "" for the channel itself."""
+
+    platform: str  # "discord" | "slack" | "console"
+    workspace: str  # guild id, team id, "dm" for Discord DMs, "local" for the console
+    channel: str
+    thread: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+    def in_thread(self, thread: str) -> Place:
+        return Place(self.platform, self.workspace, self.channel, thread)
+
+
+@dataclass(frozen=True)
+class Author:
+    id: str
+    name: str
+    is_admin: bool = False  # granted by the platform (e.g. Discord Manage Server); settings add more
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file on a user's message. `data` when the adapter already has the bytes, else `url`."""
+
+    filename: str
+    content_type: str | None
+    size: int
+    url: str = ""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # one of COMMANDS
+    options: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""  # the free text: the prompt, or a subcommand's arguments
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a user said or did, addressed to the bot or in one of its conversations."""
+
+    place: Place
+    author: Author
+    text: str = ""
+    command: Command | None = None
+    attachments: tuple[Attachment, ...] = ()
+    message_id: str = ""  # the user's message, when there is one
+    reply_to: str = ""  # the message this one replies to (a bot message continues its conversation)
+    event_id: str = ""  # the platform's delivery id (dedup, idempotent charging)
+    addressed: bool = True  # mentioned, a DM, or a command; False: answer only inside a conversation
+
+
+@dataclass(frozen=True)
+class Image:
+    data: bytes
+    mime_type: str
+    filename: str
+    caption: str = ""  # shown with the image (e.g. the revised prompt); also its alt text
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """A message read back from a channel (for digests)."""
+
+    id: str
+    author: Author
+    text: str
+    sent_at: datetime
+    thread: str = ""
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_message_length: int  # characters of one message
+    edit_interval: float  # least seconds between two edits of one message
+    native_streaming: bool  # appends instead of whole-text edits
+    max_upload_bytes: int
+    scope_edits_per_minute: float  # edits shared by every stream in one rate-limit scope
+    scope_burst: int = 5
+
+
+@runtime_checkable
+class Reply(Protocol):
+    """One message of the bot's, being streamed into. Texts passed to `update` only ever grow."""
+
+    @property
+    def message_id(self) -> str:
+        """The platform id of the message once it exists, else ""."""
+        ...
+
+    async def status(self, text: str) -> None:
+        """Show a transient status (waiting, thinking for N s) until the first `update`."""
+        ...
+
+    async def update(self, text: str) -> None:
+        """Show `text` as the message so far, marked as still in progress."""
+        ...
+
+    async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
+        """Show `text` as final, without the in-progress marker, with `images` attached."""
+        ...
+
+    async def fail(self, message: str) -> None:
+        """Keep what was shown, drop the in-progress marker, add `message` saying what happened."""
+        ...
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """What a chat platform offers the engine. Adapters may wrap one per event (e.g. an interaction)."""
+
+    @property
+    def name(self) -> str:
+        """The platform's name as used in Place.platform."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Limits that shape streaming, splitting and uploads."""
+        ...
+
+    def rate_scope(self, place: Place) -> str:
+        """The key of the rate-limit budget that edits in `place` draw from."""
+        ...
+
+    async def start_reply(self, place: Place, *, reply_to: str = "") -> Reply:
+        """Begin a new bot message in `place` (answering `reply_to` where the platform links replies)."""
+        ...
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        """Post a complete message (only to user `private_to` where possible); return its id."""
+        ...
+
+    async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
+        """Upload `images` as files with `text`; return the id of the message."""
+        ...
+
+    async def download(self, attachment: Attachment) -> bytes:
+        """The bytes of a user's attachment (with the platform's credentials where needed)."""
+        ...
+
+    async def channel_history(
+        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
+    ) -> Sequence[ChannelMessage]:
+        """Messages of `place`'s channel in [since, until), oldest first, paged within limits."""
+        ...
+
+
+def parse_command_text(text: str) -> Command:
+    """`name opt:value ... free text` → Command, for platforms without native options.
+
+    Unknown command names become `ask` with the whole text as the prompt. Options are only read
+    before the free text begins, so `ask what is 2:30 in seconds` keeps its colon.
+    """
+    words = text.strip().split()
+    if not words:
+        return Command(name="help")
+    name = words[0].lower().lstrip("/")
+    if name not in COMMANDS:
+        return Command(name="ask", text=text.strip())
+    options: dict[str, str] = {}
+    rest = words[1:]
+    while rest and _is_option(rest[0]):
+        key, _, value = rest.pop(0).partition(":")
+        if key.lower() in options:
+            raise BadInput(f"The option `{key}` is given twice.")
+        options[key.lower()] = value
+    return Command(name=name, options=options, text=" ".join(rest))
+
+
+def _is_option(word: str) -> bool:
+    key, sep, value = word.partition(":")
+    return bool(sep and value and key.isidentifier() and "//" not in value)

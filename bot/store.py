@@ -1,0 +1,333 @@
+"""Queries over conversations, turns, message links, event ids, settings and feedback.
+
+Functions take a session factory and return plain values; table rows never leave this module.
+"""
+
+from __future__ import annotations
+
+import types
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.db import Sessions
+from bot.platform import Place
+from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn
+
+
+def _dialect_module(session: AsyncSession) -> types.ModuleType:
+    """The dialect's insert module, for INSERT … ON CONFLICT (SQLite and PostgreSQL share the form)."""
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+def _at(place: Place) -> list[ColumnElement[bool]]:
+    return [
+        col(Conversation.platform) == place.platform,
+        col(Conversation.workspace) == place.workspace,
+        col(Conversation.channel) == place.channel,
+        col(Conversation.thread) == place.thread,
+    ]
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    id: int
+    place: Place
+    grok_conv_id: str
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    role: str  # user | assistant
+    text: str
+    author_id: str = ""
+    author_name: str = ""
+    image_count: int = 0
+    model: str = ""
+    fingerprint: str = ""
+    xai_request_id: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cost_ticks: int = 0
+    finish_reason: str = ""
+    created_at: datetime | None = None
+
+
+async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -> ConversationRef:
+    """The conversation at `place`, created on first use (race-safe across instances)."""
+    async with sessions() as session:
+        module = _dialect_module(session)
+        statement = (
+            module.insert(Conversation)
+            .values(
+                platform=place.platform,
+                workspace=place.workspace,
+                channel=place.channel,
+                thread=place.thread,
+                grok_conv_id=str(uuid.uuid4()),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await session.execute(statement)
+        row = (
+            await session.execute(
+                select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
+            )
+        ).one()
+        await session.commit()
+    return ConversationRef(id=row.id, place=place, grok_conv_id=row.grok_conv_id)
+
+
+async def find_conversation(sessions: Sessions, place: Place) -> ConversationRef | None:
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
+            )
+        ).one_or_none()
+    return None if row is None else ConversationRef(row.id, place, row.grok_conv_id)
+
+
+async def conversation_of_message(
+    sessions: Sessions, *, platform: str, channel: str, message_id: str
+) -> ConversationRef | None:
+    """The conversation a platform message belongs to (a reply to it continues that one)."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(Conversation)
+                .join(MessageRef, col(MessageRef.conversation_id) == col(Conversation.id))
+                .where(
+                    col(MessageRef.platform) == platform,
+                    col(MessageRef.channel) == channel,
+                    col(MessageRef.message_id) == message_id,
+                )
+            )
+        ).scalar_one_or_none()
+    if row is None or row.id is None:
+        return None
+    place = Place(row.platform, row.workspace, row.channel, row.thread)
+    return ConversationRef(row.id, place, row.grok_conv_id)
+
+
+async def link_messages(
+    sessions: Sessions,
+    conversation_id: int,
+    *,
+    platform: str,
+    channel: str,
+    message_ids: list[str],
+    now: datetime,
+) -> None:
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return
+    async with sessions() as session:
+        module = _dialect_module(session)
+        await session.execute(
+            module.insert(MessageRef)
+            .values(
+                [
+                    {
+                        "platform": platform,
+                        "channel": channel,
+                        "message_id": message_id,
+                        "conversation_id": conversation_id,
+                        "created_at": now,
+                    }
+                    for message_id in ids
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+        await session.commit()
+
+
+async def add_turns(
+    sessions: Sessions, conversation_id: int, turns: list[TurnRecord], *, now: datetime
+) -> None:
+    """Append turns in order, in one transaction."""
+    async with sessions() as session:
+        for turn in turns:
+            session.add(
+                Turn(
+                    conversation_id=conversation_id,
+                    role=turn.role,
+                    author_id=turn.author_id,
+                    author_name=turn.author_name,
+                    text=turn.text,
+                    image_count=turn.image_count,
+                    model=turn.model,
+                    fingerprint=turn.fingerprint,
+                    xai_request_id=turn.xai_request_id,
+                    prompt_tokens=turn.prompt_tokens,
+                    completion_tokens=turn.completion_tokens,
+                    reasoning_tokens=turn.reasoning_tokens,
+                    cached_tokens=turn.cached_tokens,
+                    cost_ticks=turn.cost_ticks,
+                    finish_reason=turn.finish_reason,
+                    created_at=turn.created_at or now,
+                )
+            )
+        await session.execute(
+            update(Conversation).where(col(Conversation.id) == conversation_id).values(updated_at=now)
+        )
+        await session.commit()
+
+
+async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:
+    """The newest `limit` turns of a conversation, oldest first."""
+    async with sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(Turn)
+                    .where(col(Turn.conversation_id) == conversation_id)
+                    .order_by(col(Turn.id).desc())
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [
+        TurnRecord(
+            role=r.role,
+            text=r.text,
+            author_id=r.author_id,
+            author_name=r.author_name,
+            image_count=r.image_count,
+            model=r.model,
+            fingerprint=r.fingerprint,
+            xai_request_id=r.xai_request_id,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            reasoning_tokens=r.reasoning_tokens,
+            cached_tokens=r.cached_tokens,
+            cost_ticks=r.cost_ticks,
+            finish_reason=r.finish_reason,
+            created_at=r.created_at,
+        )
+        for r in reversed(rows)
+    ]
+
+
+async def forget_conversation(sessions: Sessions, place: Place) -> int:
+    """Delete the turns of the conversation at `place` (reset); returns how many were deleted."""
+    ref = await find_conversation(sessions, place)
+    if ref is None:
+        return 0
+    async with sessions() as session:
+        result = await session.execute(delete(Turn).where(col(Turn.conversation_id) == ref.id))
+        await session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def claim_event(sessions: Sessions, *, platform: str, event_id: str, now: datetime) -> bool:
+    """True the first time an event id is seen; False for a redelivery (on any instance)."""
+    async with sessions() as session:
+        try:
+            await session.execute(
+                insert(ProcessedEvent).values(platform=platform, event_id=event_id, received_at=now)
+            )
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return False
+    return True
+
+
+async def prune_events(sessions: Sessions, *, older_than: datetime) -> int:
+    async with sessions() as session:
+        result = await session.execute(
+            delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < older_than)
+        )
+        await session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def system_prompt_for(sessions: Sessions, place: Place) -> str | None:
+    """The channel's system prompt, else the workspace's, else None."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(col(PlaceSetting.channel), col(PlaceSetting.system_prompt)).where(
+                    col(PlaceSetting.platform) == place.platform,
+                    col(PlaceSetting.workspace) == place.workspace,
+                    col(PlaceSetting.channel).in_([place.channel, ""]),
+                )
+            )
+        ).all()
+    by_channel = {r.channel: r.system_prompt for r in rows if r.system_prompt}
+    return by_channel.get(place.channel) or by_channel.get("")
+
+
+async def set_system_prompt(
+    sessions: Sessions,
+    place: Place,
+    prompt: str | None,
+    *,
+    whole_workspace: bool,
+    by: str,
+    now: datetime,
+) -> None:
+    channel = "" if whole_workspace else place.channel
+    async with sessions() as session:
+        module = _dialect_module(session)
+        statement = module.insert(PlaceSetting).values(
+            platform=place.platform,
+            workspace=place.workspace,
+            channel=channel,
+            system_prompt=prompt,
+            updated_by=by,
+            updated_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["platform", "workspace", "channel"],
+            set_={"system_prompt": prompt, "updated_by": by, "updated_at": now},
+        )
+        await session.execute(statement)
+        await session.commit()
+
+
+async def record_feedback(
+    sessions: Sessions, place: Place, *, message_id: str, user_id: str, value: str, now: datetime
+) -> None:
+    async with sessions() as session:
+        session.add(
+            Feedback(
+                platform=place.platform,
+                workspace=place.workspace,
+                channel=place.channel,
+                message_id=message_id,
+                user_id=user_id,
+                value=value,
+                created_at=now,
+            )
+        )
+        await session.commit()
+
+
+async def feedback_counts(sessions: Sessions, *, platform: str) -> dict[str, int]:
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(col(Feedback.value), func.count())
+                .where(col(Feedback.platform) == platform)
+                .group_by(col(Feedback.value))
+            )
+        ).all()
+    return {value: int(count) for value, count in rows}
+
+
+EVENT_RETENTION = timedelta(days=2)
