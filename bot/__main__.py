@@ -6,6 +6,7 @@ This is the one module of `bot` allowed to import adapters (it wires them in).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.db import upgrade
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade(settings.database_url)
     print(f"Database is up to date ({_redact_url(settings.database_url)}).")
     return EXIT_OK
@@ -95,16 +97,60 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    print("`grokbot run` arrives with the platform adapters; it does not run yet.", file=sys.stderr)
-    return EXIT_FAILED
+    if _missing_key(settings):
+        return EXIT_CONFIG
+    from bot.services import run_service
+
+    return asyncio.run(run_service(settings))
 
 
-def _not_yet(name: str) -> Callable[[Settings, argparse.Namespace], int]:
-    def handler(_settings: Settings, _args: argparse.Namespace) -> int:
-        print(f"`grokbot {name}` is not available yet in this version.", file=sys.stderr)
-        return EXIT_FAILED
+def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
+    if _missing_key(settings):
+        return EXIT_CONFIG
+    from pathlib import Path
 
-    return handler
+    from adapters.console import run_console
+    from bot.services import Services
+
+    async def session() -> None:
+        services = await Services.start(settings, migrate=settings.is_sqlite)
+        try:
+            await run_console(services.engine, lines=sys.stdin, out=sys.stdout, image_dir=Path("grokbot-images"))
+        finally:
+            await services.close()
+
+    logging.getLogger().setLevel(logging.WARNING)  # the terminal is the conversation
+    asyncio.run(session())
+    return EXIT_OK
+
+
+def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.services import check
+
+    return EXIT_OK if asyncio.run(check(settings, out=sys.stdout)) else EXIT_FAILED
+
+
+def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services import usage_report
+
+    try:
+        text = asyncio.run(usage_report(settings, since=args.since, user=args.user, fmt=args.format))
+    except ValueError as exc:
+        print(f"grokbot usage: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(text)
+    return EXIT_OK
+
+
+def _missing_key(settings: Settings) -> bool:
+    if settings.xai_api_key is None or not settings.xai_api_key.get_secret_value():
+        print(
+            "XAI_API_KEY is not set: create a key at https://console.x.ai and put it in the "
+            "environment or a .env file.",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 def _redact_url(url: str) -> str:
@@ -119,10 +165,10 @@ def _redact_url(url: str) -> str:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run,
-    "console": _not_yet("console"),
+    "console": cmd_console,
     "migrate": cmd_migrate,
-    "check": _not_yet("check"),
-    "usage": _not_yet("usage"),
+    "check": cmd_check,
+    "usage": cmd_usage,
 }
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import Sessions
@@ -78,24 +78,27 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
             )
             .on_conflict_do_nothing()
         )
-        await session.execute(statement)
-        row = (
-            await session.execute(
+        await session.exec(statement)
+        conversation_id, grok_conv_id = (
+            await session.exec(
                 select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
             )
         ).one()
         await session.commit()
-    return ConversationRef(id=row.id, place=place, grok_conv_id=row.grok_conv_id)
+    assert conversation_id is not None
+    return ConversationRef(id=conversation_id, place=place, grok_conv_id=grok_conv_id)
 
 
 async def find_conversation(sessions: Sessions, place: Place) -> ConversationRef | None:
     async with sessions() as session:
         row = (
-            await session.execute(
+            await session.exec(
                 select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
             )
         ).one_or_none()
-    return None if row is None else ConversationRef(row.id, place, row.grok_conv_id)
+    if row is None or row[0] is None:
+        return None
+    return ConversationRef(row[0], place, row[1])
 
 
 async def conversation_of_message(
@@ -104,7 +107,7 @@ async def conversation_of_message(
     """The conversation a platform message belongs to (a reply to it continues that one)."""
     async with sessions() as session:
         row = (
-            await session.execute(
+            await session.exec(
                 select(Conversation)
                 .join(MessageRef, col(MessageRef.conversation_id) == col(Conversation.id))
                 .where(
@@ -113,7 +116,7 @@ async def conversation_of_message(
                     col(MessageRef.message_id) == message_id,
                 )
             )
-        ).scalar_one_or_none()
+        ).one_or_none()
     if row is None or row.id is None:
         return None
     place = Place(row.platform, row.workspace, row.channel, row.thread)
@@ -134,7 +137,7 @@ async def link_messages(
         return
     async with sessions() as session:
         module = _dialect_module(session)
-        await session.execute(
+        await session.exec(
             module.insert(MessageRef)
             .values(
                 [
@@ -179,7 +182,7 @@ async def add_turns(
                     created_at=turn.created_at or now,
                 )
             )
-        await session.execute(
+        await session.exec(
             update(Conversation).where(col(Conversation.id) == conversation_id).values(updated_at=now)
         )
         await session.commit()
@@ -189,17 +192,13 @@ async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int =
     """The newest `limit` turns of a conversation, oldest first."""
     async with sessions() as session:
         rows = (
-            (
-                await session.execute(
-                    select(Turn)
-                    .where(col(Turn.conversation_id) == conversation_id)
-                    .order_by(col(Turn.id).desc())
-                    .limit(limit)
-                )
+            await session.exec(
+                select(Turn)
+                .where(col(Turn.conversation_id) == conversation_id)
+                .order_by(col(Turn.id).desc())
+                .limit(limit)
             )
-            .scalars()
-            .all()
-        )
+        ).all()
     return [
         TurnRecord(
             role=r.role,
@@ -228,16 +227,16 @@ async def forget_conversation(sessions: Sessions, place: Place) -> int:
     if ref is None:
         return 0
     async with sessions() as session:
-        result = await session.execute(delete(Turn).where(col(Turn.conversation_id) == ref.id))
+        result = await session.exec(delete(Turn).where(col(Turn.conversation_id) == ref.id))
         await session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 async def claim_event(sessions: Sessions, *, platform: str, event_id: str, now: datetime) -> bool:
     """True the first time an event id is seen; False for a redelivery (on any instance)."""
     async with sessions() as session:
         try:
-            await session.execute(
+            await session.exec(
                 insert(ProcessedEvent).values(platform=platform, event_id=event_id, received_at=now)
             )
             await session.commit()
@@ -249,18 +248,18 @@ async def claim_event(sessions: Sessions, *, platform: str, event_id: str, now: 
 
 async def prune_events(sessions: Sessions, *, older_than: datetime) -> int:
     async with sessions() as session:
-        result = await session.execute(
+        result = await session.exec(
             delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < older_than)
         )
         await session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 async def system_prompt_for(sessions: Sessions, place: Place) -> str | None:
     """The channel's system prompt, else the workspace's, else None."""
     async with sessions() as session:
         rows = (
-            await session.execute(
+            await session.exec(
                 select(col(PlaceSetting.channel), col(PlaceSetting.system_prompt)).where(
                     col(PlaceSetting.platform) == place.platform,
                     col(PlaceSetting.workspace) == place.workspace,
@@ -268,7 +267,7 @@ async def system_prompt_for(sessions: Sessions, place: Place) -> str | None:
                 )
             )
         ).all()
-    by_channel = {r.channel: r.system_prompt for r in rows if r.system_prompt}
+    by_channel = {channel: prompt for channel, prompt in rows if prompt}
     return by_channel.get(place.channel) or by_channel.get("")
 
 
@@ -296,7 +295,7 @@ async def set_system_prompt(
             index_elements=["platform", "workspace", "channel"],
             set_={"system_prompt": prompt, "updated_by": by, "updated_at": now},
         )
-        await session.execute(statement)
+        await session.exec(statement)
         await session.commit()
 
 
@@ -321,7 +320,7 @@ async def record_feedback(
 async def feedback_counts(sessions: Sessions, *, platform: str) -> dict[str, int]:
     async with sessions() as session:
         rows = (
-            await session.execute(
+            await session.exec(
                 select(col(Feedback.value), func.count())
                 .where(col(Feedback.platform) == platform)
                 .group_by(col(Feedback.value))

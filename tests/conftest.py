@@ -100,3 +100,7 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> Sessions:
     return session_factory(engine)
+
+
+# The fake xAI server and a client wired to it, for every test module.
+from tests.fakes.xai import fake_xai, grok  # noqa: E402, F401

@@ -157,10 +157,12 @@ class FakePlatform:
             raise PlatformRateLimited("injected 429", retry_after=self.retry_after)
         if not self.enforce_scope_budget:
             return
+        # In any one-second window a token bucket allows at most rate + burst edits: more is a 429.
         scope = self.rate_scope(message.place)
         now = time.monotonic()
-        window = [t for t in self._scope_edits.get(scope, []) if now - t < 60.0]
-        if len(window) >= self.capabilities.scope_edits_per_minute:
+        window = [t for t in self._scope_edits.get(scope, []) if now - t < 1.0]
+        caps = self.capabilities
+        if len(window) >= caps.scope_edits_per_minute / 60 + caps.scope_burst:
             self.rate_limited += 1
             raise PlatformRateLimited("scope budget exceeded", retry_after=1.0)
         window.append(now)

@@ -1,0 +1,502 @@
+"""The conversation engine: every Incoming goes through `Engine.handle`, which runs the command or the
+conversation turn and is the one place where errors become text for users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from bot import commands, store
+from bot.conversation import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
+from bot.db import Sessions
+from bot.errors import (
+    BadInput,
+    BotError,
+    DeferredGone,
+    GrokAuthFailed,
+    GrokInvalidOutput,
+    GrokModerated,
+    GrokRateLimited,
+    GrokRejected,
+    GrokStreamBroken,
+    GrokUnavailable,
+    PermissionDenied,
+    PlatformError,
+    PlatformRateLimited,
+    QuotaExceeded,
+)
+from bot.grok import (
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    GrokClient,
+    ImagePart,
+    ReasoningDelta,
+    StreamEnd,
+    Usage,
+    image_part,
+    user_hash,
+)
+from bot.platform import Image, Incoming, Place, Platform
+from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
+from bot.settings import Settings
+from bot.streaming import EditBudgets, StreamWriter
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+ANSWER_TOKENS = 4096
+# Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
+REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
+THINKING_TICK_S = 2.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What one conversation turn needs, resolved from an Incoming."""
+
+    incoming: Incoming
+    place: Place  # the conversation's place (may differ from where the message was posted)
+    prompt: str
+    model: str
+    reasoning: str | None
+    defer: bool
+
+
+@dataclass
+class Pending:
+    """A turn on its way to the model: everything needed to answer, charge and record it."""
+
+    turn: Turn
+    request: ChatRequest
+    reservation: Reservation
+    conversation_id: int
+    user_turn: store.TurnRecord
+    prompt_tokens: int  # our estimate, used when the API reports no usage
+    reasoning_tail: str = ""
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        grok: GrokClient,
+        sessions: Sessions,
+        quotas: Quotas,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        deferrals: commands.DeferralSink | None = None,
+        digests: commands.DigestBook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.grok = grok
+        self.sessions = sessions
+        self.quotas = quotas
+        self.clock = clock
+        self.monotonic = monotonic
+        self.deferrals = deferrals
+        self.digests = digests
+        self.budgets = EditBudgets(clock=monotonic)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- entry points -------------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming, platform: Platform) -> None:
+        """Answer one incoming message or command. Never raises: failures are told to the user."""
+        try:
+            await self._route(incoming, platform)
+        except BotError as exc:
+            await self._tell(platform, incoming, self.describe(exc))
+        except Exception:
+            # The one catch-all: log with a traceback, tell the user an id they can quote.
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("unexpected error %s in %s", error_id, incoming.place.key)
+            await self._tell(
+                platform,
+                incoming,
+                f"Sorry, something went wrong on my side. If it keeps happening, tell an admin "
+                f"the error id `{error_id}`.",
+            )
+
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """True the first time a platform delivery id is seen (on any instance), else False."""
+        return await store.claim_event(self.sessions, platform=platform, event_id=event_id, now=self.clock())
+
+    async def record_feedback(self, place: Place, *, message_id: str, user_id: str, value: str) -> None:
+        await store.record_feedback(
+            self.sessions, place, message_id=message_id, user_id=user_id, value=value, now=self.clock()
+        )
+
+    def is_admin(self, incoming: Incoming) -> bool:
+        return incoming.author.is_admin or self.settings.is_admin(incoming.place.platform, incoming.author.id)
+
+    def describe(self, exc: BotError) -> str:
+        """The user-facing text for an error: what happened and what the user can do."""
+        return describe(exc, zone=self.settings.zone, now=self.clock())
+
+    async def _tell(self, platform: Platform, incoming: Incoming, text: str) -> None:
+        try:
+            await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+        except PlatformError:
+            log.warning("could not tell the user in %s what happened", incoming.place.key)
+
+    async def _route(self, incoming: Incoming, platform: Platform) -> None:
+        command = incoming.command
+        if command is None or command.name == "ask":
+            turn = await self._resolve_turn(incoming)
+            if turn is not None:
+                await self._converse(turn, platform)
+            return
+        handler = commands.HANDLERS.get(command.name)
+        if handler is None:
+            raise BadInput(f"Unknown command `{command.name}`. {commands.COMMAND_LIST}")
+        await handler(self, incoming, platform)
+
+    # -- conversations ------------------------------------------------------------------------
+
+    async def conversation_place(self, incoming: Incoming) -> Place | None:
+        """Where this message's conversation lives, or None when the bot should stay silent."""
+        if incoming.reply_to:
+            ref = await store.conversation_of_message(
+                self.sessions,
+                platform=incoming.place.platform,
+                channel=incoming.place.channel,
+                message_id=incoming.reply_to,
+            )
+            if ref is not None:
+                return ref.place
+        place = incoming.place
+        if incoming.command is not None and not place.thread:
+            # Slash-command questions continue the caller's own conversation in the channel.
+            return place.in_thread(f"user:{incoming.author.id}")
+        if not incoming.addressed and await store.find_conversation(self.sessions, place) is None:
+            return None
+        return place
+
+    async def _resolve_turn(self, incoming: Incoming) -> Turn | None:
+        options = dict(incoming.command.options) if incoming.command else {}
+        prompt = incoming.command.text if incoming.command else incoming.text
+        unknown = set(options) - {"model", "reasoning", "defer", "prompt"}
+        if unknown:
+            raise BadInput(
+                f"`ask` has no option `{sorted(unknown)[0]}`. It accepts model:<name>, "
+                "reasoning:low|high and defer:true|false before the question."
+            )
+        prompt = (options.pop("prompt", "") + " " + prompt).strip()
+        reasoning = options.get("reasoning", "").lower() or None
+        if reasoning not in (None, "low", "high"):
+            raise BadInput("reasoning accepts `low` or `high`.")
+        defer = commands.parse_bool(options.get("defer", "false"), name="defer")
+        place = await self.conversation_place(incoming)
+        if place is None:
+            return None
+        if not prompt and not incoming.attachments:
+            raise BadInput("Ask me something: write a question after the command or the mention.")
+        default = self.settings.grokbot_reasoning_model if reasoning else self.settings.grokbot_model
+        model = options.get("model") or default
+        return Turn(incoming, place, prompt, model, reasoning, defer)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def _image_parts(self, incoming: Incoming, platform: Platform) -> list[ImagePart]:
+        parts = []
+        for attachment in incoming.attachments:
+            if attachment.size > MAX_IMAGE_BYTES:
+                raise BadInput(
+                    f"`{attachment.filename}` is {attachment.size / 1048576:.1f} MiB; I accept JPEG "
+                    "or PNG images up to 10 MiB."
+                )
+            data = await platform.download(attachment)
+            try:
+                parts.append(image_part(data))
+            except BadInput as exc:
+                raise BadInput(f"`{attachment.filename}`: {exc}") from None
+        return parts
+
+    async def _converse(self, turn: Turn, platform: Platform) -> None:
+        incoming = turn.incoming
+        images = await self._image_parts(incoming, platform)
+        subject = Subject(turn.place.platform, turn.place.workspace, incoming.author.id)
+        async with self._lock(turn.place.key):
+            now = self.clock()
+            conversation = await store.conversation_for(self.sessions, turn.place, now=now)
+            history = await store.recent_turns(self.sessions, conversation.id)
+            system = await store.system_prompt_for(self.sessions, turn.place)
+            prompt = build_prompt(
+                system=system or DEFAULT_SYSTEM_PROMPT.format(platform=platform.name.title()),
+                history=history,
+                user_name=incoming.author.name,
+                user_text=turn.prompt,
+                images=images,
+                context_window=self.grok.prices.context_window(turn.model),
+                answer_budget=ANSWER_TOKENS + REASONING_ALLOWANCE.get(turn.reasoning or "", 0),
+            )
+            request = ChatRequest(
+                model=turn.model,
+                messages=prompt.messages,
+                max_tokens=ANSWER_TOKENS,
+                reasoning_effort=turn.reasoning,
+                user=user_hash(turn.place.platform, incoming.author.id),
+                conv_id=conversation.grok_conv_id,
+            )
+            estimate = self.grok.prices.estimate_ticks(
+                turn.model,
+                prompt_tokens=prompt.estimated_tokens,
+                max_completion_tokens=ANSWER_TOKENS + REASONING_ALLOWANCE.get(turn.reasoning or "", 0),
+            )
+            reservation = await self.quotas.reserve(subject, ticks=estimate, is_admin=self.is_admin(incoming))
+            user_turn = store.TurnRecord(
+                role="user",
+                text=turn.prompt,
+                author_id=incoming.author.id,
+                author_name=incoming.author.name,
+                image_count=len(images),
+                created_at=now,
+            )
+            pending = Pending(turn, request, reservation, conversation.id, user_turn, prompt.estimated_tokens)
+            if turn.defer:
+                await self._defer(pending, platform)
+            else:
+                await self._stream_answer(pending, platform)
+
+    async def _defer(self, pending: Pending, platform: Platform) -> None:
+        turn, reservation = pending.turn, pending.reservation
+        if self.deferrals is None:
+            await self.quotas.release(reservation)
+            raise BadInput("Deferred answers are not available on this instance; ask without defer.")
+        try:
+            await self.deferrals.submit(
+                place=turn.place,
+                user_id=turn.incoming.author.id,
+                request=pending.request,
+                reservation=reservation,
+                conversation_id=pending.conversation_id,
+                reply_to=turn.incoming.message_id,
+            )
+        except BaseException:
+            await self.quotas.release(reservation)
+            raise
+        await store.add_turns(self.sessions, pending.conversation_id, [pending.user_turn], now=self.clock())
+        await platform.post_text(
+            turn.incoming.place,
+            "⏳ Your question went to Grok as a deferred request. I'll post the answer here when "
+            "it is ready (usually within a few minutes).",
+        )
+
+    async def _stream_answer(self, pending: Pending, platform: Platform) -> None:
+        turn, incoming = pending.turn, pending.turn.incoming
+        writer = StreamWriter(
+            platform,
+            incoming.place,
+            budgets=self.budgets,
+            reply_to=incoming.message_id,
+            interval=self.settings.grokbot_edit_interval_s,
+            clock=self.monotonic,
+        )
+        try:
+            await writer.open()
+            completion = await self._pump(writer, pending)
+            await writer.finish()
+        except BotError as exc:
+            # Nothing complete was delivered: refund the whole reservation.
+            await self.quotas.release(pending.reservation)
+            log.info("answer failed in %s: %s", turn.place.key, type(exc).__name__)
+            await writer.fail(self.describe(exc))
+            if writer.text:
+                # Keep what was shown in the history, so the conversation matches the chat.
+                partial = store.TurnRecord(role="assistant", text=writer.text, finish_reason="error")
+                await store.add_turns(
+                    self.sessions, pending.conversation_id, [pending.user_turn, partial], now=self.clock()
+                )
+            return
+        except BaseException:
+            await self.quotas.release(pending.reservation)
+            raise
+        await self._record_answer(pending, completion, writer)
+
+    async def _pump(self, writer: StreamWriter, pending: Pending) -> Completion:
+        """Feed the model's stream into the writer; show thinking until the answer starts."""
+        thinking = pending.turn.reasoning is not None
+        started = self.monotonic()
+        await writer.status("💭 Thinking…" if thinking else "✍️ Writing…")
+        ticker = asyncio.create_task(self._think(writer, pending, started)) if thinking else None
+        reasoning_tail: list[str] = []
+        answering = False
+        try:
+            async for event in self.grok.stream(pending.request):
+                if type(event) is ContentDelta:
+                    if not answering:
+                        answering = True
+                        if ticker is not None:
+                            ticker.cancel()
+                            seconds = self.monotonic() - started
+                            writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
+                    writer.append(event.text)
+                elif type(event) is ReasoningDelta:
+                    reasoning_tail.append(event.text)
+                    if len(reasoning_tail) > 64:
+                        del reasoning_tail[:32]
+                    pending.reasoning_tail = "".join(reasoning_tail)[-160:]
+                elif isinstance(event, StreamEnd):
+                    return event.completion
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+        raise BadInput("The answer stream ended without a result.")  # unreachable by the client's contract
+
+    async def _think(self, writer: StreamWriter, pending: Pending, started: float) -> None:
+        """While the model reasons: show for how long, and the latest line of its reasoning if exposed."""
+        while True:
+            await asyncio.sleep(THINKING_TICK_S)
+            seconds = self.monotonic() - started
+            tail = pending.reasoning_tail.strip().rsplit("\n", 1)[-1][-120:]
+            line = f"💭 Thinking… {seconds:.0f} s"
+            await writer.status(f"{line}\n> {tail}" if tail else line)
+
+    async def _record_answer(self, pending: Pending, completion: Completion, writer: StreamWriter) -> None:
+        turn = pending.turn
+        usage = completion.usage or Usage(
+            prompt_tokens=pending.prompt_tokens, completion_tokens=estimate_tokens(completion.text)
+        )
+        cost = self.grok.prices.cost_ticks(completion.model or turn.model, usage)
+        incoming = turn.incoming
+        await self.quotas.settle(
+            pending.reservation,
+            Charge(
+                kind="chat",
+                model=completion.model or turn.model,
+                cost_ticks=cost,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cached_tokens=usage.cached_tokens,
+                xai_request_id=completion.id,
+                conversation_key=turn.place.key,
+                idempotency_key=f"chat:{incoming.event_id or incoming.message_id or uuid.uuid4().hex}",
+            ),
+        )
+        answer = store.TurnRecord(
+            role="assistant",
+            text=completion.text,
+            model=completion.model or turn.model,
+            fingerprint=completion.fingerprint,
+            xai_request_id=completion.id,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_ticks=cost,
+            finish_reason=completion.finish_reason,
+        )
+        now = self.clock()
+        await store.add_turns(self.sessions, pending.conversation_id, [pending.user_turn, answer], now=now)
+        await store.link_messages(
+            self.sessions,
+            pending.conversation_id,
+            platform=turn.place.platform,
+            channel=incoming.place.channel,
+            message_ids=[incoming.message_id, *writer.message_ids],
+            now=now,
+        )
+
+    # -- images -------------------------------------------------------------------------------
+
+    async def imagine(self, incoming: Incoming, platform: Platform, *, prompt: str, count: int) -> None:
+        model = self.settings.grokbot_image_model
+        subject = Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
+        price = self.grok.prices.image_ticks(model, count)
+        reservation = await self.quotas.reserve(
+            subject, ticks=price, images=count, is_admin=self.is_admin(incoming)
+        )
+        reply = await platform.start_reply(incoming.place, reply_to=incoming.message_id)
+        try:
+            await reply.status(f"🎨 Generating {count} image{'s' if count > 1 else ''}…")
+            result = await self.grok.generate_images(
+                model=model, prompt=prompt, n=count, user=user_hash(incoming.place.platform, incoming.author.id)
+            )
+        except BotError as exc:
+            await self.quotas.release(reservation)
+            await reply.fail(self.describe(exc))
+            return
+        except BaseException:
+            await self.quotas.release(reservation)
+            raise
+        images = commands.fit_images(result.images, limit=platform.capabilities.max_upload_bytes)
+        await self.quotas.settle(
+            reservation,
+            Charge(
+                kind="image",
+                model=result.model or model,
+                cost_ticks=result.cost_ticks if result.cost_ticks is not None else price,
+                images=len(result.images),
+                idempotency_key=f"image:{incoming.event_id or incoming.message_id or uuid.uuid4().hex}",
+                conversation_key=incoming.place.key,
+            ),
+        )
+        await reply.finish(commands.image_caption(prompt, images), images=images)
+
+
+# -- errors as users read them ----------------------------------------------------------------
+
+
+def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
+    """Say what happened and what to do about it. Never includes secrets or internals."""
+    if isinstance(exc, QuotaExceeded):
+        return _describe_quota(exc, zone=zone, now=now)
+    if isinstance(exc, BadInput | PermissionDenied):
+        return str(exc)
+    if isinstance(exc, GrokAuthFailed):
+        return (
+            "Grok refused this bot's API key, or the xAI account is out of credits or at its "
+            "spending limit. An admin needs to check the xAI console; nothing was charged to you."
+        )
+    if isinstance(exc, GrokRateLimited):
+        return "Grok is busy right now (rate limited). Please try again in a minute; nothing was charged."
+    if isinstance(exc, GrokModerated):
+        return "Grok's content moderation blocked this request; nothing was charged. Try rephrasing it."
+    if isinstance(exc, DeferredGone):
+        return "The deferred answer expired or was lost before it could be collected; nothing was charged."
+    if isinstance(exc, GrokStreamBroken):
+        return "⚠️ The answer was cut off: the connection to Grok dropped. Nothing was charged; ask again."
+    if isinstance(exc, GrokInvalidOutput):
+        return "Grok's reply did not have the expected shape, so I could not use it. Nothing was charged."
+    if isinstance(exc, GrokUnavailable):
+        return "Grok is not reachable right now. Please try again shortly; nothing was charged."
+    if isinstance(exc, GrokRejected):
+        return f"Grok rejected the request: {exc}"
+    if isinstance(exc, PlatformRateLimited):
+        return "This chat is sending too many messages right now; please try again in a moment."
+    return f"That did not work: {exc}"
+
+
+def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
+    if exc.unit == "images":
+        used = f"You have used {exc.used_amount} of your {exc.limit_amount} images for today"
+    else:
+        used = (
+            f"This request would pass the {exc.limit} limit of {format_usd(exc.limit_amount)} "
+            f"({format_usd(exc.remaining)} left)"
+        )
+    if exc.resets_at is None:
+        return f"{used}. Ask an admin to raise it."
+    local = exc.resets_at.astimezone(zone)
+    hours, rest = divmod(int((exc.resets_at - now).total_seconds()) // 60, 60)
+    when = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return f"{used}. It resets at {when} (in {hours} h {rest} min), or an admin can raise it."

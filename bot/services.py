@@ -1,0 +1,151 @@
+"""The core's long-lived parts wired together (database, HTTP client, Grok client, quotas, engine),
+and the operator commands that need them: `grokbot check` and `grokbot usage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.db import Sessions, create_engine, session_factory, upgrade
+from bot.engine import Engine, utc_now
+from bot.errors import BotError
+from bot.grok import GrokClient, ModelInfo
+from bot.quotas import Quotas, format_usd
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def http_client() -> httpx.AsyncClient:
+    """The one shared HTTP client for xAI: keep-alive, explicit timeouts (streams read per chunk)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+    )
+
+
+def grok_client(settings: Settings, http: httpx.AsyncClient) -> GrokClient:
+    assert settings.xai_api_key is not None
+    return GrokClient(http, api_key=settings.xai_api_key.get_secret_value(), base_url=settings.xai_base_url)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: AsyncEngine
+    sessions: Sessions
+    http: httpx.AsyncClient
+    grok: GrokClient
+    quotas: Quotas
+    engine: Engine
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, *, migrate: bool, http: httpx.AsyncClient | None = None
+    ) -> Services:
+        if migrate:
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            await asyncio.to_thread(upgrade, settings.database_url)
+        db = create_engine(settings.database_url)
+        sessions = session_factory(db)
+        http = http or http_client()
+        grok = grok_client(settings, http)
+        if not await grok.refresh_prices():
+            log.warning("xAI model prices unreachable; using the built-in price table")
+        quotas = Quotas(sessions, settings, clock=utc_now)
+        engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
+        return cls(settings, db, sessions, http, grok, quotas, engine)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def _find(models: list[ModelInfo], name: str) -> ModelInfo | None:
+    for model in models:
+        if model.id == name or name in model.aliases:
+            return model
+    return None
+
+
+async def check(settings: Settings, *, out: TextIO) -> bool:
+    """Try the database, the xAI key and the configured models; print what works. True if all do."""
+    ok = True
+
+    def say(good: bool, line: str) -> None:
+        nonlocal ok
+        ok = ok and good
+        out.write(f"{'✓' if good else '✗'} {line}\n")
+
+    say(True, "configuration is valid")
+    db = create_engine(settings.database_url)
+    try:
+        async with db.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        say(True, f"database reachable ({db.dialect.name})")
+    except (SQLAlchemyError, OSError) as exc:
+        say(False, f"database unreachable: {type(exc).__name__}")
+    finally:
+        await db.dispose()
+    if settings.xai_api_key is None:
+        say(False, "XAI_API_KEY is not set")
+        return ok
+    async with http_client() as http:
+        grok = grok_client(settings, http)
+        try:
+            key = await grok.api_key_info()
+        except BotError as exc:
+            say(False, f"xAI API key rejected: {exc}")
+            return ok
+        say(not (key.blocked or key.disabled), f"xAI API key {key.redacted_key} ({key.name})")
+        try:
+            chat_models = await grok.language_models()
+            image_models = await grok.image_models()
+        except BotError as exc:
+            say(False, f"could not list models: {exc}")
+            return ok
+        for role, name, models in (
+            ("chat", settings.grokbot_model, chat_models),
+            ("reasoning", settings.grokbot_reasoning_model, chat_models),
+            ("image", settings.grokbot_image_model, image_models),
+        ):
+            model = _find(models, name)
+            if model is None:
+                say(False, f"{role} model {name!r} is not available to this key")
+            elif role == "image":
+                say(True, f"{role} model {name}: {format_usd(model.image_price)} per image")
+            else:
+                say(
+                    True,
+                    f"{role} model {name}: {format_usd(model.prompt_price * 1_000_000)} / "
+                    f"{format_usd(model.completion_price * 1_000_000)} per 1M tokens in / out",
+                )
+    return ok
+
+
+async def usage_report(settings: Settings, *, since: str | None, user: str | None, fmt: str) -> str:
+    now = datetime.now(settings.zone)
+    if since:
+        try:
+            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=settings.zone)
+        except ValueError:
+            raise ValueError(f"--since takes a date as YYYY-MM-DD, not {since!r}") from None
+    else:
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    from bot.reports import render, usage_rows
+
+    db = create_engine(settings.database_url)
+    try:
+        rows = await usage_rows(session_factory(db), since=start.astimezone(UTC), user=user)
+    finally:
+        await db.dispose()
+    return render(rows, fmt)

@@ -1,0 +1,414 @@
+"""The engine end to end: the real Grok client over a loopback xAI fake, a recording platform, and
+a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from bot import store
+from bot.grok import GrokClient
+from bot.platform import Attachment, Author, Command, Place
+from bot.quotas import Subject
+from bot.settings import usd_to_ticks
+from bot.tables import QuotaCounter, Turn, UsageEvent
+from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, build
+from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
+from tests.fakes.xai import FakeXAI, Fault, ScriptedReply
+
+
+@pytest.fixture
+def env(fake_xai: FakeXAI, grok: GrokClient, sessions: Any) -> EngineEnv:
+    return build(fake_xai, grok, sessions)
+
+
+def png_bytes() -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", (4, 4), (200, 10, 10)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def counters(env: EngineEnv) -> dict[str, int]:
+    async with env.engine.sessions() as session:
+        rows = (await session.exec(select(col(QuotaCounter.subject), col(QuotaCounter.used)))).all()
+    return {subject: used for subject, used in rows}
+
+
+async def ledger(env: EngineEnv) -> list[UsageEvent]:
+    async with env.engine.sessions() as session:
+        return list((await session.exec(select(UsageEvent))).scalars().all())
+
+
+# -- answers and history ----------------------------------------------------------------------------
+
+
+async def test_streamed_text_equals_the_model_text(env: EngineEnv) -> None:
+    answer = "Rayleigh scattering: shorter (blue) wavelengths scatter more. " * 8
+    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=3, tokens_per_second=2000))
+    await env.say("why is the sky blue?")
+    assert env.platform.visible_text() == answer
+    assert env.platform.last.final
+    assert env.platform.last.reply_to == "u1"  # answered as a reply to the question
+    request = env.fake.chat_requests()[-1].json
+    assert request["stream"] is True
+    assert request["messages"][0]["role"] == "system"
+    assert request["messages"][-1] == {"role": "user", "content": "[alice] why is the sky blue?"}
+    assert request["user"] != ALICE.id  # an opaque hash, never the platform id
+
+
+async def test_history_carries_across_turns_and_names_each_speaker(env: EngineEnv) -> None:
+    env.fake.queue_reply(ScriptedReply(text="Paris."))
+    await env.say("capital of France?")
+    env.fake.queue_reply(ScriptedReply(text="About 2.1 million."))
+    await env.say("and its population?", author=BOB)
+    messages = env.fake.chat_requests()[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "[alice] capital of France?"
+    assert messages[2]["content"] == "Paris."
+    assert messages[3]["content"] == "[bob] and its population?"
+    # Both answers kept with model, fingerprint, tokens and cost.
+    conversation = await store.find_conversation(env.engine.sessions, PLACE)
+    assert conversation is not None
+    turns = await store.recent_turns(env.engine.sessions, conversation.id)
+    assistant = [t for t in turns if t.role == "assistant"]
+    assert len(assistant) == 2
+    assert all(t.model and t.fingerprint and t.completion_tokens > 0 and t.cost_ticks > 0 for t in assistant)
+
+
+async def test_the_same_conversation_header_is_sent_every_turn(env: EngineEnv) -> None:
+    await env.say("one")
+    await env.say("two")
+    ids = {r.headers.get("x-grok-conv-id") for r in env.fake.chat_requests()}
+    assert len(ids) == 1 and None not in ids
+
+
+async def test_reset_forgets_the_history(env: EngineEnv) -> None:
+    await env.say("remember the number 42")
+    await env.command("reset")
+    assert "Forgot" in env.platform.last.text
+    await env.say("what number?")
+    messages = env.fake.chat_requests()[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+
+
+async def test_unaddressed_messages_outside_a_conversation_are_ignored(env: EngineEnv) -> None:
+    await env.say("just chatting", addressed=False, place=Place("fake", "W1", "C1", "other"))
+    assert env.fake.chat_requests() == []
+    assert env.platform.messages == []
+
+
+async def test_unaddressed_messages_inside_a_conversation_are_answered(env: EngineEnv) -> None:
+    await env.say("start")
+    await env.say("follow-up without a mention", addressed=False)
+    assert len(env.fake.chat_requests()) == 2
+
+
+async def test_a_reply_to_a_bot_message_continues_its_conversation(env: EngineEnv) -> None:
+    env.fake.queue_reply(ScriptedReply(text="The answer is 7."))
+    await env.say("what is 3 + 4?")
+    bot_message = env.platform.last.id
+    elsewhere = Place("fake", "W1", "C1", "a-new-message-id")
+    await env.say("and times 2?", place=elsewhere, reply_to=bot_message, addressed=False)
+    messages = env.fake.chat_requests()[-1].json["messages"]
+    assert [m["content"] for m in messages[1:]] == [
+        "[alice] what is 3 + 4?",
+        "The answer is 7.",
+        "[alice] and times 2?",
+    ]
+
+
+async def test_slash_questions_continue_the_callers_own_conversation(env: EngineEnv) -> None:
+    channel = Place("fake", "W1", "C9", "")
+    await env.say(command=Command("ask", text="first"), place=channel)
+    await env.say(command=Command("ask", text="second"), place=channel)
+    await env.say(command=Command("ask", text="bob's own"), place=channel, author=BOB)
+    requests = env.fake.chat_requests()
+    assert len(requests[1].json["messages"]) == 4  # system, first, answer, second
+    assert len(requests[2].json["messages"]) == 2  # bob starts fresh
+
+
+async def test_history_is_trimmed_to_the_context_window(
+    env: EngineEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(6):
+        env.fake.queue_reply(ScriptedReply(text=f"answer {number} " + "x" * 8000))
+        await env.say(f"question {number}")
+    # A window that holds the answer budget, the new turn and about two old turns.
+    monkeypatch.setattr(env.engine.grok.prices, "context_window", lambda model: 4096 + 4000 + 2600)
+    await env.say("latest")
+    messages = env.fake.chat_requests()[-1].json["messages"]
+    contents = [m["content"] for m in messages]
+    assert contents[-1] == "[alice] latest"
+    assert messages[1]["role"] == "user"  # never opens with an orphaned answer
+    assert 3 <= len(messages) < 12
+    assert "question 0" not in " ".join(contents)
+
+
+async def test_two_messages_in_one_place_never_interleave(env: EngineEnv) -> None:
+    env.fake.queue_reply(ScriptedReply(text="slow answer", first_token_delay=0.2))
+    env.fake.queue_reply(ScriptedReply(text="fast answer"))
+    await asyncio.gather(env.say("first"), env.say("second", author=BOB))
+    conversation = await store.find_conversation(env.engine.sessions, PLACE)
+    assert conversation is not None
+    turns = await store.recent_turns(env.engine.sessions, conversation.id)
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert turns[1].text == "slow answer"
+    # The second question saw the first exchange in its history.
+    assert len(env.fake.chat_requests()[-1].json["messages"]) == 4
+
+
+# -- reasoning --------------------------------------------------------------------------------------
+
+
+async def test_reasoning_shows_thinking_then_the_answer_and_charges_reasoning(env: EngineEnv) -> None:
+    env.engine.monotonic = _stepping_clock()
+    env.fake.queue_reply(
+        ScriptedReply(text="42.", reasoning="Let me think about this carefully. " * 20, tokens_per_second=400)
+    )
+    await env.say(command=Command("ask", options={"reasoning": "high"}, text="meaning of life?"))
+    request = env.fake.chat_requests()[-1].json
+    assert request["model"] == "grok-3-mini"
+    assert request["reasoning_effort"] == "high"
+    statuses = [e.text for e in env.platform.events if e.kind == "status"]
+    assert statuses and statuses[0].startswith("💭 Thinking")
+    final = env.platform.last.text
+    assert final.startswith("_Thought for ") and final.endswith("42.")
+    events = await ledger(env)
+    assert events[-1].reasoning_tokens > 0
+
+
+def _stepping_clock() -> Any:
+    import time
+
+    return time.monotonic
+
+
+async def test_reasoning_accepts_only_low_or_high(env: EngineEnv) -> None:
+    await env.say(command=Command("ask", options={"reasoning": "max"}, text="hi"))
+    assert "low" in env.platform.last.text and "high" in env.platform.last.text
+    assert env.fake.chat_requests() == []
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+
+async def test_imagine_posts_files_with_the_revised_prompt_and_charges_per_image(env: EngineEnv) -> None:
+    await env.command("imagine", "a red fox", count="2")
+    message = env.platform.last
+    assert message.final and len(message.images) == 2
+    assert all(image.data.startswith(b"\x89PNG") for image in message.images)
+    assert "a red fox" in message.text
+    events = await ledger(env)
+    assert events[-1].kind == "image" and events[-1].images == 2
+    assert events[-1].cost_ticks == 2 * 200_000_000
+    used = await counters(env)
+    assert used["images:fake:W1:U1"] == 2
+
+
+async def test_imagine_rejects_a_bad_count_without_calling_grok(env: EngineEnv) -> None:
+    await env.command("imagine", "a fox", count="9")
+    assert "1 to 4" in env.platform.last.text
+    assert [r for r in env.fake.requests if "images" in r.path] == []
+
+
+async def test_moderated_image_is_explained_and_refunded(env: EngineEnv) -> None:
+    env.fake.moderate_images = True
+    await env.command("imagine", "something blocked")
+    assert "moderation" in env.platform.last.failed
+    assert all(value == 0 for value in (await counters(env)).values())
+    assert await ledger(env) == []
+
+
+async def test_image_attachments_go_to_grok_as_image_parts(env: EngineEnv) -> None:
+    data = png_bytes()
+    env.platform.files["https://cdn/x.png"] = data
+    attachment = Attachment("x.png", "image/png", len(data), url="https://cdn/x.png")
+    await env.say("what colour is this?", attachments=(attachment,))
+    content = env.fake.chat_requests()[-1].json["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "[alice] what colour is this?"}
+    assert content[1]["type"] == "image_url"
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_other_files_get_a_clear_message_and_nothing_is_called(env: EngineEnv) -> None:
+    env.platform.files["https://cdn/notes.pdf"] = b"%PDF-1.7 not an image"
+    attachment = Attachment("notes.pdf", "application/pdf", 21, url="https://cdn/notes.pdf")
+    await env.say("summarise this", attachments=(attachment,))
+    text = env.platform.last.text
+    assert "notes.pdf" in text and "JPEG" in text and "PNG" in text
+    assert env.fake.chat_requests() == []
+
+
+async def test_oversized_images_are_refused_before_download(env: EngineEnv) -> None:
+    attachment = Attachment("huge.png", "image/png", 11 * 1024 * 1024, url="https://cdn/never")
+    await env.say("look", attachments=(attachment,))
+    assert "10 MiB" in env.platform.last.text
+
+
+# -- quotas -----------------------------------------------------------------------------------------
+
+
+async def test_a_refused_request_names_the_limit_and_calls_nothing(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    env = build(fake_xai, grok, sessions, grokbot_user_daily_usd="0.0000001")
+    await env.say("expensive question")
+    text = env.platform.last.text
+    assert "daily spend" in text and "resets" in text and "left" in text
+    assert env.platform.last.private_to == ALICE.id
+    assert env.fake.chat_requests() == []
+
+
+async def test_upstream_failure_is_refunded_in_full(env: EngineEnv) -> None:
+    env.fake.fail_next(400, body={"code": "Client specified an invalid argument", "error": "bad thing"})
+    await env.say("this will fail")
+    assert "rejected" in env.platform.last.text or "rejected" in env.platform.last.failed
+    assert all(value == 0 for value in (await counters(env)).values())
+    assert await ledger(env) == []
+
+
+async def test_an_answer_cut_halfway_keeps_what_was_shown_and_says_so(env: EngineEnv) -> None:
+    text = "".join(f"part{i} " for i in range(40))
+    env.fake.queue_reply(ScriptedReply(text=text, chunk_chars=5, fault=Fault("cut", after_chunks=20)))
+    await env.say("tell me a story")
+    message = env.platform.last
+    assert message.text and text.startswith(message.text)
+    assert "cut off" in message.failed
+    assert all(value == 0 for value in (await counters(env)).values())
+
+
+async def test_quota_is_exact_under_100_concurrent_requests(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    env = build(fake_xai, grok, sessions, grokbot_user_daily_usd="0.20", grokbot_user_monthly_usd="0")
+    limit = usd_to_ticks(__import__("decimal").Decimal("0.20"))
+    fake_xai.default_reply = ScriptedReply(text="ok", cost_ticks=1)
+    places = [Place("fake", "W1", "C1", f"t{n}") for n in range(100)]
+    await asyncio.gather(*(env.say(f"q{n}", place=place) for n, place in enumerate(places)))
+    answered = len(fake_xai.chat_requests())
+    refused = sum(1 for m in env.platform.messages if "daily spend" in m.text)
+    assert answered + refused == 100
+    assert 0 < answered < 100
+    async with env.engine.sessions() as session:
+        rows = (await session.exec(select(QuotaCounter))).scalars().all()
+    daily = next(r for r in rows if r.subject == "user:fake:W1:U1" and len(r.period_key) == 10)
+    assert daily.used == answered  # settled to the real cost: one tick each
+    events = await ledger(env)
+    assert len(events) == answered
+    assert sum(e.cost_ticks for e in events) <= limit
+
+
+async def test_usage_shows_spend_and_what_is_left(env: EngineEnv) -> None:
+    env.fake.queue_reply(ScriptedReply(text="hi", cost_ticks=123_000_000))
+    await env.say("hello")
+    await env.command("usage")
+    text = env.platform.last.text
+    assert "$0.0123" in text and "of $1.00" in text and "left" in text
+    assert env.platform.last.private_to == ALICE.id
+
+
+async def test_quota_command_is_for_admins_only(env: EngineEnv) -> None:
+    await env.command("quota", user="<@U2>", daily_usd="5")
+    assert "Only admins" in env.platform.last.text
+    await env.say(
+        command=Command("quota", options={"user": "<@U2>", "daily_usd": "5"}),
+        author=Author("A", "admin", is_admin=True),
+    )
+    assert "$5.00 a day" in env.platform.last.text
+    limits = await env.quotas.limits_for(Subject("fake", "W1", "U2"))
+    assert limits.daily_ticks == usd_to_ticks(__import__("decimal").Decimal(5))
+
+
+async def test_quota_rejects_bad_amounts(env: EngineEnv) -> None:
+    admin = Author("A", "admin", is_admin=True)
+    await env.say(command=Command("quota", options={"user": "U2", "daily_usd": "lots"}), author=admin)
+    assert "US dollars" in env.platform.last.text
+
+
+# -- commands and errors ----------------------------------------------------------------------------
+
+
+async def test_help_lists_every_command(env: EngineEnv) -> None:
+    await env.command("help")
+    for name in ("ask", "imagine", "usage", "quota", "digest", "reset", "help"):
+        assert f"`{name}" in env.platform.last.text
+
+
+async def test_unknown_option_says_what_is_accepted(env: EngineEnv) -> None:
+    await env.say(command=Command("ask", options={"temperature": "2"}, text="hi"))
+    assert "reasoning:low|high" in env.platform.last.text
+
+
+async def test_unexpected_errors_get_an_apology_with_an_error_id(
+    env: EngineEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(FakePlatform):
+        async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+            raise RuntimeError("boom")
+
+    env.platform = Broken()
+    with caplog.at_level(logging.ERROR):
+        await env.say("hello")
+    text = env.platform.last.text
+    assert "error id" in text
+    error_id = text.split("`")[1]
+    assert any(error_id in record.getMessage() and record.exc_info for record in caplog.records)
+    assert all(value == 0 for value in (await counters(env)).values())  # refunded
+
+
+async def test_the_api_key_never_reaches_a_message_or_a_log(
+    fake_xai: FakeXAI, sessions: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    secret = "xai-THIS-IS-SECRET-123"
+    async with httpx.AsyncClient() as http:
+        wrong = GrokClient(http, api_key=secret, base_url=fake_xai.base_url)
+        env = build(fake_xai, wrong, sessions)
+        with caplog.at_level(logging.DEBUG):
+            await env.say("hello")
+    shown = env.platform.last.text + env.platform.last.failed
+    assert "API key" in shown
+    assert secret not in shown
+    assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_long_answer_is_split_without_losing_text(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    platform = FakePlatform(capabilities=replace(DEFAULT_CAPABILITIES, max_message_length=500))
+    env = build(fake_xai, grok, sessions, platform=platform)
+    answer = " ".join(f"word{i}" for i in range(600))
+    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=20))
+    await env.say("long please")
+    assert len(platform.messages) > 5
+    assert all(len(m.text) <= 500 for m in platform.messages)
+    assert platform.visible_text() == answer
+    # Every part is linked to the conversation: replying to the last continues it.
+    await env.say("more", reply_to=platform.last.id, place=Place("fake", "W1", "C1", "x"), addressed=False)
+    assert len(env.fake.chat_requests()) == 2
+
+
+async def test_redelivered_events_are_claimed_once(env: EngineEnv) -> None:
+    assert await env.engine.claim_event("slack", "Ev1") is True
+    assert await env.engine.claim_event("slack", "Ev1") is False
+    assert await env.engine.claim_event("discord", "Ev1") is True
+
+
+async def test_each_answer_stores_model_fingerprint_tokens_and_cost(env: EngineEnv) -> None:
+    env.fake.queue_reply(ScriptedReply(text="stored", cost_ticks=777))
+    await env.say("store me")
+    async with env.engine.sessions() as session:
+        turn = (await session.exec(select(Turn).where(col(Turn.role) == "assistant"))).scalar_one()
+        count = (await session.exec(select(func.count()).select_from(UsageEvent))).scalar_one()
+    assert turn.text == "stored" and turn.cost_ticks == 777
+    assert turn.fingerprint.startswith("fp_") and turn.xai_request_id
+    assert count == 1
