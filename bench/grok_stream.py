@@ -1,0 +1,154 @@
+"""Benchmark: stream a long answer from the fake xAI server through GrokClient.stream as fast as it
+goes; prints chunks per second and client CPU microseconds per chunk, writes bench/results/grok_stream.json.
+
+The fake runs in a child process, so time.process_time measures the client alone. Beside the client,
+a raw httpx-sse loop (aiter_sse + json.loads, nothing else) shows the floor the libraries set; both with
+the fake writing chunks in batches, and one chunk per write (as a real server at reading speed does).
+Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import platform
+import statistics
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from httpx_sse import aconnect_sse  # noqa: E402
+
+from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEnd  # noqa: E402
+from tests.fakes.xai import FakeXAI, ScriptedReply  # noqa: E402
+
+CHUNK_CHARS = 4  # about one token per chunk, like the real API
+
+
+def serve(conn: Connection, chunks: int) -> None:
+    """Child process: two fakes with a long default reply, until told to stop. One writes chunks
+    in batches (the client's fastest case), the other one chunk per write and wakeup, as a real
+    server does at reading speed (the client then pays its per-read costs for every chunk)."""
+
+    async def main() -> None:
+        batched, single = FakeXAI(), FakeXAI()
+        text = "word" * chunks
+        batched.default_reply = ScriptedReply(text=text, chunk_chars=CHUNK_CHARS)
+        single.default_reply = ScriptedReply(text=text, chunk_chars=CHUNK_CHARS, tokens_per_second=1e7)
+        await batched.start()
+        await single.start()
+        conn.send((batched.base_url, single.base_url, batched.api_key))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)
+        await batched.stop()
+        await single.stop()
+
+    asyncio.run(main())
+
+
+def request() -> ChatRequest:
+    return ChatRequest(model="grok-3", messages=(ChatMessage("user", "tell me a long story"),))
+
+
+async def through_client(grok: GrokClient) -> tuple[int, float, float]:
+    chunks = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    async for event in grok.stream(request()):
+        if type(event) is ContentDelta:
+            chunks += 1
+        elif type(event) is StreamEnd:
+            assert len(event.completion.text) == chunks * CHUNK_CHARS
+    return chunks, time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def raw_floor(http: httpx.AsyncClient, base_url: str, key: str) -> tuple[int, float, float]:
+    body = {"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    chunks = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aconnect_sse(http, "POST", f"{base_url}/chat/completions", json=body, headers=headers) as es:
+        async for sse in es.aiter_sse():
+            if sse.data != "[DONE]":
+                chunk = json.loads(sse.data)
+                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    chunks += 1
+    return chunks, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def row(name: str, runs: list[tuple[int, float, float]]) -> dict[str, Any]:
+    chunks = runs[0][0]
+    wall = statistics.median(r[1] for r in runs)
+    cpu = statistics.median(r[2] for r in runs)
+    return {
+        "path": name,
+        "chunks": chunks,
+        "runs": len(runs),
+        "wall_s": round(wall, 4),
+        "cpu_s": round(cpu, 4),
+        "chunks_per_s": round(chunks / wall),
+        "cpu_us_per_chunk": round(cpu / chunks * 1e6, 2),
+        "cpu_s_per_1000_chunks": round(cpu / chunks * 1000, 4),
+    }
+
+
+async def measure(urls: dict[str, str], key: str, runs: int) -> list[dict[str, Any]]:
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    rows = []
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        for mode, base_url in urls.items():
+            grok = GrokClient(http, api_key=key, base_url=base_url)
+            await through_client(grok)  # warm up: connection, imports, caches
+            await raw_floor(http, base_url, key)
+            client_runs = [await through_client(grok) for _ in range(runs)]
+            floor_runs = [await raw_floor(http, base_url, key) for _ in range(runs)]
+            rows.append(row(f"GrokClient.stream {mode}", client_runs))
+            rows.append(row(f"raw httpx-sse {mode}", floor_runs))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=serve, args=(child, args.chunks), daemon=True)
+    server.start()
+    try:
+        batched_url, single_url, key = parent.recv()
+        urls = {"batched": batched_url, "1/write": single_url}
+        rows = asyncio.run(measure(urls, key, args.runs))
+    finally:
+        parent.send("stop")
+        server.join(timeout=10)
+    print(f"{'path':<28} {'chunks':>7} {'chunks/s':>10} {'CPU µs/chunk':>13} {'CPU s/1k chunks':>16}")
+    for r in rows:
+        print(
+            f"{r['path']:<28} {r['chunks']:>7} {r['chunks_per_s']:>10} "
+            f"{r['cpu_us_per_chunk']:>13} {r['cpu_s_per_1000_chunks']:>16}"
+        )
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "grok_stream",
+        "chunk_chars": CHUNK_CHARS,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": rows,
+    }
+    (out / "grok_stream.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'grok_stream.json'}")
+
+
+if __name__ == "__main__":
+    main()

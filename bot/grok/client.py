@@ -1,0 +1,412 @@
+"""GrokClient: chat (whole, streamed, deferred, structured), image generation, model and key
+listings and live prices over one shared httpx.AsyncClient, with pacing and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import functools
+import json
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jsonschema
+from httpx_sse import EventSource, SSEError, aconnect_sse
+
+from bot.errors import (
+    BadInput,
+    DeferredGone,
+    GrokError,
+    GrokInvalidOutput,
+    GrokRejected,
+    GrokStreamBroken,
+    GrokUnavailable,
+)
+from bot.grok.images import decode_base64_image, sniff_image_type
+from bot.grok.pacing import Pacing, Permit, RetryPolicy
+from bot.grok.pricing import PriceBook, estimate_prompt_tokens
+from bot.grok.transport import Attempts, Failure, Timeouts, Transport, json_object
+from bot.grok.types import (
+    ApiKeyInfo,
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    GeneratedImage,
+    ImageResult,
+    ModelInfo,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+)
+from bot.grok.wire import (
+    chat_body,
+    parse_api_key,
+    parse_completion,
+    parse_image_model,
+    parse_language_model,
+    parse_usage,
+)
+
+log = logging.getLogger(__name__)
+
+# Models that take `reasoning_effort` (reference §2; it changes with every generation).
+REASONING_EFFORT_MODELS = ("grok-3-mini*", "grok-4.3*", "grok-4.5*", "grok-4.6*")
+OUTPUT_ESTIMATE = 1024  # tokens reserved for a reply whose max_tokens is not set
+
+
+class GrokClient:
+    """xAI's REST API, typed. Give it one shared httpx.AsyncClient (closed by its owner)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str,
+        pacing: Pacing | None = None,
+        retry: RetryPolicy | None = None,
+        prices: PriceBook | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timeouts: Timeouts | None = None,
+        reasoning_effort_models: Sequence[str] = REASONING_EFFORT_MODELS,
+    ) -> None:
+        self.pacing = pacing or Pacing()
+        self.prices = prices or PriceBook()
+        self.reasoning_effort_models = tuple(reasoning_effort_models)
+        self.transport = Transport(
+            http,
+            api_key=api_key,
+            base_url=base_url,
+            pacing=self.pacing,
+            retry=retry or RetryPolicy(),
+            sleep=sleep,
+            timeouts=timeouts,
+        )
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def takes_reasoning_effort(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, p) for p in self.reasoning_effort_models)
+
+    def _chat(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str], int]:
+        send_effort = self.takes_reasoning_effort(request.model)
+        if request.reasoning_effort is not None and not send_effort:
+            log.debug("reasoning_effort not sent to %s (not allow-listed)", request.model)
+        body = chat_body(request, send_reasoning_effort=send_effort)
+        headers = self.transport.headers
+        if request.conv_id:
+            headers = {**headers, "x-grok-conv-id": request.conv_id}
+        tokens = estimate_prompt_tokens(request.messages) + (request.max_tokens or OUTPUT_ESTIMATE)
+        return body, headers, tokens
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        body, headers, tokens = self._chat(request)
+        response, permit = await self.transport.call(
+            "POST", "/chat/completions", body=body, headers=headers, model=request.model, tokens=tokens
+        )
+        completion = parse_completion(json_object(response))
+        self._finished(completion, permit=permit, how="complete")
+        return completion
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Deltas as they arrive, then exactly one StreamEnd. Retries happen only before the
+        stream opened; any break after that raises GrokStreamBroken with what had arrived.
+        Close it (`contextlib.aclosing`) when stopping early, so its slot is released."""
+        body, headers, tokens = self._chat(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        transport = self.transport
+        attempts = Attempts(transport, body)
+        url = transport.base_url + "/chat/completions"
+        while True:
+            failure: Failure
+            async with self.pacing.slot(request.model, tokens=tokens) as permit:
+                try:
+                    async with aconnect_sse(
+                        transport.http,
+                        "POST",
+                        url,
+                        json=attempts.body,
+                        headers=dict(headers),
+                        timeout=transport.stream_timeout,
+                    ) as source:
+                        response = source.response
+                        if response.status_code == 200:
+                            finished = functools.partial(self._finished, permit=permit, how="stream")
+                            async for event in read_stream(source, finished):
+                                yield event
+                            return
+                        await response.aread()
+                        failure = Failure.of(response)
+                except httpx.TransportError as exc:
+                    failure = Failure(exc=exc)
+            await attempts.recover(failure)  # outside the slot: waiting holds no capacity
+
+    def _finished(self, completion: Completion, *, permit: Permit | None, how: str) -> None:
+        usage = completion.usage
+        if permit is not None and usage is not None:
+            permit.settle(usage.total_tokens)
+        log.info(
+            "grok %s id=%s model=%s finish=%s prompt=%d completion=%d reasoning=%d fp=%s",
+            how,
+            completion.id,
+            completion.model,
+            completion.finish_reason,
+            usage.prompt_tokens if usage else -1,
+            usage.completion_tokens if usage else -1,
+            usage.reasoning_tokens if usage else -1,
+            completion.fingerprint,
+        )
+
+    async def structured(
+        self, request: ChatRequest, *, schema: Mapping[str, Any], name: str
+    ) -> tuple[Any, Completion]:
+        """The reply as JSON validated against `schema` (strict json_schema response format);
+        GrokInvalidOutput when it is not JSON or does not match. An invalid `schema` itself is a
+        programming error: jsonschema's SchemaError, raised before anything is sent."""
+        schema = dict(schema)
+        validator_class = jsonschema.validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "strict": True, "schema": schema},
+        }
+        completion = await self.complete(dataclasses.replace(request, response_format=response_format))
+        raw = completion.text
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise GrokInvalidOutput(
+                f"the structured reply for {name} is not JSON (finish={completion.finish_reason})",
+                raw=raw,
+            ) from None
+        validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            raise GrokInvalidOutput(
+                f"the structured reply for {name} does not match its schema at {where}: "
+                f"{error.message[:200]}",
+                raw=raw,
+            )
+        return value, completion
+
+    # -- deferred ---------------------------------------------------------------------------
+
+    async def start_deferred(self, request: ChatRequest) -> str:
+        body, headers, tokens = self._chat(request)
+        body["deferred"] = True
+        response, _ = await self.transport.call(
+            "POST", "/chat/completions", body=body, headers=headers, model=request.model, tokens=tokens
+        )
+        request_id = json_object(response).get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise GrokUnavailable("xAI accepted the deferred request but gave no request_id")
+        log.info("grok deferred started request_id=%s model=%s", request_id, request.model)
+        return request_id
+
+    async def fetch_deferred(self, request_id: str) -> Completion | None:
+        """None while the result is not ready (202); the Completion once (200); DeferredGone when
+        it does not exist, was already collected or expired (404)."""
+        try:
+            response, _ = await self.transport.call(
+                "GET", f"/chat/deferred-completion/{quote(request_id, safe='')}", ok=(200, 202)
+            )
+        except GrokRejected as exc:
+            if exc.status == 404:
+                raise DeferredGone(
+                    f"the deferred result {request_id} is gone (expired or already collected)",
+                    status=404,
+                ) from exc
+            raise
+        if response.status_code == 202:
+            return None
+        completion = parse_completion(json_object(response))
+        self._finished(completion, permit=None, how="deferred")
+        return completion
+
+    # -- images -----------------------------------------------------------------------------
+
+    async def generate_images(
+        self, *, model: str, prompt: str, n: int = 1, user: str | None = None
+    ) -> ImageResult:
+        if not 1 <= n <= 10:
+            raise BadInput("Grok makes 1 to 10 images at a time.")
+        body: dict[str, Any] = {
+            "model": model,
+            "prompt": prompt,
+            "n": n,
+            "response_format": "b64_json",
+        }
+        if user is not None:
+            body["user"] = user
+        response, _ = await self.transport.call(
+            "POST", "/images/generations", body=body, model=model, tokens=0
+        )
+        raw = json_object(response)
+        items = raw.get("data")
+        if not isinstance(items, list) or not items:
+            raise GrokUnavailable("xAI answered the image request without images")
+        images = [await self._image(item) for item in items]
+        usage = raw.get("usage")
+        cost = usage.get("cost_in_usd_ticks") if isinstance(usage, dict) else None
+        result = ImageResult(
+            images=tuple(images),
+            model=str(raw.get("model") or model),
+            cost_ticks=cost if isinstance(cost, int) else None,
+        )
+        log.info("grok images model=%s n=%d cost_ticks=%s", result.model, len(images), cost)
+        return result
+
+    async def _image(self, item: Any) -> GeneratedImage:
+        if not isinstance(item, dict):
+            raise GrokUnavailable("xAI sent an unreadable image item")
+        declared: str | None = None
+        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+            try:
+                data, declared = decode_base64_image(item["b64_json"])
+            except ValueError:
+                raise GrokUnavailable("xAI sent an image that is not base64") from None
+        elif isinstance(item.get("url"), str) and item["url"]:
+            data, declared = await self._download(item["url"])
+        else:
+            raise GrokUnavailable("xAI sent an image item with neither b64_json nor url")
+        stated = item.get("mime_type")
+        mime = (stated if isinstance(stated, str) else None) or sniff_image_type(data) or declared
+        return GeneratedImage(
+            data=data,
+            mime_type=mime or "application/octet-stream",
+            revised_prompt=str(item.get("revised_prompt") or ""),
+        )
+
+    async def _download(self, url: str) -> tuple[bytes, str | None]:
+        """A generated image's temporary URL, fetched at once (without our key: it is not xAI's API)."""
+        try:
+            response = await self.transport.http.get(url, timeout=self.transport.timeout)
+        except httpx.TransportError as exc:
+            raise GrokUnavailable(f"a generated image could not be downloaded: {exc!r}") from exc
+        if response.status_code != 200:
+            raise GrokUnavailable(
+                f"a generated image could not be downloaded ({response.status_code})",
+                status=response.status_code,
+            )
+        content_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+        return response.content, content_type if content_type.startswith("image/") else None
+
+    # -- models, key, prices ----------------------------------------------------------------
+
+    async def list_models(self) -> list[str]:
+        response, _ = await self.transport.call("GET", "/models")
+        data = json_object(response).get("data")
+        return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m] if data else []
+
+    async def language_models(self) -> list[ModelInfo]:
+        return await self._models("/language-models", parse_language_model)
+
+    async def image_models(self) -> list[ModelInfo]:
+        return await self._models("/image-generation-models", parse_image_model)
+
+    async def _models(self, path: str, parse: Callable[[Mapping[str, Any]], ModelInfo]) -> list[ModelInfo]:
+        response, _ = await self.transport.call("GET", path)
+        models = json_object(response).get("models")
+        try:
+            return [parse(m) for m in models or ()]
+        except (KeyError, TypeError) as exc:
+            raise GrokUnavailable(f"xAI sent an unreadable model list from {path}") from exc
+
+    async def api_key_info(self) -> ApiKeyInfo:
+        response, _ = await self.transport.call("GET", "/api-key")
+        return parse_api_key(json_object(response))
+
+    async def refresh_prices(self) -> bool:
+        """Load live prices into `self.prices`; False (the table unchanged) when unreachable."""
+        try:
+            language = await self.language_models()
+            image = await self.image_models()
+        except GrokError as exc:
+            log.warning("grok price refresh failed (%s); keeping the current table", type(exc).__name__)
+            return False
+        self.prices.update(language=language, image=image)
+        log.info("grok prices refreshed: %d language, %d image models", len(language), len(image))
+        return True
+
+
+async def read_stream(
+    source: EventSource, finished: Callable[[Completion], None]
+) -> AsyncGenerator[StreamEvent, None]:
+    """The events of an open 200 stream, ending with StreamEnd; GrokStreamBroken (with what had
+    arrived) on a garbled line, a cut or stalled connection, or an end without [DONE] or finish.
+    The hot path: one json.loads and a few dict lookups per chunk."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    cid = model = fingerprint = finish = ""
+    usage: Any = None
+    done = False
+    loads = json.loads
+    try:
+        async for sse in source.aiter_sse():
+            data = sse.data
+            if not data:
+                continue
+            if data == "[DONE]":
+                done = True
+                break
+            chunk = loads(data)
+            if not cid:
+                cid = chunk.get("id") or ""
+                model = chunk.get("model") or ""
+            fingerprint = chunk.get("system_fingerprint") or fingerprint
+            chunk_usage = chunk.get("usage")
+            if chunk_usage:  # on whichever chunk carries it; the last one wins
+                usage = chunk_usage
+            choices = chunk.get("choices")
+            if choices:
+                choice = choices[0]
+                delta = choice.get("delta")
+                if delta:
+                    piece = delta.get("reasoning_content")
+                    if piece:
+                        reasoning.append(piece)
+                        yield ReasoningDelta(piece)
+                    piece = delta.get("content")
+                    if piece:
+                        text.append(piece)
+                        yield ContentDelta(piece)
+                reason = choice.get("finish_reason")
+                if reason:
+                    finish = reason
+            elif choices is None and "error" in chunk:
+                raise _broken("an error event", text, reasoning)
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise _broken("a garbled line", text, reasoning) from exc
+    except httpx.TimeoutException as exc:
+        raise _broken("a stall (read timeout)", text, reasoning) from exc
+    except SSEError as exc:  # a 200 that is not text/event-stream (SSEError is an httpx error)
+        raise _broken("an answer that is not an event stream", text, reasoning) from exc
+    except httpx.HTTPError as exc:
+        raise _broken("a cut connection", text, reasoning) from exc
+    if not done and not finish:
+        raise _broken("an end without [DONE]", text, reasoning)
+    completion = Completion(
+        id=cid,
+        model=model,
+        text="".join(text),
+        reasoning="".join(reasoning),
+        finish_reason=finish,
+        usage=parse_usage(usage),
+        fingerprint=fingerprint,
+    )
+    finished(completion)
+    yield StreamEnd(completion)
+
+
+def _broken(what: str, text: list[str], reasoning: list[str]) -> GrokStreamBroken:
+    log.warning("grok stream broken by %s after %d pieces", what, len(text) + len(reasoning))
+    return GrokStreamBroken(
+        f"the answer from xAI stopped early: {what}", text="".join(text), reasoning="".join(reasoning)
+    )
