@@ -1,0 +1,236 @@
+"""The SQL of quotas. Each helper is one statement inside the caller's transaction; none reads
+a counter to decide a write: the conditional UPDATE decides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Update, delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.errors import QuotaExceeded
+from bot.quotas.values import Charge, Subject
+from bot.tables import QuotaCounter, QuotaOverride, QuotaReservation, UsageEvent
+
+Delta = tuple[str, str, int]  # (counter subject, period_key, amount)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One counter a cost goes to, and what a refusal by it must say."""
+
+    subject: str
+    period_key: str
+    amount: int
+    limit: int = field(compare=False)  # effective; 0 = unlimited (or exempt)
+    name: str = field(compare=False)
+    unit: str = field(compare=False)
+    resets_at: datetime = field(compare=False)
+
+
+def insert(session: AsyncSession, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with the dialect's ON CONFLICT clauses (the generic insert has none)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def ensure(session: AsyncSession, target: Target, now: datetime) -> None:
+    """Create the counter row at 0 unless it exists (a new period is a new row)."""
+    create = (
+        insert(session, QuotaCounter)
+        .values(
+            subject=target.subject, period_key=target.period_key, used=0, limit=target.limit, updated_at=now
+        )
+        .on_conflict_do_nothing(index_elements=["subject", "period_key"])
+    )
+    await session.exec(create)
+
+
+async def hold(session: AsyncSession, target: Target, now: datetime) -> bool:
+    """Add the amount if it stays within the limit, atomically; False (nothing changed) if not.
+
+    On PostgreSQL a concurrent holder waits for the row and the WHERE is checked again against
+    its new version; SQLite runs it under its single writer lock.
+    """
+    # The limit is rewritten on every hold so that an admin's override applies at once.
+    statement = (
+        _counter(target.subject, target.period_key)
+        .values(used=col(QuotaCounter.used) + target.amount, limit=target.limit, updated_at=now)
+        .returning(col(QuotaCounter.used))
+    )
+    if target.limit:
+        statement = statement.where(col(QuotaCounter.used) + target.amount <= target.limit)
+    return (await session.exec(statement)).first() is not None
+
+
+async def shift(session: AsyncSession, deltas: Iterable[Delta], now: datetime) -> None:
+    """Move counters unconditionally (settling, refunding), merged and in sorted order."""
+    merged: dict[tuple[str, str], int] = {}
+    for subject, period_key, amount in deltas:
+        merged[subject, period_key] = merged.get((subject, period_key), 0) + amount
+    # Every transaction takes counter rows in this same order, so two can never deadlock.
+    for (subject, period_key), amount in sorted(merged.items()):
+        if amount:
+            move = _counter(subject, period_key).values(used=col(QuotaCounter.used) + amount, updated_at=now)
+            await session.exec(move)
+
+
+async def refusal(session: AsyncSession, target: Target) -> QuotaExceeded:
+    """The error for a refused hold. Reads `used` only to word it; the UPDATE decided."""
+    query = select(QuotaCounter.used).where(
+        col(QuotaCounter.subject) == target.subject, col(QuotaCounter.period_key) == target.period_key
+    )
+    used = (await session.exec(query)).first()
+    return QuotaExceeded(
+        limit=target.name,
+        limit_amount=target.limit,
+        used_amount=used or 0,
+        unit=target.unit,
+        resets_at=target.resets_at,
+    )
+
+
+async def open_reservation(session: AsyncSession, targets: list[Target], now: datetime) -> int:
+    reservation = QuotaReservation(counters=_dump(targets), state="held", created_at=now)
+    session.add(reservation)
+    await session.flush()
+    assert reservation.id is not None
+    return reservation.id
+
+
+async def close_reservation(
+    session: AsyncSession, reservation_id: int, *, start: str, end: str, now: datetime
+) -> list[Delta] | None:
+    """Move a reservation from state `start` to `end`: its holds, or None if it was not in `start`."""
+    close = (
+        update(QuotaReservation)
+        .where(col(QuotaReservation.id) == reservation_id, col(QuotaReservation.state) == start)
+        .values(state=end, closed_at=now)
+        .returning(col(QuotaReservation.counters))
+        .execution_options(synchronize_session=False)
+    )
+    raw = (await session.exec(close)).scalar_one_or_none()
+    return None if raw is None else _load(raw)
+
+
+async def close_stale(session: AsyncSession, *, before: datetime, now: datetime) -> list[list[Delta]]:
+    """Release every reservation held since before `before`: their holds."""
+    close = (
+        update(QuotaReservation)
+        .where(col(QuotaReservation.state) == "held", col(QuotaReservation.created_at) < before)
+        .values(state="released", closed_at=now)
+        .returning(col(QuotaReservation.counters))
+        .execution_options(synchronize_session=False)
+    )
+    return [_load(raw) for raw in (await session.exec(close)).scalars().all()]
+
+
+async def record(session: AsyncSession, subject: Subject, charge: Charge, now: datetime) -> bool:
+    """Append the ledger row; False when its idempotency key was charged before."""
+    append = (
+        insert(session, UsageEvent)
+        .values(
+            idempotency_key=charge.idempotency_key,
+            platform=subject.platform,
+            workspace=subject.workspace,
+            user_id=subject.user_id,
+            conversation_key=charge.conversation_key,
+            model=charge.model,
+            kind=charge.kind,
+            prompt_tokens=charge.prompt_tokens,
+            completion_tokens=charge.completion_tokens,
+            reasoning_tokens=charge.reasoning_tokens,
+            cached_tokens=charge.cached_tokens,
+            images=charge.images,
+            cost_ticks=charge.cost_ticks,
+            xai_request_id=charge.xai_request_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(col(UsageEvent.id))
+    )
+    return (await session.exec(append)).first() is not None
+
+
+async def used(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """`used` of the counters named by (subject, period_key); absent rows are left out."""
+    query = select(QuotaCounter.subject, QuotaCounter.period_key, QuotaCounter.used).where(
+        col(QuotaCounter.subject).in_({subject for subject, _ in keys}),
+        col(QuotaCounter.period_key).in_({period_key for _, period_key in keys}),
+    )
+    return {(subject, period): amount for subject, period, amount in (await session.exec(query)).all()}
+
+
+async def ledger_totals(session: AsyncSession, subject: Subject, *, since: datetime) -> tuple[int, ...]:
+    """(requests, prompt, completion, reasoning tokens) of the subject's ledger rows since `since`."""
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(UsageEvent.prompt_tokens), 0),
+        func.coalesce(func.sum(UsageEvent.completion_tokens), 0),
+        func.coalesce(func.sum(UsageEvent.reasoning_tokens), 0),
+    ).where(
+        col(UsageEvent.platform) == subject.platform,
+        col(UsageEvent.workspace) == subject.workspace,
+        col(UsageEvent.user_id) == subject.user_id,
+        col(UsageEvent.created_at) >= since,
+    )
+    # PostgreSQL sums BIGINT into NUMERIC (a Decimal): back to int.
+    return tuple(int(value) for value in (await session.exec(query)).one())
+
+
+async def find_override(session: AsyncSession, subject: Subject) -> QuotaOverride | None:
+    return (await session.exec(select(QuotaOverride).where(*_override_of(subject)))).first()
+
+
+async def upsert_override(
+    session: AsyncSession, subject: Subject, changes: dict[str, int], *, set_by: str, now: datetime
+) -> None:
+    """Create or update the user's override row; fields absent from `changes` stay as they were."""
+    stamp = {"set_by": set_by[:64], "updated_at": now}
+    upsert = (
+        insert(session, QuotaOverride)
+        .values(
+            platform=subject.platform,
+            workspace=subject.workspace,
+            user_id=subject.user_id,
+            **changes,
+            **stamp,
+        )
+        .on_conflict_do_update(index_elements=["platform", "workspace", "user_id"], set_={**changes, **stamp})
+    )
+    await session.exec(upsert)
+
+
+async def delete_override(session: AsyncSession, subject: Subject) -> None:
+    await session.exec(delete(QuotaOverride).where(*_override_of(subject)))
+
+
+def _override_of(subject: Subject) -> tuple[ColumnElement[bool], ...]:
+    return (
+        col(QuotaOverride.platform) == subject.platform,
+        col(QuotaOverride.workspace) == subject.workspace,
+        col(QuotaOverride.user_id) == subject.user_id,
+    )
+
+
+def _counter(subject: str, period_key: str) -> Update:
+    return (
+        update(QuotaCounter)
+        .where(col(QuotaCounter.subject) == subject, col(QuotaCounter.period_key) == period_key)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _dump(targets: list[Target]) -> str:
+    return json.dumps([[t.subject, t.period_key, t.amount] for t in targets])
+
+
+def _load(raw: str) -> list[Delta]:
+    return [(str(subject), str(period), int(amount)) for subject, period, amount in json.loads(raw)]
