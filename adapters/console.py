@@ -46,6 +46,7 @@ class ConsoleReply:
         self._id = message_id
         self._shown = ""
         self._status = False
+        self._started = False
 
     @property
     def message_id(self) -> str:
@@ -64,15 +65,18 @@ class ConsoleReply:
         else:
             self._platform.write(f"[{line}]\n")
 
-    async def update(self, text: str) -> None:
+    def _show(self, text: str, end: str = "") -> None:
         self._clear_status()
-        self._platform.write(text[len(self._shown) :])
+        prefix = "" if self._started else "grok> "
+        self._started = True
+        self._platform.write(prefix + text[len(self._shown) :] + end)
         self._shown = text
 
+    async def update(self, text: str) -> None:
+        self._show(text)
+
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
-        self._clear_status()
-        self._platform.write(text[len(self._shown) :] + "\n")
-        self._shown = text
+        self._show(text, "\n")
         self._platform.save_images(images)
 
     async def fail(self, message: str) -> None:
@@ -106,7 +110,6 @@ class ConsolePlatform:
         self._out.flush()
 
     async def start_reply(self, place: Place, *, reply_to: str = "") -> ConsoleReply:
-        self.write("grok> ")
         return ConsoleReply(self, f"c{next(self._ids)}")
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:

@@ -99,9 +99,8 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if _missing_key(settings):
         return EXIT_CONFIG
-    from bot.services import run_service
-
-    return asyncio.run(run_service(settings))
+    print("`grokbot run` is wired up with the platform adapters; it does not run yet.", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
@@ -115,7 +114,9 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
     async def session() -> None:
         services = await Services.start(settings, migrate=settings.is_sqlite)
         try:
-            await run_console(services.engine, lines=sys.stdin, out=sys.stdout, image_dir=Path("grokbot-images"))
+            await run_console(
+                services.engine, lines=sys.stdin, out=sys.stdout, image_dir=Path("grokbot-images")
+            )
         finally:
             await services.close()
 

@@ -44,7 +44,7 @@ from bot.grok import (
     image_part,
     user_hash,
 )
-from bot.platform import Image, Incoming, Place, Platform
+from bot.platform import Incoming, Place, Platform
 from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
@@ -428,9 +428,8 @@ class Engine:
         reply = await platform.start_reply(incoming.place, reply_to=incoming.message_id)
         try:
             await reply.status(f"🎨 Generating {count} image{'s' if count > 1 else ''}…")
-            result = await self.grok.generate_images(
-                model=model, prompt=prompt, n=count, user=user_hash(incoming.place.platform, incoming.author.id)
-            )
+            user = user_hash(incoming.place.platform, incoming.author.id)
+            result = await self.grok.generate_images(model=model, prompt=prompt, n=count, user=user)
         except BotError as exc:
             await self.quotas.release(reservation)
             await reply.fail(self.describe(exc))

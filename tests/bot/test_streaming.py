@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from dataclasses import replace
 
@@ -87,7 +88,7 @@ async def test_first_text_goes_out_immediately_then_edits_are_paced() -> None:
     edits = platform.edits_of(platform.last.id)
     updates = [e for e in edits if e.kind == "update"]
     assert updates[0].text == "w0 "  # the very first delta, not a batch
-    gaps = [b.at - a.at for a, b in zip(updates, updates[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(updates)]
     assert min(gaps) >= interval * 0.95
     # ~0.2 s of streaming at one edit per 0.05 s: far fewer edits than deltas.
     assert len(updates) < 20
@@ -101,7 +102,7 @@ async def test_long_answer_continues_in_new_messages_that_reply_to_the_previous(
     assert all(len(m.text) <= 300 for m in platform.messages)
     assert all(m.final for m in platform.messages)
     assert "".join(m.text for m in platform.messages) == text
-    for previous, message in zip(platform.messages, platform.messages[1:], strict=False):
+    for previous, message in itertools.pairwise(platform.messages):
         assert message.reply_to == previous.id
 
 

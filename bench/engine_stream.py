@@ -1,0 +1,203 @@
+"""Engine streaming benchmark: 1 and 200 concurrent answers from the xAI fake into a FakePlatform.
+
+Reports, per run: delay from each upstream chunk reaching the client to the platform edit that
+shows it (p50/p99), first visible text after the first upstream token (p50/p99), CPU seconds per
+1,000 streamed tokens (this process only: the fake runs in its own process), and memory per
+active conversation (tracemalloc, in a separate pass). Writes bench/results/engine_stream.json.
+
+    python bench/engine_stream.py [--streams 1 200] [--words 300] [--tps 100] [--interval 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.db import create_engine, session_factory, upgrade  # noqa: E402
+from bot.engine import Engine  # noqa: E402
+from bot.grok import ChatRequest, ContentDelta, GrokClient, StreamEvent  # noqa: E402
+from bot.platform import Author, Incoming, Place  # noqa: E402
+from bot.quotas import Quotas  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform  # noqa: E402
+
+API_KEY = "xai-test-key"
+
+
+class TimedGrok(GrokClient):
+    """Records when each content delta reaches the engine, with the answer length so far."""
+
+    arrivals: dict[str, list[tuple[float, int]]]
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
+        marks = self.arrivals.setdefault(request.conv_id or "", [])
+        length = 0
+        async for event in super().stream(request):
+            if type(event) is ContentDelta:
+                length += len(event.text)
+                marks.append((time.perf_counter(), length))
+            yield event
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
+    text = " ".join(f"word{i}" for i in range(words))
+    script = (
+        "import asyncio, sys\n"
+        "from tests.fakes.xai import FakeXAI, ScriptedReply\n"
+        "async def main():\n"
+        "    fake = FakeXAI()\n"
+        f"    fake.default_reply = ScriptedReply(text={text!r}, chunk_chars=6, tokens_per_second={tps})\n"
+        f"    await fake.start(port={port})\n"
+        "    print('ready', flush=True)\n"
+        "    await asyncio.Event().wait()\n"
+        "asyncio.run(main())\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    process.stdout.readline()
+    return process
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(streams: int, *, base_url: str, interval: float, measure_memory: bool) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp())
+    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = create_engine(url)
+    sessions = session_factory(db)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, xai_api_key=API_KEY, xai_base_url=base_url, grokbot_edit_interval_s=interval
+    )
+    caps = replace(
+        DEFAULT_CAPABILITIES, max_message_length=100_000, edit_interval=interval, scope_edits_per_minute=1e6
+    )
+    platform = FakePlatform(capabilities=caps)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams + 8)) as http:
+        grok = TimedGrok(http, api_key=API_KEY, base_url=base_url)
+        grok.arrivals = {}
+        quotas = Quotas(sessions, settings, clock=lambda: datetime.now(UTC))
+        engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
+        incomings = [
+            Incoming(
+                place=Place("bench", f"w{n}", "c", f"t{n}"),
+                author=Author(f"u{n}", f"user{n}"),
+                text="tell me a story",
+                message_id=f"m{n}",
+            )
+            for n in range(streams)
+        ]
+        if measure_memory:
+            tracemalloc.start()
+            before = tracemalloc.take_snapshot()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        tasks = [asyncio.create_task(engine.handle(i, platform)) for i in incomings]
+        peak_per_conversation = 0.0
+        if measure_memory:
+            await asyncio.sleep(2.0)  # mid-answer: every stream is active
+            during = tracemalloc.take_snapshot()
+            grown = sum(s.size_diff for s in during.compare_to(before, "filename"))
+            peak_per_conversation = grown / streams
+            tracemalloc.stop()
+        await asyncio.gather(*tasks)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await db.dispose()
+
+    # Match each upstream chunk to the first edit of its message that shows it.
+    by_message: dict[str, list[tuple[float, int]]] = {}
+    for event in platform.events:
+        if event.kind in {"update", "finish"}:
+            by_message.setdefault(event.message_id, []).append((event.at, len(event.text)))
+    delays: list[float] = []
+    first: list[float] = []
+    tokens = 0
+    for message, arrivals in zip(platform.messages, grok.arrivals.values(), strict=False):
+        edits = by_message.get(message.id, [])
+        tokens += len(arrivals)
+        final_length = edits[-1][1] if edits else 0
+        offset = final_length - arrivals[-1][1] if arrivals else 0  # any prefix the engine added
+        for at, length in arrivals:
+            shown = next((t for t, n in edits if n >= length + offset and t >= at), None)
+            if shown is not None:
+                delays.append(shown - at)
+        if arrivals and edits:
+            first.append(edits[0][0] - arrivals[0][0])
+    return {
+        "streams": streams,
+        "edit_interval_s": interval,
+        "wall_s": round(wall, 3),
+        "tokens": tokens,
+        "chunk_to_edit_ms_p50": round(pct(delays, 0.50) * 1000, 2),
+        "chunk_to_edit_ms_p99": round(pct(delays, 0.99) * 1000, 2),
+        "first_visible_ms_p50": round(pct(first, 0.50) * 1000, 2),
+        "first_visible_ms_p99": round(pct(first, 0.99) * 1000, 2),
+        "cpu_s_per_1k_tokens": round(cpu / max(1, tokens) * 1000, 4),
+        "memory_kib_per_conversation": round(peak_per_conversation / 1024, 1) if measure_memory else None,
+        "edits": sum(len(v) for v in by_message.values()),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 200])
+    parser.add_argument("--words", type=int, default=300)
+    parser.add_argument("--tps", type=float, default=100.0, help="upstream tokens (chunks) per second")
+    parser.add_argument("--interval", type=float, default=1.0, help="edit interval in seconds")
+    args = parser.parse_args()
+    port = free_port()
+    fake = start_fake(port, words=args.words, tps=args.tps)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    results = []
+    try:
+        for streams in args.streams:
+            run_one = run(streams, base_url=base_url, interval=args.interval, measure_memory=False)
+            results.append(await run_one)
+        memory = await run(max(args.streams), base_url=base_url, interval=args.interval, measure_memory=True)
+        results[-1]["memory_kib_per_conversation"] = memory["memory_kib_per_conversation"]
+    finally:
+        fake.terminate()
+        fake.wait()
+    columns = [
+        "streams", "tokens", "chunk_to_edit_ms_p50", "chunk_to_edit_ms_p99", "first_visible_ms_p50",
+        "first_visible_ms_p99", "cpu_s_per_1k_tokens", "memory_kib_per_conversation", "edits", "wall_s",
+    ]  # fmt: skip
+    print(" | ".join(columns))
+    for row in results:
+        print(" | ".join(str(row.get(c)) for c in columns))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "engine_stream.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,119 @@
+"""The console: the same engine and commands in a terminal, driven through its input stream and
+as a real `grokbot console` process reading stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+
+from adapters.console import ConsolePlatform, run_console, to_incoming
+from bot.errors import BadInput
+from bot.grok import GrokClient
+from bot.platform import Author
+from tests.bot.engine_env import build
+from tests.fakes.xai import FakeXAI, ScriptedReply
+
+ME = Author("me", "me", is_admin=True)
+
+
+async def converse(env: Any, lines: str, tmp_path: Path) -> str:
+    out = io.StringIO()
+    await run_console(env.engine, lines=io.StringIO(lines), out=out, image_dir=tmp_path / "images")
+    return out.getvalue()
+
+
+async def test_plain_text_asks_and_streams_the_answer(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    fake_xai.queue_reply(ScriptedReply(text="Blue light scatters most.", chunk_chars=2))
+    output = await converse(env, "why is the sky blue?\n/quit\n", tmp_path)
+    assert "grok> Blue light scatters most.\n" in output
+    assert output.rstrip().endswith("bye")
+
+
+async def test_commands_work_in_the_console(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    output = await converse(env, "/help\nhello\n/usage\n/imagine count:2 a red fox\n/reset\n", tmp_path)
+    assert "imagine" in output and "reasoning:low|high" in output  # help
+    assert "Echo: [" in output  # the fake's default answer to "hello"
+    assert "Today:" in output  # usage
+    saved = sorted((tmp_path / "images").glob("*.png"))
+    assert len(saved) == 2 and all(str(path) in output for path in saved)
+    assert "Forgot this conversation" in output
+
+
+async def test_reasoning_is_shown_in_the_console(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    fake_xai.queue_reply(ScriptedReply(text="Done.", reasoning="thinking hard " * 10))
+    output = await converse(env, "/ask reasoning:low think please\n", tmp_path)
+    assert "[💭 Thinking…]" in output
+    assert "_Thought for" in output and "Done." in output
+
+
+async def test_image_paths_attach_files(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    picture = tmp_path / "cat.png"
+    PILImage.new("RGB", (3, 3)).save(picture)
+    await converse(env, f"/ask image:{picture} what is this?\n", tmp_path)
+    content = fake_xai.chat_requests()[-1].json["messages"][-1]["content"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_a_missing_image_file_says_what_image_takes(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="JPEG or PNG"):
+        to_incoming(f"/ask image:{tmp_path / 'nope.png'} hi", author=ME, number=1)
+
+
+def test_tty_status_is_overwritten_in_place() -> None:
+    out = io.StringIO()
+    platform = ConsolePlatform(out, image_dir=Path("."), tty=True)
+
+    async def go() -> None:
+        reply = await platform.start_reply(platform_place())
+        await reply.status("💭 Thinking… 2 s")
+        await reply.update("Hello")
+        await reply.finish("Hello there")
+
+    asyncio.run(go())
+    assert out.getvalue() == "\r\x1b[K\x1b[2m💭 Thinking… 2 s\x1b[0m\r\x1b[Kgrok> Hello there\n"
+
+
+def platform_place() -> Any:
+    from adapters.console import PLACE
+
+    return PLACE
+
+
+async def test_the_grokbot_console_process_answers_on_stdin(fake_xai: FakeXAI, tmp_path: Path) -> None:
+    fake_xai.queue_reply(ScriptedReply(text="Hello from the fake Grok."))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))},
+        "XAI_API_KEY": fake_xai.api_key,
+        "XAI_BASE_URL": fake_xai.base_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console",
+        cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(b"hi there\n/usage\n"), timeout=60)
+    output = stdout.decode()
+    assert process.returncode == 0, stderr.decode()
+    assert "grok> Hello from the fake Grok." in output
+    assert "Today:" in output
+    assert fake_xai.api_key not in output + stderr.decode()
