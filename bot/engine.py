@@ -56,6 +56,8 @@ ANSWER_TOKENS = 4096
 # Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
 REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
 THINKING_TICK_S = 2.0
+CACHE_SIZE = 10_000  # conversations and system prompts remembered per process
+SYSTEM_PROMPT_TTL_S = 60.0
 
 
 def utc_now() -> datetime:
@@ -110,6 +112,8 @@ class Engine:
         self.digests = digests
         self.budgets = EditBudgets(clock=monotonic)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._conversations: dict[str, store.ConversationRef] = {}
+        self._system_prompts: dict[str, tuple[float, str | None]] = {}
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -208,6 +212,27 @@ class Engine:
         model = options.get("model") or default
         return Turn(incoming, place, prompt, model, reasoning, defer)
 
+    async def _conversation(self, place: Place) -> store.ConversationRef:
+        """The conversation at `place`; rows are never deleted, so a found one is cached."""
+        ref = self._conversations.get(place.key)
+        if ref is None:
+            ref = await store.conversation_for(self.sessions, place, now=self.clock())
+            if len(self._conversations) >= CACHE_SIZE:
+                self._conversations.pop(next(iter(self._conversations)))
+            self._conversations[place.key] = ref
+        return ref
+
+    async def _system_prompt(self, place: Place) -> str | None:
+        """The place's system prompt, re-read at most once a minute."""
+        cached = self._system_prompts.get(place.key)
+        if cached is not None and self.monotonic() - cached[0] < SYSTEM_PROMPT_TTL_S:
+            return cached[1]
+        prompt = await store.system_prompt_for(self.sessions, place)
+        if len(self._system_prompts) >= CACHE_SIZE:
+            self._system_prompts.pop(next(iter(self._system_prompts)))
+        self._system_prompts[place.key] = (self.monotonic(), prompt)
+        return prompt
+
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
@@ -236,9 +261,9 @@ class Engine:
         subject = Subject(turn.place.platform, turn.place.workspace, incoming.author.id)
         async with self._lock(turn.place.key):
             now = self.clock()
-            conversation = await store.conversation_for(self.sessions, turn.place, now=now)
+            conversation = await self._conversation(turn.place)
             history = await store.recent_turns(self.sessions, conversation.id)
-            system = await store.system_prompt_for(self.sessions, turn.place)
+            system = await self._system_prompt(turn.place)
             prompt = build_prompt(
                 system=system or DEFAULT_SYSTEM_PROMPT.format(platform=platform.name.title()),
                 history=history,
@@ -406,14 +431,11 @@ class Engine:
             finish_reason=completion.finish_reason,
         )
         now = self.clock()
-        await store.add_turns(self.sessions, pending.conversation_id, [pending.user_turn, answer], now=now)
-        await store.link_messages(
-            self.sessions,
-            pending.conversation_id,
-            platform=turn.place.platform,
-            channel=incoming.place.channel,
-            message_ids=[incoming.message_id, *writer.message_ids],
-            now=now,
+        links = store.Links(
+            turn.place.platform, incoming.place.channel, (incoming.message_id, *writer.message_ids)
+        )
+        await store.add_turns(
+            self.sessions, pending.conversation_id, [pending.user_turn, answer], now=now, links=links
         )
 
     # -- images -------------------------------------------------------------------------------

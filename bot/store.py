@@ -132,60 +132,74 @@ async def link_messages(
     message_ids: list[str],
     now: datetime,
 ) -> None:
-    ids = [m for m in message_ids if m]
-    if not ids:
-        return
-    async with sessions() as session:
-        module = _dialect_module(session)
-        await session.exec(
-            module.insert(MessageRef)
-            .values(
-                [
-                    {
-                        "platform": platform,
-                        "channel": channel,
-                        "message_id": message_id,
-                        "conversation_id": conversation_id,
-                        "created_at": now,
-                    }
-                    for message_id in ids
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
-        await session.commit()
+    async with sessions.begin() as session:
+        await _link(session, conversation_id, Links(platform, channel, tuple(message_ids)), now)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Platform messages to attach to a conversation (so replies to them continue it)."""
+
+    platform: str
+    channel: str
+    message_ids: tuple[str, ...]
 
 
 async def add_turns(
-    sessions: Sessions, conversation_id: int, turns: list[TurnRecord], *, now: datetime
+    sessions: Sessions,
+    conversation_id: int,
+    turns: list[TurnRecord],
+    *,
+    now: datetime,
+    links: Links | None = None,
 ) -> None:
-    """Append turns in order, in one transaction."""
-    async with sessions() as session:
-        for turn in turns:
-            session.add(
-                Turn(
-                    conversation_id=conversation_id,
-                    role=turn.role,
-                    author_id=turn.author_id,
-                    author_name=turn.author_name,
-                    text=turn.text,
-                    image_count=turn.image_count,
-                    model=turn.model,
-                    fingerprint=turn.fingerprint,
-                    xai_request_id=turn.xai_request_id,
-                    prompt_tokens=turn.prompt_tokens,
-                    completion_tokens=turn.completion_tokens,
-                    reasoning_tokens=turn.reasoning_tokens,
-                    cached_tokens=turn.cached_tokens,
-                    cost_ticks=turn.cost_ticks,
-                    finish_reason=turn.finish_reason,
-                    created_at=turn.created_at or now,
-                )
-            )
+    """Append turns in order (and link messages), in one transaction."""
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "role": t.role,
+            "author_id": t.author_id,
+            "author_name": t.author_name,
+            "text": t.text,
+            "image_count": t.image_count,
+            "model": t.model,
+            "fingerprint": t.fingerprint,
+            "xai_request_id": t.xai_request_id,
+            "prompt_tokens": t.prompt_tokens,
+            "completion_tokens": t.completion_tokens,
+            "reasoning_tokens": t.reasoning_tokens,
+            "cached_tokens": t.cached_tokens,
+            "cost_ticks": t.cost_ticks,
+            "finish_reason": t.finish_reason,
+            "created_at": t.created_at or now,
+        }
+        for t in turns
+    ]
+    async with sessions.begin() as session:
+        if rows:
+            await session.exec(insert(Turn), params=rows)
+        if links is not None:
+            await _link(session, conversation_id, links, now)
         await session.exec(
             update(Conversation).where(col(Conversation.id) == conversation_id).values(updated_at=now)
         )
-        await session.commit()
+
+
+async def _link(session: AsyncSession, conversation_id: int, links: Links, now: datetime) -> None:
+    ids = [m for m in links.message_ids if m]
+    if not ids:
+        return
+    values = [
+        {
+            "platform": links.platform,
+            "channel": links.channel,
+            "message_id": message_id,
+            "conversation_id": conversation_id,
+            "created_at": now,
+        }
+        for message_id in ids
+    ]
+    await session.exec(_dialect_module(session).insert(MessageRef).values(values).on_conflict_do_nothing())
 
 
 async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:

@@ -39,9 +39,11 @@ class Quotas:
         async with self._sessions.begin() as session:
             refusals: list[QuotaExceeded] = []
             for target in targets:
-                await sql.ensure(session, target, now)
+                # The row exists on all but a period's first request: try the hold first.
                 if not await sql.hold(session, target, now):
-                    refusals.append(await sql.refusal(session, target))
+                    await sql.ensure(session, target, now)
+                    if not await sql.hold(session, target, now):
+                        refusals.append(await sql.refusal(session, target))
             if refusals:
                 # Raising out of the block rolls every hold back. Name the limit that lasts
                 # longest: tomorrow's reset is no help to someone whose month is spent.
