@@ -1,0 +1,87 @@
+"""Shared pieces of the deferred and digest tests: an injectable clock, quotas and row readers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.db import Sessions
+from bot.platform import Place
+from bot.quotas import Quotas
+from bot.settings import Settings
+from bot.tables import DeferredRequest, DigestRun, DigestSchedule, QuotaCounter, QuotaReservation, UsageEvent
+from tests.fakes.platform import FakePlatform
+
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: START)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class Crash(BaseException):
+    """A simulated process death: nothing in the code under test catches it."""
+
+
+@dataclass
+class SignallingPlatform(FakePlatform):
+    """A FakePlatform that sets `posted` on every post, for tests driven by the real timer."""
+
+    posted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        message_id = await super().post_text(place, text, private_to=private_to)
+        self.posted.set()
+        return message_id
+
+
+def make_quotas(sessions: Sessions, clock: Clock, **values: Any) -> Quotas:
+    values.setdefault("grokbot_timezone", "UTC")
+    return Quotas(sessions, Settings(_env_file=None, **values), clock=clock)  # type: ignore[call-arg]
+
+
+async def deferred_rows(sessions: Sessions) -> list[DeferredRequest]:
+    async with sessions() as session:
+        rows = await session.exec(select(DeferredRequest).order_by(col(DeferredRequest.id)))
+        return list(rows.all())
+
+
+async def reservation_states(sessions: Sessions) -> list[str]:
+    async with sessions() as session:
+        rows = await session.exec(select(QuotaReservation.state).order_by(col(QuotaReservation.id)))
+        return list(rows.all())
+
+
+async def ledger(sessions: Sessions) -> list[UsageEvent]:
+    async with sessions() as session:
+        rows = await session.exec(select(UsageEvent).order_by(col(UsageEvent.id)))
+        return list(rows.all())
+
+
+async def counters(sessions: Sessions) -> dict[tuple[str, str], int]:
+    async with sessions() as session:
+        rows = (await session.exec(select(QuotaCounter))).all()
+        return {(r.subject, r.period_key): r.used for r in rows}
+
+
+async def digest_runs(sessions: Sessions) -> list[DigestRun]:
+    async with sessions() as session:
+        rows = await session.exec(select(DigestRun).order_by(col(DigestRun.digest_id), col(DigestRun.slot)))
+        return list(rows.all())
+
+
+async def digest_schedules(sessions: Sessions) -> list[DigestSchedule]:
+    async with sessions() as session:
+        rows = await session.exec(select(DigestSchedule).order_by(col(DigestSchedule.id)))
+        return list(rows.all())

@@ -1,0 +1,466 @@
+"""Deferred completions on SQLite and PostgreSQL: backoff, store-before-deliver, exactly-once delivery
+across restarts and racing instances, expiry, and the APScheduler timer with its heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot import store
+from bot.db import Sessions, create_engine, session_factory
+from bot.errors import PlatformError
+from bot.grok import ChatMessage, ChatRequest, GrokClient
+from bot.jobs import INTERRUPTED_NOTE, Deferrals, Jobs, _Work, heartbeat_check, heartbeats
+from bot.platform import Place
+from bot.quotas import Quotas, Reservation, Subject
+from tests.bot.jobs_env import (
+    Clock,
+    Crash,
+    SignallingPlatform,
+    counters,
+    deferred_rows,
+    ledger,
+    make_quotas,
+    reservation_states,
+)
+from tests.fakes.platform import FakePlatform
+from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
+
+PLACE = Place("discord", "g1", "c1", "t1")
+ALICE = Subject("discord", "g1", "alice")
+COST = 123_456_789
+
+
+def request(text: str = "why is the sky blue?") -> ChatRequest:
+    return ChatRequest(model="grok-4.3", messages=(ChatMessage("user", text),), max_tokens=4000)
+
+
+def deferrals(
+    sessions: Sessions,
+    grok: GrokClient,
+    quotas: Quotas,
+    platform: FakePlatform,
+    clock: Clock,
+    *,
+    instance: str = "a",
+    cls: type[Deferrals] = Deferrals,
+    **kwargs: Any,
+) -> Deferrals:
+    return cls(
+        sessions=sessions,
+        grok=grok,
+        quotas=quotas,
+        platforms={"discord": platform},
+        clock=clock,
+        instance_id=instance,
+        **kwargs,
+    )
+
+
+async def submit(
+    d: Deferrals, quotas: Quotas, sessions: Sessions, clock: Clock, *, conversation: bool = True
+) -> tuple[str, Reservation]:
+    reservation = await quotas.reserve(ALICE, ticks=10**9)
+    conv = await store.conversation_for(sessions, PLACE, now=clock()) if conversation else None
+    rid = await d.submit(
+        place=PLACE,
+        user_id="alice",
+        request=request(),
+        reservation=reservation,
+        conversation_id=None if conv is None else conv.id,
+        reply_to="u1",
+    )
+    return rid, reservation
+
+
+async def run_until_closed(d: Deferrals, clock: Clock, sessions: Sessions, *, rounds: int = 40) -> int:
+    """Poll, advancing the clock past the longest backoff, until nothing is open; the rounds used."""
+    for used in range(1, rounds + 1):
+        clock.advance(seconds=31)
+        await d.poll_due()
+        if await d.pending_count() == 0:
+            return used
+    raise AssertionError(
+        f"still open after {rounds} rounds: {[r.status for r in await deferred_rows(sessions)]}"
+    )
+
+
+def texts(platform: FakePlatform) -> list[str]:
+    return [m.text for m in platform.messages]
+
+
+async def test_delivered_once_after_202s_with_turn_cost_and_links(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(
+        ScriptedReply(text="Rayleigh scattering.", deferred_pending_polls=3, cost_ticks=COST)
+    )
+    rid, _ = await submit(d, quotas, sessions, clock)
+    assert await d.pending_count() == 1
+    assert await d.poll_due() == 0  # not due before next_poll_at (2 s)
+
+    await run_until_closed(d, clock, sessions)
+
+    assert texts(platform) == ["Rayleigh scattering."]
+    assert platform.messages[0].place == PLACE
+    gets = [r for r in fake_xai.requests if r.path.endswith(rid)]
+    assert len(gets) == 4  # three 202s, one 200, nothing after
+    [row] = await deferred_rows(sessions)
+    assert (row.status, row.attempts, row.lease_owner) == ("delivered", 3, None)
+    assert row.result_json is not None and "Rayleigh" in row.result_json
+    assert await reservation_states(sessions) == ["settled"]
+    [event] = await ledger(sessions)
+    assert (event.kind, event.cost_ticks, event.user_id, event.xai_request_id) == (
+        "deferred",
+        COST,
+        "alice",
+        rid,
+    )
+    assert await counters(sessions) == {
+        ("user:discord:g1:alice", "2026-11-26"): COST,
+        ("user:discord:g1:alice", "2026-11"): COST,
+    }
+    conv = await store.find_conversation(sessions, PLACE)
+    assert conv is not None
+    [turn] = await store.recent_turns(sessions, conv.id)
+    assert (turn.role, turn.text, turn.cost_ticks, turn.xai_request_id) == (
+        "assistant",
+        "Rayleigh scattering.",
+        COST,
+        rid,
+    )
+    assert turn.fingerprint == fake_xai.fingerprint and turn.model == "grok-4.3"
+    linked = await store.conversation_of_message(
+        sessions, platform="discord", channel="c1", message_id=platform.messages[0].id
+    )
+    assert linked is not None and linked.id == conv.id
+
+
+async def test_backoff_grows_from_2_to_30_seconds(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(ScriptedReply(text="late", deferred_pending_polls=7))
+    await submit(d, quotas, sessions, clock)
+    waits = []
+    for _ in range(7):
+        [row] = await deferred_rows(sessions)
+        clock.now = row.next_poll_at
+        assert await d.poll_due() == 1
+        [after] = await deferred_rows(sessions)
+        waits.append((after.next_poll_at - clock.now).total_seconds())
+    assert waits == [2, 4, 8, 16, 30, 30, 30]
+    assert platform.messages == []
+    clock.advance(seconds=30)
+    await d.poll_due()
+    assert texts(platform) == ["late"]
+
+
+async def test_long_answer_is_split_into_new_messages(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    answer = "\n\n".join(f"Paragraph {i}: " + "word " * 80 for i in range(12))  # ~5k characters
+    fake_xai.queue_reply(ScriptedReply(text=answer, deferred_pending_polls=0))
+    await submit(d, quotas, sessions, clock)
+    await run_until_closed(d, clock, sessions)
+    assert len(platform.messages) == 3
+    assert all(len(m.text) <= platform.capabilities.max_message_length for m in platform.messages)
+    assert " ".join(" ".join(texts(platform)).split()) == " ".join(answer.split())
+    assert [e.kind for e in platform.events] == ["post"] * 3  # new messages, never edits
+    conv = await store.find_conversation(sessions, PLACE)
+    for message in platform.messages:
+        linked = await store.conversation_of_message(
+            sessions, platform="discord", channel="c1", message_id=message.id
+        )
+        assert linked is not None and conv is not None and linked.id == conv.id
+
+
+async def test_404_is_reported_and_the_reservation_released(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.now = lambda: clock.now.timestamp()
+    fake_xai.deferred_ttl = 60.0  # the fake forgets the job after a minute: the next GET is a 404
+    fake_xai.queue_reply(ScriptedReply(text="never seen", deferred_pending_polls=100))
+    await submit(d, quotas, sessions, clock)
+    await run_until_closed(d, clock, sessions)
+
+    assert len(platform.messages) == 1
+    assert "lost before it could be collected" in platform.messages[0].text
+    assert "Nothing was charged" in platform.messages[0].text
+    [row] = await deferred_rows(sessions)
+    assert (row.status, row.error) == ("expired", "lost")
+    assert await reservation_states(sessions) == ["released"]
+    assert await ledger(sessions) == []
+    assert set((await counters(sessions)).values()) == {0}
+
+
+async def test_past_24_hours_is_reported_as_expired(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(ScriptedReply(text="too slow", deferred_pending_polls=10**6))
+    await submit(d, quotas, sessions, clock)
+    clock.advance(seconds=5)
+    await d.poll_due()
+    gets_before = len(fake_xai.requests)
+    clock.advance(hours=24)
+    await d.poll_due()
+    assert len(fake_xai.requests) == gets_before  # no pointless GET past expires_at
+    assert [m.text for m in platform.messages] == [
+        "⌛ Your deferred question was not answered within 24 hours, so its result expired. "
+        "Nothing was charged for it; please ask again."
+    ]
+    [row] = await deferred_rows(sessions)
+    assert (row.status, row.error) == ("expired", "expired")
+    assert await reservation_states(sessions) == ["released"]
+
+
+class CrashAt(Deferrals):
+    crash_at = ""
+
+    async def _step(self, name: str, work: _Work) -> None:
+        if name == self.crash_at:
+            raise Crash(name)
+
+
+# (crash point, is the answer posted exactly once, is the "interrupted" note posted)
+RESTARTS = [
+    ("submitted", 1, False),  # nothing claimed yet
+    ("claimed", 1, False),  # lease taken, no GET yet
+    ("fetched", 1, False),  # the 200 body is stored, nothing accounted
+    ("accounted", 1, False),  # turn recorded and quota settled, parts not fixed
+    ("posted", 1, True),  # the platform has the message, its id is not recorded: the window
+    ("recorded", 1, False),  # ids recorded, not marked delivered
+    ("done", 1, False),  # marked delivered
+]
+
+
+@pytest.mark.parametrize(("crash_at", "answers", "note"), RESTARTS)
+async def test_a_restart_after_each_step_delivers_exactly_once(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, crash_at: str, answers: int, note: bool
+) -> None:
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    first = deferrals(sessions, grok, quotas, platform, clock, cls=CrashAt)
+    first.crash_at = crash_at  # type: ignore[attr-defined]
+    fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=1, cost_ticks=COST))
+    rid, _ = await submit(first, quotas, sessions, clock)
+    if crash_at != "submitted":
+        with pytest.raises(Crash) if crash_at != "done" else _no_crash():
+            for _ in range(5):
+                clock.advance(seconds=31)
+                await first.poll_due()
+
+    # A new process (another instance id) over the same database, after the lease ran out.
+    clock.advance(seconds=61)
+    second = deferrals(sessions, grok, make_quotas(sessions, clock), platform, clock, instance="b")
+    await run_until_closed(second, clock, sessions)
+
+    assert texts(platform).count("The answer.") == answers
+    assert texts(platform).count(INTERRUPTED_NOTE) == (1 if note else 0)
+    assert len(platform.messages) == answers + (1 if note else 0)
+    assert len([r for r in fake_xai.requests if r.path.endswith(rid) and r.method == "GET"]) == 2
+    [row] = await deferred_rows(sessions)
+    assert row.status == "delivered"
+    [event] = await ledger(sessions)  # charged once
+    assert event.cost_ticks == COST
+    assert await reservation_states(sessions) == ["settled"]
+    conv = await store.find_conversation(sessions, PLACE)
+    assert conv is not None
+    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["The answer."]
+
+
+class _no_crash:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_a_crash_before_the_post_loses_that_part_but_never_doubles_it(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """The documented window: marked "attempting", died before the platform call returned."""
+    clock, platform = Clock(), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    first = deferrals(sessions, grok, quotas, platform, clock, cls=CrashAt)
+    first.crash_at = "attempting"  # type: ignore[attr-defined]
+    fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=0))
+    await submit(first, quotas, sessions, clock)
+    clock.advance(seconds=3)
+    with pytest.raises(Crash):
+        await first.poll_due()
+    second = deferrals(sessions, grok, quotas, platform, clock, instance="b")
+    clock.advance(seconds=30)
+    assert await second.poll_due() == 0  # the dead instance's lease still holds
+    clock.advance(seconds=31)
+    assert await second.poll_due() == 1
+    assert texts(platform) == [INTERRUPTED_NOTE]  # told, and the answer stays in the conversation
+    conv = await store.find_conversation(sessions, PLACE)
+    assert conv is not None
+    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["The answer."]
+    [row] = await deferred_rows(sessions)
+    assert row.status == "delivered"
+
+
+async def test_a_dead_instances_lease_expires_and_another_delivers(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform_a, platform_b = Clock(), FakePlatform(name="discord"), FakePlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    a = deferrals(sessions, grok, quotas, platform_a, clock, cls=CrashAt)
+    a.crash_at = "claimed"  # type: ignore[attr-defined]
+    fake_xai.queue_reply(ScriptedReply(text="Done.", deferred_pending_polls=0))
+    await submit(a, quotas, sessions, clock)
+    clock.advance(seconds=2)
+    with pytest.raises(Crash):
+        await a.poll_due()
+    [row] = await deferred_rows(sessions)
+    assert (row.lease_owner, row.status) == ("a", "pending")
+    b = deferrals(sessions, grok, quotas, platform_b, clock, instance="b")
+    clock.advance(seconds=59)
+    assert await b.poll_due() == 0
+    clock.advance(seconds=2)
+    assert await b.poll_due() == 1
+    assert (texts(platform_a), texts(platform_b)) == ([], ["Done."])
+
+
+class RefusingPlatform(FakePlatform):
+    refusals = 2
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        if self.refusals:
+            self.refusals -= 1
+            raise PlatformError("503 from the platform")
+        return await super().post_text(place, text, private_to=private_to)
+
+
+async def test_a_refused_post_is_retried_later_and_delivered_once(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), RefusingPlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(ScriptedReply(text="Eventually.", deferred_pending_polls=0))
+    await submit(d, quotas, sessions, clock)
+    clock.advance(seconds=2)
+    await d.poll_due()
+    [row] = await deferred_rows(sessions)
+    assert (row.status, row.lease_owner) == ("delivering", None)
+    assert row.next_poll_at > clock.now  # backs off instead of hammering the platform
+    await run_until_closed(d, clock, sessions)
+    assert texts(platform) == ["Eventually."]
+    assert len(await ledger(sessions)) == 1
+
+
+class Recording(Deferrals):
+    """Keeps (clock time, row id) of every claim, to show that claims never overlap."""
+
+    claims: list[tuple[datetime, int]]
+
+    async def _claim(self, limit: int) -> list[_Work]:
+        claimed = await super()._claim(limit)
+        self.claims.extend((self._clock(), work.id) for work in claimed)
+        return claimed
+
+
+async def _race(instances: Sequence[Deferrals], clock: Clock, *, rounds: int = 30) -> None:
+    for _ in range(rounds):
+        clock.advance(seconds=31)
+        await asyncio.gather(*(d.poll_due(limit=20) for d in instances))
+        if await instances[0].pending_count() == 0:
+            return
+    raise AssertionError("the race did not finish")
+
+
+async def test_three_instances_race_over_100_requests_delivering_each_once(
+    db_url: str, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock = Clock()
+    quotas = make_quotas(sessions, clock)
+    rng = random.Random(7)
+    submitter = deferrals(sessions, grok, quotas, FakePlatform(name="discord"), clock)
+    for i in range(100):
+        fake_xai.queue_reply(ScriptedReply(text=f"answer {i}", deferred_pending_polls=rng.randint(0, 3)))
+        await submitter.submit(
+            place=PLACE, user_id="alice", request=request(f"q{i}"), reservation=None, conversation_id=None
+        )
+    # Separate engines: three processes, each with its own connection pool.
+    engines = [create_engine(db_url) for _ in range(3)]
+    platforms = [FakePlatform(name="discord") for _ in range(3)]
+    claims: list[tuple[datetime, int]] = []
+    try:
+        instances = [
+            deferrals(
+                session_factory(e),
+                grok,
+                make_quotas(session_factory(e), clock),
+                p,
+                clock,
+                instance=f"i{n}",
+                cls=Recording,
+            )
+            for n, (e, p) in enumerate(zip(engines, platforms, strict=True))
+        ]
+        for instance in instances:
+            instance.claims = claims  # type: ignore[attr-defined]
+        await _race(instances, clock)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    posted = [m.text for p in platforms for m in p.messages]
+    assert sorted(posted) == sorted(f"answer {i}" for i in range(100))
+    assert all(len(p.messages) > 0 for p in platforms)  # the work was really shared
+    # Within one round (one clock reading) no row was claimed twice: the claims were disjoint.
+    assert len(claims) == len(set(claims)) >= 100
+    assert {r.status for r in await deferred_rows(sessions)} == {"delivered"}
+    assert len(await ledger(sessions)) == 100
+
+
+async def test_the_timer_polls_beats_and_stops_cleanly(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), SignallingPlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock, first_poll=timedelta(0), max_poll=timedelta(0))
+    fake_xai.queue_reply(ScriptedReply(text="via the timer", deferred_pending_polls=2))
+    await submit(d, quotas, sessions, clock)
+    jobs = Jobs(
+        sessions=sessions, deferrals=d, digests=None, clock=clock, instance_id="web.1", poll_interval=0.01
+    )
+    jobs.start()
+    try:
+        async with asyncio.timeout(5):
+            await platform.posted.wait()
+    finally:
+        await jobs.stop()
+    assert texts(platform) == ["via the timer"]
+    beats = await heartbeats(sessions)
+    assert [(i, c) for i, c, _ in beats] == [("web.1", "deferred")]
+    assert beats[0][2] == clock.now
+    assert await heartbeat_check(sessions, instance="web.1", clock=clock)()
+    assert not await heartbeat_check(sessions, instance="web.2", clock=clock)()
+    clock.advance(seconds=91)
+    assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()
+    polls = len(fake_xai.requests)
+    await asyncio.sleep(0.05)
+    assert len(fake_xai.requests) == polls  # stopped: no more ticks
