@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import itertools
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -170,7 +169,11 @@ def to_incoming(line: str, *, author: Author, number: int) -> Incoming:
 
 async def run_console(engine: Engine, *, lines: TextIO, out: TextIO, image_dir: Path) -> None:
     """Read lines until EOF or /quit, answering each through the engine."""
-    platform = ConsolePlatform(out, image_dir=image_dir)
+    await converse(engine, ConsolePlatform(out, image_dir=image_dir), lines=lines)
+
+
+async def converse(engine: Engine, platform: ConsolePlatform, *, lines: TextIO) -> None:
+    """The console's read-answer loop on an existing platform (registered for deferred answers)."""
     author = Author(id=getpass.getuser(), name=getpass.getuser(), is_admin=True)
     platform.write(
         "grokbot console — type a question, or /help for commands (/imagine, /usage, /reset ...). "
@@ -195,7 +198,3 @@ async def run_console(engine: Engine, *, lines: TextIO, out: TextIO, image_dir: 
             continue
         await engine.handle(incoming, platform)
     platform.write("bye\n")
-
-
-def main_streams() -> tuple[TextIO, TextIO]:
-    return sys.stdin, sys.stdout

@@ -108,15 +108,16 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from pathlib import Path
 
-    from adapters.console import run_console
+    from adapters.console import ConsolePlatform, converse
     from bot.services import Services
 
     async def session() -> None:
         services = await Services.start(settings, migrate=settings.is_sqlite)
+        platform = ConsolePlatform(sys.stdout, image_dir=Path("grokbot-images"))
+        services.platforms[platform.name] = platform
+        services.jobs.start()  # deferred answers (`/ask defer:true ...`) arrive while you chat
         try:
-            await run_console(
-                services.engine, lines=sys.stdin, out=sys.stdout, image_dir=Path("grokbot-images")
-            )
+            await converse(services.engine, platform, lines=sys.stdin)
         finally:
             await services.close()
 

@@ -483,6 +483,8 @@ class Jobs:
         poll_interval: float = 2.0,
         digest_interval: float = 30.0,
         batch: int = 20,
+        maintenance: Callable[[], Awaitable[None]] | None = None,
+        maintenance_interval: float = 900.0,
     ) -> None:
         self._sessions = sessions
         self._deferrals = deferrals
@@ -492,6 +494,8 @@ class Jobs:
         self._poll_interval = poll_interval
         self._digest_interval = digest_interval
         self._batch = batch
+        self._maintenance = maintenance  # price refresh, sweeps: housekeeping that may run anywhere
+        self._maintenance_interval = maintenance_interval
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -520,6 +524,10 @@ class Jobs:
                 id="digest-tick",
                 next_run_time=first,
                 **common,
+            )
+        if self._maintenance is not None:
+            scheduler.add_job(
+                self._maintenance, "interval", seconds=self._maintenance_interval, id="maintenance", **common
             )
         scheduler.start()
         self._scheduler = scheduler

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import httpx
@@ -15,12 +18,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import store
 from bot.db import Sessions, create_engine, session_factory, upgrade
+from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo
+from bot.jobs import Deferrals, Jobs, heartbeat_check
+from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
 from bot.settings import Settings
+from bot.web import WebServer, database_check
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +46,14 @@ def grok_client(settings: Settings, http: httpx.AsyncClient) -> GrokClient:
     return GrokClient(http, api_key=settings.xai_api_key.get_secret_value(), base_url=settings.xai_base_url)
 
 
+# A deferred result may wait up to 24 h: only reservations older than that are abandoned.
+STALE_RESERVATION = timedelta(hours=25)
+
+
 @dataclass
 class Services:
+    """Everything the core runs on, for one process. Adapters register in `platforms`."""
+
     settings: Settings
     db: AsyncEngine
     sessions: Sessions
@@ -47,6 +61,9 @@ class Services:
     grok: GrokClient
     quotas: Quotas
     engine: Engine
+    jobs: Jobs
+    instance_id: str
+    platforms: dict[str, Platform] = field(default_factory=dict)
 
     @classmethod
     async def start(
@@ -62,10 +79,55 @@ class Services:
         if not await grok.refresh_prices():
             log.warning("xAI model prices unreachable; using the built-in price table")
         quotas = Quotas(sessions, settings, clock=utc_now)
-        engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
-        return cls(settings, db, sessions, http, grok, quotas, engine)
+        instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        platforms: dict[str, Platform] = {}
+        deferrals = Deferrals(
+            sessions=sessions,
+            grok=grok,
+            quotas=quotas,
+            platforms=platforms,
+            clock=utc_now,
+            instance_id=instance_id,
+        )
+        digests = Digests(
+            sessions=sessions,
+            grok=grok,
+            quotas=quotas,
+            platforms=platforms,
+            clock=utc_now,
+            instance_id=instance_id,
+            timezone=settings.grokbot_timezone,
+            model=settings.grokbot_model,
+        )
+        engine = Engine(
+            settings, grok=grok, sessions=sessions, quotas=quotas, deferrals=deferrals, digests=digests
+        )
+
+        async def maintenance() -> None:
+            await grok.refresh_prices()
+            await quotas.sweep_stale(STALE_RESERVATION)
+            await store.prune_events(sessions, older_than=utc_now() - store.EVENT_RETENTION)
+
+        jobs = Jobs(
+            sessions=sessions,
+            deferrals=deferrals,
+            digests=digests,
+            clock=utc_now,
+            instance_id=instance_id,
+            maintenance=maintenance,
+        )
+        return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms)
+
+    def web_server(self) -> WebServer:
+        """The HTTP server with database and scheduler readiness checks."""
+        checks = {
+            "database": database_check(self.db),
+            "scheduler": heartbeat_check(self.sessions, instance=self.instance_id, clock=utc_now),
+        }
+        return WebServer(port=self.settings.port, checks=checks)
 
     async def close(self) -> None:
+        await self.jobs.stop()
         await self.http.aclose()
         await self.db.dispose()
 

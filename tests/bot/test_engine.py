@@ -412,3 +412,52 @@ async def test_each_answer_stores_model_fingerprint_tokens_and_cost(env: EngineE
     assert turn.text == "stored" and turn.cost_ticks == 777
     assert turn.fingerprint.startswith("fp_") and turn.xai_request_id
     assert count == 1
+
+
+# -- deferred answers through the engine ------------------------------------------------------------
+
+
+async def test_ask_defer_delivers_the_answer_later_and_charges_the_real_cost(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    from datetime import timedelta
+
+    from bot.jobs import Deferrals
+
+    env = build(fake_xai, grok, sessions)
+    deferrals = Deferrals(
+        sessions=sessions,
+        grok=grok,
+        quotas=env.quotas,
+        platforms={"fake": env.platform},
+        clock=env.clock,
+        instance_id="test",
+    )
+    env.engine.deferrals = deferrals
+    fake_xai.queue_reply(
+        ScriptedReply(text="A considered answer.", deferred_pending_polls=2, cost_ticks=5000)
+    )
+    await env.say(command=Command("ask", options={"defer": "true"}, text="think about it"))
+    assert "deferred request" in env.platform.last.text
+    assert fake_xai.chat_requests()[-1].json["deferred"] is True
+    held = await counters(env)
+    assert held["user:fake:W1:U1"] > 5000  # the estimate is held meanwhile
+    for _ in range(6):
+        env.clock.now += timedelta(seconds=40)
+        await deferrals.poll_due()
+    assert env.platform.last.text == "A considered answer."
+    used = await counters(env)
+    assert used["user:fake:W1:U1"] == 5000  # settled to the real cost
+    events = await ledger(env)
+    assert [e.cost_ticks for e in events] == [5000]
+
+
+async def test_ask_defer_without_a_job_runner_is_refused_and_refunded(env: EngineEnv) -> None:
+    await env.say(command=Command("ask", options={"defer": "yes"}, text="later please"))
+    assert "not available" in env.platform.last.text
+    assert all(value == 0 for value in (await counters(env)).values())
+
+
+async def test_defer_accepts_only_booleans(env: EngineEnv) -> None:
+    await env.say(command=Command("ask", options={"defer": "soon"}, text="hi"))
+    assert "true or false" in env.platform.last.text
