@@ -417,19 +417,7 @@ class Engine:
                 idempotency_key=f"chat:{incoming.event_id or incoming.message_id or uuid.uuid4().hex}",
             ),
         )
-        answer = store.TurnRecord(
-            role="assistant",
-            text=completion.text,
-            model=completion.model or turn.model,
-            fingerprint=completion.fingerprint,
-            xai_request_id=completion.id,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cached_tokens=usage.cached_tokens,
-            cost_ticks=cost,
-            finish_reason=completion.finish_reason,
-        )
+        answer = store.assistant_turn(completion, model=turn.model, usage=usage, cost_ticks=cost)
         now = self.clock()
         links = store.Links(
             turn.place.platform, incoming.place.channel, (incoming.message_id, *writer.message_ids)

@@ -28,7 +28,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -296,18 +296,9 @@ class Deferrals:
         cost = self._grok.prices.cost_ticks(completion.model or work.model, usage)
         now = self._clock()
         if work.conversation_id is not None and not await self._turn_recorded(work):
-            record = store.TurnRecord(
-                role="assistant",
-                text=completion.text,
-                model=completion.model or work.model,
-                fingerprint=completion.fingerprint,
-                xai_request_id=work.xai_request_id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cached_tokens=usage.cached_tokens,
-                cost_ticks=cost,
-                finish_reason=completion.finish_reason,
+            record = replace(
+                store.assistant_turn(completion, model=work.model, usage=usage, cost_ticks=cost),
+                xai_request_id=work.xai_request_id,  # the deferred request's id, which _turn_recorded finds
             )
             await store.add_turns(self._sessions, work.conversation_id, [record], now=now)
         charge = Charge(

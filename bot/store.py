@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import Sessions
+from bot.grok import Completion, Usage
 from bot.platform import Place
 from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn
 
@@ -134,6 +135,23 @@ async def link_messages(
 ) -> None:
     async with sessions.begin() as session:
         await _link(session, conversation_id, Links(platform, channel, tuple(message_ids)), now)
+
+
+def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_ticks: int) -> TurnRecord:
+    """The assistant's turn for a completion, with its model, fingerprint, tokens and cost."""
+    return TurnRecord(
+        role="assistant",
+        text=completion.text,
+        model=completion.model or model,
+        fingerprint=completion.fingerprint,
+        xai_request_id=completion.id,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cached_tokens=usage.cached_tokens,
+        cost_ticks=cost_ticks,
+        finish_reason=completion.finish_reason,
+    )
 
 
 @dataclass(frozen=True)
