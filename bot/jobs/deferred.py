@@ -1,52 +1,28 @@
-"""Deferred completions (submit, poll, store, deliver once) and the in-process timer that wakes the
-database claimers of deferred requests and digest slots, with a heartbeat per tick.
-
-State machine of a deferred_request row; every arrow is one conditional UPDATE on (id, status,
-lease_owner) that also renews the lease, so a step whose lease was taken over matches no row:
-
-    pending --202/error--> pending (next_poll_at backs off 2 s -> 30 s, lease dropped)
-    pending --200--> fetched  (the completion is stored BEFORE anything is posted: xAI serves it once)
-    pending --404 or past expires_at--> gone
-    fetched --turn recorded, quota settled (both idempotent)--> delivering (the parts to post fixed)
-    gone    --reservation released (idempotent)--> delivering (one part: the "expired" notice)
-    delivering --each part: mark "attempting i", post, record its id--> delivered | expired
-
-Delivery is at most once per part. Before part i is posted the row says "attempting i"; after, it
-holds the message id. A successor that finds an attempt without an id cannot know whether the post
-went out, so it does not repeat it: it posts the remaining parts plus a short note that the answer
-may be incomplete. That is the one unavoidable window: a crash while the platform call of one part
-is in flight (or between its return and the next commit) may lose that part, never duplicates it.
-Two windows belong to others: a crash between xAI's 200 and our commit loses the result (xAI
-serves it once), and an adapter that raises PlatformError after the platform did accept a post
-makes that part post twice on retry.
-"""
+"""Deferrals: a deferred xAI completion from submit through poll, store and accounting to a delivery
+of at most once per part, each step claimed in the database (the state machine is drawn in bot.jobs)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import ColumnElement, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from bot import store
 from bot.db import Sessions
 from bot.errors import DeferredGone, GrokError, PlatformError, PlatformRateLimited
 from bot.grok import ChatRequest, Completion, GrokClient, Usage
+from bot.jobs.claims import LeaseLost, claimable
 from bot.platform import Place, Platform
 from bot.quotas import Charge, Quotas, Reservation, Subject
 from bot.streaming import split_message
-from bot.tables import DeferredRequest, Heartbeat, Turn
+from bot.tables import DeferredRequest, Turn
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +39,6 @@ GONE_NOTICE = {
     "lost": "⌛ The result of your deferred question was lost before it could be collected.",
 }
 GONE_TAIL = " Nothing was charged for it; please ask again."
-
-
-class _LeaseLost(Exception):
-    """A step's conditional UPDATE matched no row: another instance owns the row now, or it moved on."""
 
 
 @dataclass
@@ -160,7 +132,7 @@ class Deferrals:
         for work in claimed:
             try:
                 await self._advance(work)
-            except _LeaseLost:
+            except LeaseLost:
                 log.info("deferred %s: lease lost to another instance; leaving it", work.xai_request_id)
             # The job loop's one catch-all, around one unit of work (one row): log it with its
             # traceback and go on with the other rows; the row's lease expires and it is retried.
@@ -215,7 +187,7 @@ class Deferrals:
                 .execution_options(synchronize_session=False)
             )
         if result.rowcount != 1:
-            raise _LeaseLost
+            raise LeaseLost
         work.status = to
 
     async def _save(self, work: _Work) -> None:
@@ -283,7 +255,7 @@ class Deferrals:
             )
         if stored.rowcount != 1:
             log.error("deferred %s: fetched but the row moved on; result dropped", work.xai_request_id)
-            raise _LeaseLost
+            raise LeaseLost
         work.status = "fetched"
         log.info("deferred %s: result stored", work.xai_request_id)
         await self._step("fetched", work)
@@ -409,22 +381,6 @@ class Deferrals:
         )
 
 
-def claimable(
-    session: AsyncSession, pick: SelectOfScalar[int | None]
-) -> ColumnElement[Any] | SelectOfScalar[Any]:
-    """The ids of `pick` for `UPDATE … WHERE id IN (…)`, locked where the database can lock them.
-
-    PostgreSQL: a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED, so concurrent claimers get
-    disjoint rows. As a plain IN-subquery the planner may rescan it, and each rescan skips other
-    rows, so one UPDATE could claim far more than LIMIT rows. SQLite has no row locks (SQLAlchemy
-    drops the clause) and needs none: the whole UPDATE runs under its single writer lock.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return pick.scalar_subquery()
-    picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-    return select(picked.c[0])
-
-
 def _work(row: DeferredRequest, claimed_at: datetime) -> _Work:
     assert row.id is not None
     return _Work(
@@ -447,162 +403,3 @@ def _work(row: DeferredRequest, claimed_at: datetime) -> _Work:
 def _completion(data: Mapping[str, Any]) -> Completion:
     usage = data.get("usage")
     return Completion(**{**data, "usage": Usage(**usage) if usage is not None else None})
-
-
-# -- the timer -------------------------------------------------------------------------------------
-
-
-class DigestTicker(Protocol):
-    async def tick(self) -> int:
-        """Claim and run the digest slots that are due; returns how many ran."""
-        ...
-
-
-class Jobs:
-    """APScheduler 3.x as an in-process timer only: interval jobs wake the database claimers.
-
-    Durable state and cross-instance safety live in the tables; the job store is in memory."""
-
-    def __init__(
-        self,
-        *,
-        sessions: Sessions,
-        deferrals: Deferrals | None,
-        digests: DigestTicker | None,
-        clock: Callable[[], datetime],
-        instance_id: str,
-        poll_interval: float = 2.0,
-        digest_interval: float = 30.0,
-        batch: int = 20,
-        maintenance: Callable[[], Awaitable[None]] | None = None,
-        maintenance_interval: float = 900.0,
-    ) -> None:
-        self._sessions = sessions
-        self._deferrals = deferrals
-        self._digests = digests
-        self._clock = clock
-        self._me = instance_id[:64]
-        self._poll_interval = poll_interval
-        self._digest_interval = digest_interval
-        self._batch = batch
-        self._maintenance = maintenance  # price refresh, sweeps: housekeeping that may run anywhere
-        self._maintenance_interval = maintenance_interval
-        self._scheduler: AsyncIOScheduler | None = None
-        self._running: set[asyncio.Task[Any]] = set()
-        self._stopping = False
-
-    def start(self) -> None:
-        """Add the interval jobs and start the timer (inside the running event loop)."""
-        scheduler = AsyncIOScheduler(timezone="UTC")
-        common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        # APScheduler keeps real time (the injected clock is for database state); the first run is
-        # immediate so that a restart picks up waiting work at once.
-        first = datetime.now(UTC)
-        if self._deferrals is not None:
-            scheduler.add_job(
-                self.poll_deferred,
-                "interval",
-                seconds=self._poll_interval,
-                id="deferred-poll",
-                next_run_time=first,
-                **common,
-            )
-        if self._digests is not None:
-            scheduler.add_job(
-                self.tick_digests,
-                "interval",
-                seconds=self._digest_interval,
-                id="digest-tick",
-                next_run_time=first,
-                **common,
-            )
-        if self._maintenance is not None:
-            scheduler.add_job(
-                self._maintenance, "interval", seconds=self._maintenance_interval, id="maintenance", **common
-            )
-        scheduler.start()
-        self._scheduler = scheduler
-        self._stopping = False
-
-    async def stop(self, *, grace: float = 10.0) -> None:
-        """Let running ticks finish (up to `grace` seconds), then stop the timer."""
-        self._stopping = True
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # the shutdown is scheduled on the loop; let it run
-        self._scheduler = None
-
-    async def poll_deferred(self) -> int:
-        """One deferred tick: a heartbeat, then batches until nothing more is due."""
-        if self._stopping or self._deferrals is None:
-            return 0
-        return await self._tracked(self._drain(self._deferrals))
-
-    async def tick_digests(self) -> int:
-        if self._stopping or self._digests is None:
-            return 0
-        return await self._tracked(self._digest_tick(self._digests))
-
-    async def _drain(self, deferrals: Deferrals) -> int:
-        await beat(self._sessions, instance=self._me, component="deferred", now=self._clock())
-        total = 0
-        while not self._stopping:
-            claimed = await deferrals.poll_due(limit=self._batch)
-            total += claimed
-            if claimed < self._batch:
-                break
-        return total
-
-    async def _digest_tick(self, digests: DigestTicker) -> int:
-        await beat(self._sessions, instance=self._me, component="digests", now=self._clock())
-        return await digests.tick()
-
-    async def _tracked(self, work: Awaitable[int]) -> int:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            return await work
-        finally:
-            if task is not None:
-                self._running.discard(task)
-
-
-async def beat(sessions: Sessions, *, instance: str, component: str, now: datetime) -> None:
-    """Upsert this process part's heartbeat (read by /readyz)."""
-    async with sessions.begin() as session:
-        module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = module.insert(Heartbeat).values(instance=instance[:64], component=component, beat_at=now)
-        await session.exec(
-            statement.on_conflict_do_update(index_elements=["instance", "component"], set_={"beat_at": now})
-        )
-
-
-async def heartbeats(
-    sessions: Sessions, *, instance: str | None = None
-) -> Sequence[tuple[str, str, datetime]]:
-    """(instance, component, beat_at) of every heartbeat (or one instance's), newest first."""
-    query = select(col(Heartbeat.instance), col(Heartbeat.component), col(Heartbeat.beat_at))
-    if instance is not None:
-        query = query.where(col(Heartbeat.instance) == instance[:64])
-    async with sessions() as session:
-        rows = (await session.exec(query.order_by(col(Heartbeat.beat_at).desc()))).all()
-    return [(instance, component, beat_at) for instance, component, beat_at in rows]
-
-
-def heartbeat_check(
-    sessions: Sessions,
-    *,
-    instance: str,
-    clock: Callable[[], datetime],
-    max_age: timedelta = timedelta(seconds=90),
-) -> Callable[[], Awaitable[bool]]:
-    """A /readyz check (bot.web's Check): this instance's timer beat within `max_age`."""
-
-    async def check() -> bool:
-        beats = await heartbeats(sessions, instance=instance)
-        return any(clock() - beat_at <= max_age for _, _, beat_at in beats)
-
-    return check
