@@ -1,9 +1,10 @@
 """Engine streaming benchmark: 1 and 200 concurrent answers from the xAI fake into a FakePlatform.
 
 Reports, per run: delay from each upstream chunk reaching the client to the platform edit that
-shows it (p50/p99), first visible text after the first upstream token (p50/p99), CPU seconds per
-1,000 streamed tokens (this process only: the fake runs in its own process), and memory per
-active conversation (tracemalloc, in a separate pass). Writes bench/results/engine_stream.json.
+shows it (p50/p99), first visible text after the first upstream token (p50/p99), the whole answer
+visible after the last upstream token (p50/p99), CPU seconds per 1,000 streamed tokens (this
+process only: the fake runs in its own process), and memory per active conversation (tracemalloc,
+in a separate pass). Writes bench/results/engine_stream.json.
 
     python bench/engine_stream.py [--streams 1 200] [--words 300] [--tps 100] [--interval 1.0]
 """
@@ -138,6 +139,7 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
             by_message.setdefault(event.message_id, []).append((event.at, len(event.text)))
     delays: list[float] = []
     first: list[float] = []
+    last: list[float] = []
     tokens = 0
     for message, arrivals in zip(platform.messages, grok.arrivals.values(), strict=False):
         edits = by_message.get(message.id, [])
@@ -150,6 +152,7 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
                 delays.append(shown - at)
         if arrivals and edits:
             first.append(edits[0][0] - arrivals[0][0])
+            last.append(edits[-1][0] - arrivals[-1][0])
     return {
         "streams": streams,
         "edit_interval_s": interval,
@@ -159,6 +162,8 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
         "chunk_to_edit_ms_p99": round(pct(delays, 0.99) * 1000, 2),
         "first_visible_ms_p50": round(pct(first, 0.50) * 1000, 2),
         "first_visible_ms_p99": round(pct(first, 0.99) * 1000, 2),
+        "whole_visible_after_last_ms_p50": round(pct(last, 0.50) * 1000, 2),
+        "whole_visible_after_last_ms_p99": round(pct(last, 0.99) * 1000, 2),
         "cpu_s_per_1k_tokens": round(cpu / max(1, tokens) * 1000, 4),
         "memory_kib_per_conversation": round(peak_per_conversation / 1024, 1) if measure_memory else None,
         "edits": sum(len(v) for v in by_message.values()),
@@ -189,7 +194,8 @@ async def main() -> None:
         fake.wait()
     columns = [
         "streams", "tokens", "chunk_to_edit_ms_p50", "chunk_to_edit_ms_p99", "first_visible_ms_p50",
-        "first_visible_ms_p99", "cpu_s_per_1k_tokens", "memory_kib_per_conversation", "edits", "wall_s",
+        "first_visible_ms_p99", "whole_visible_after_last_ms_p50", "whole_visible_after_last_ms_p99",
+        "cpu_s_per_1k_tokens", "memory_kib_per_conversation", "edits", "wall_s",
     ]  # fmt: skip
     print(" | ".join(columns))
     for row in results:

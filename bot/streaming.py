@@ -6,6 +6,7 @@ breaking a code block, and a final text that always lands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 FINAL_ATTEMPTS = 6
+# A message that cannot be edited for longer than this (a stalled bucket, an expired interaction
+# token) is left as shown and the answer goes on in a new message, instead of hanging.
+LONG_STALL_S = 5.0
 
 
 # -- splitting ------------------------------------------------------------------------------------
@@ -196,6 +200,7 @@ class StreamWriter:
         self._replies: list[Reply] = []
         self._last_edit = float("-inf")
         self._wake = asyncio.Event()
+        self._closing = asyncio.Event()  # ends the wait between edits at once when the answer ends
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
         self.edits = 0
@@ -241,13 +246,15 @@ class StreamWriter:
                 return
             wait = self._last_edit + self._interval - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._closing.wait()
                 if self._closed:
                     return
             try:
                 await self._push(final=False)
             except PlatformRateLimited as exc:
-                self._budget.slow_down(exc.retry_after)
+                await self._rate_limited(exc)
                 self._wake.set()
             except PlatformError as exc:
                 # An interim edit that fails is not fatal: the final edit retries with all text.
@@ -294,8 +301,30 @@ class StreamWriter:
         self._shown = ""
         self._last_edit = float("-inf")
 
+    async def _rate_limited(self, exc: PlatformRateLimited) -> None:
+        """Slow the scope; when this message stays blocked for long, go on in a new one."""
+        if exc.retry_after <= LONG_STALL_S:
+            self._budget.slow_down(exc.retry_after)
+            return
+        # The block is this message's (a stalled bucket, an expired token): slow the scope a
+        # little, and let the platform's own limiter pace the new message.
+        self._budget.slow_down(1.0)
+        await self._move_on()
+
+    async def _move_on(self) -> None:
+        """Leave the current message as last shown and continue the answer in a new message."""
+        used = len(self._shown) - len(self._carry) if self._shown.startswith(self._carry) else 0
+        if used > 0:
+            fence = open_fence(self._shown)
+            self._carry = f"{fence.marker}{fence.info}\n" if fence is not None else ""
+            self._sealed += used
+        previous = self._reply.message_id if self._reply is not None else self._reply_to
+        log.info("a message in %s is blocked; continuing in a new one", self._place.key)
+        await self._open_next(reply_to=previous)
+
     async def _stop_flusher(self) -> None:
         self._closed = True
+        self._closing.set()
         self._wake.set()
         if self._flusher is not None:
             await self._flusher
@@ -308,9 +337,9 @@ class StreamWriter:
                 await self._push(final=True, images=images)
                 return
             except PlatformRateLimited as exc:
-                self._budget.slow_down(exc.retry_after)
                 if attempt == FINAL_ATTEMPTS - 1:
                     raise
+                await self._rate_limited(exc)
             except PlatformError:
                 if attempt == FINAL_ATTEMPTS - 1:
                     raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 from dataclasses import replace
 
 import pytest
@@ -206,3 +207,38 @@ async def test_interim_edit_errors_are_not_fatal() -> None:
     await stream(platform, [f"x{i} " for i in range(30)], delay=0.003)
     assert platform.last.final
     assert platform.last.text == "".join(f"x{i} " for i in range(30))
+
+
+async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:
+    platform = FakePlatform()
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=1.0)
+    await writer.open()
+    writer.append("first words ")
+    await asyncio.sleep(0.05)  # the first edit went out; the next may not come for a second
+    writer.append("and the last ones")
+    ended = time.perf_counter()
+    await writer.finish()
+    final = platform.events[-1]
+    assert final.kind == "finish" and final.text == "first words and the last ones"
+    assert final.at - ended < 0.1
+
+
+async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging() -> None:
+    platform = FakePlatform(retry_after=30.0)  # e.g. discord.py's max_ratelimit_timeout tripping
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
+    await writer.open()
+    writer.append("shown before the stall. ")
+    await asyncio.sleep(0.05)
+    platform.fail_edits = 1
+    started = time.perf_counter()
+    for i in range(10):
+        writer.append(f"more{i} ")
+        await asyncio.sleep(0.01)
+    await writer.finish()
+    assert time.perf_counter() - started < 5  # nobody waited out the 30 s
+    assert len(platform.messages) == 2
+    assert platform.messages[1].reply_to == platform.messages[0].id
+    assert "".join(m.text for m in platform.messages) == "shown before the stall. " + "".join(
+        f"more{i} " for i in range(10)
+    )
+    assert platform.messages[1].final
