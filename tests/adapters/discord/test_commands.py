@@ -1,0 +1,213 @@
+"""Slash commands through the real discord.py client: defer within 3 s, stream by editing the original
+response, images, ephemeral errors, the 15-minute token, access lists and command sync."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import discord
+
+from tests.adapters.discord.conftest import Stack, World
+from tests.fakes.discord import FLAG_EPHEMERAL
+from tests.fakes.xai import ScriptedReply, tiny_png
+
+ANSWER = (
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen. "
+    "It happens in chloroplasts, mostly in leaves, and feeds almost every food chain on Earth."
+)
+
+
+def _original(stack: Stack) -> dict[str, Any]:
+    interaction = list(stack.fake.interactions.values())[-1]
+    return stack.fake.messages[interaction.original_id]
+
+
+async def test_ask_defers_then_streams_into_the_original_response(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    stack.xai.queue_reply(ScriptedReply(text=ANSWER, tokens_per_second=60, chunk_chars=4))
+
+    interaction = await fake.slash("ask", {"prompt": "how does photosynthesis work?"}, **_in(stack))
+    await fake.wait_until(
+        lambda: interaction.original_id != "" and fake.versions(interaction.original_id)[-1] == ANSWER
+    )
+
+    callback = fake.requests_to("POST /interactions")[0]
+    assert callback.json == {"type": 5} and callback.status == 200  # deferred within the deadline
+    edits = [r for r in fake.requests_to("PATCH /webhooks") if r.path.endswith("/@original")]
+    assert len(edits) >= 3, [r.json for r in edits]
+    assert all(r.status == 200 for r in edits)
+    shown = fake.versions(interaction.original_id)
+    assert any(v.endswith("⚪") for v in shown[:-1]) and shown[-1] == ANSWER
+    assert [m["content"] for m in fake.bot_messages(world.general)] == [ANSWER]
+    prompt = stack.xai.chat_requests()[-1].json["messages"][-1]["content"]
+    assert "how does photosynthesis work?" in str(prompt)
+
+
+def _in(stack: Stack, *, user: str = "", channel: str = "") -> dict[str, Any]:
+    return {"channel_id": channel or stack.world.general, "user_id": user or stack.world.alice}
+
+
+async def test_ask_with_an_image_sends_it_to_grok_as_image_input(stack: Stack) -> None:
+    fake = stack.fake
+    stack.xai.queue_reply(ScriptedReply(text="A small blue square."))
+    interaction = await fake.slash(
+        "ask", {"prompt": "what is this?"}, attachments={"image": ("square.png", tiny_png(1))}, **_in(stack)
+    )
+    await fake.wait_until(
+        lambda: bool(interaction.original_id) and _original(stack)["content"] == "A small blue square."
+    )
+    content = stack.xai.chat_requests()[-1].json["messages"][-1]["content"]
+    images = [part for part in content if part.get("type") == "image_url"]
+    assert len(images) == 1 and images[0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_imagine_uploads_the_images_as_files_with_the_revised_prompt(stack: Stack) -> None:
+    fake = stack.fake
+    interaction = await fake.slash("imagine", {"prompt": "a red fox", "count": 2}, **_in(stack))
+    await fake.wait_until(lambda: bool(interaction.original_id) and len(_original(stack)["attachments"]) == 2)
+    await stack.idle()
+    message = _original(stack)
+    assert "a red fox" in message["content"] and "A detailed rendering of: a red fox" in message["content"]
+    files = [fake.cdn[a["url"].split("?")[0].removeprefix(fake.base)] for a in message["attachments"]]
+    assert [f[0] for f in files] == ["image/png", "image/png"] and files[0][1] == tiny_png(0)
+    assert all(a["description"] for a in message["attachments"])  # alt text: the revised prompt
+
+
+async def test_the_answer_continues_in_the_channel_when_the_interaction_token_expires(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    stack.xai.queue_reply(ScriptedReply(text=ANSWER, tokens_per_second=40, chunk_chars=4))
+    interaction = await fake.slash("ask", {"prompt": "explain photosynthesis"}, **_in(stack))
+    await fake.wait_until(
+        lambda: bool(interaction.original_id) and fake.versions(interaction.original_id)[-1] != ""
+    )
+    await fake.wait_until(lambda: "⚪" in fake.versions(interaction.original_id)[-1])
+    fake.advance(15 * 60 + 1)  # Discord's clock: the interaction token is now expired
+
+    await fake.wait_until(lambda: any(m["content"] == ANSWER for m in fake.bot_messages(world.general)))
+    final = next(m for m in fake.bot_messages(world.general) if m["content"] == ANSWER)
+    assert final["id"] != interaction.original_id
+    assert final["message_reference"]["message_id"] == interaction.original_id  # continues below it
+    assert any(r.status == 401 for r in fake.requests_to("PATCH /webhooks"))  # 50027 was seen
+
+
+async def test_an_answer_past_the_token_lifetime_goes_to_the_channel(
+    stack_factory: Callable[..., Any],
+) -> None:
+    stack: Stack = await stack_factory(clock=lambda: datetime.now(UTC) + timedelta(minutes=16))
+    fake, world = stack.fake, stack.world
+    stack.xai.queue_reply(ScriptedReply(text="Late but here."))
+    interaction = await fake.slash("ask", {"prompt": "hello?"}, **_in(stack))
+    await fake.wait_until(
+        lambda: any(m["content"] == "Late but here." for m in fake.bot_messages(world.general))
+    )
+    await stack.idle()
+    assert interaction.acked  # the defer still went out within 3 s
+    assert not fake.requests_to("PATCH /webhooks")  # the adapter knew the token was too old to use
+    answer = fake.bot_messages(world.general)[-1]
+    assert answer["message_reference"]["message_id"] == interaction.original_id  # below the "thinking…"
+
+
+async def test_errors_before_the_answer_are_ephemeral(stack_factory: Callable[..., Any]) -> None:
+    stack: Stack = await stack_factory(grokbot_user_daily_usd="0.0000001")
+    fake = stack.fake
+    interaction = await fake.slash("ask", {"prompt": "expensive question"}, **_in(stack))
+    await fake.wait_until(lambda: len(interaction.followups) == 1)
+    await stack.idle()
+    followup = fake.messages[interaction.followups[0]]
+    assert followup["flags"] & FLAG_EPHEMERAL and "limit" in followup["content"]
+    assert interaction.original_deleted  # the public "thinking…" is gone
+    assert not fake.bot_messages(stack.world.general)  # nobody else sees anything
+    assert not stack.xai.chat_requests()
+
+
+async def test_usage_is_answered_privately(stack: Stack) -> None:
+    fake = stack.fake
+    interaction = await fake.slash("usage", {"period": "day"}, **_in(stack))
+    await fake.wait_until(lambda: interaction.original_edited)
+    message = _original(stack)
+    assert message["flags"] & FLAG_EPHEMERAL and "Today" in message["content"]
+    assert fake.requests_to("POST /interactions")[0].json == {"type": 5, "data": {"flags": 64}}
+
+
+async def test_outside_the_allow_lists_messages_are_ignored_and_commands_refused(
+    stack_factory: Callable[..., Any], world: World
+) -> None:
+    stack: Stack = await stack_factory(grokbot_allowed_channels=world.random)
+    fake = stack.fake
+    await fake.user_message(world.general, world.alice, "hello?", mention_bot=True)
+    interaction = await fake.slash("ask", {"prompt": "hello?"}, **_in(stack))
+    await fake.wait_until(lambda: interaction.acked)
+    refusal = _original(stack)
+    assert refusal["flags"] & FLAG_EPHEMERAL and "not enabled here" in refusal["content"]
+    stack.xai.queue_reply(ScriptedReply(text="Random is allowed."))
+    await fake.user_message(world.random, world.alice, "hello?", mention_bot=True)
+    await fake.wait_until(
+        lambda: any(m["content"] == "Random is allowed." for m in fake.bot_messages(world.random))
+    )
+    assert len(stack.xai.chat_requests()) == 1  # the general-channel mention never reached Grok
+
+
+async def test_commands_are_synced_to_the_guild_only_when_they_changed(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    puts = fake.requests_to("PUT /applications")
+    assert [r.path for r in puts] == [f"/applications/{fake.application_id}/guilds/{world.guild}/commands"]
+    names = sorted(c["name"] for c in fake.commands[world.guild])
+    assert names == ["ask", "digest", "help", "imagine", "quota", "reset", "usage"]
+
+    again = await stack.new_adapter()
+    await again.start()
+    assert len(fake.requests_to("PUT /applications")) == 1 and again.synced == []
+    assert stack.adapter.synced == [world.guild]
+
+    fake.commands[world.guild][0]["description"] = "an older wording"  # a deploy changed a definition
+    changed = await stack.new_adapter()
+    await changed.start()
+    assert changed.synced == [world.guild] and len(fake.requests_to("PUT /applications")) == 2
+    query = parse_qs(urlsplit(again.invite_url).query)
+    assert query["client_id"] == [fake.application_id] and query["scope"] == ["bot applications.commands"]
+    wanted = discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        send_messages_in_threads=True,
+        create_public_threads=True,
+        embed_links=True,
+        attach_files=True,
+        read_message_history=True,
+        use_application_commands=True,
+    )
+    assert query["permissions"] == [str(wanted.value)]
+
+
+async def test_a_stalled_interaction_webhook_moves_the_answer_to_the_channel(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    stack.adapter.webhook_stall_timeout = 0.5  # discord.py's webhook adapter would sleep the whole 429
+    fake.inject_429("PATCH", r"/messages/@original$", count=1, retry_after=20.0)
+    stack.xai.queue_reply(ScriptedReply(text="Delivered anyway."))
+    interaction = await fake.slash("ask", {"prompt": "hello?"}, **_in(stack))
+    await fake.wait_until(
+        lambda: any(m["content"] == "Delivered anyway." for m in fake.bot_messages(world.general))
+    )
+    answer = next(m for m in fake.bot_messages(world.general) if m["content"] == "Delivered anyway.")
+    assert answer["id"] != interaction.original_id
+    assert answer["message_reference"]["message_id"] == interaction.original_id
+
+
+async def test_replying_to_a_slash_answer_continues_that_conversation(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    stack.xai.queue_reply(ScriptedReply(text="Mercury is closest to the Sun."))
+    interaction = await fake.slash("ask", {"prompt": "which planet is closest to the sun?"}, **_in(stack))
+    await fake.wait_until(
+        lambda: bool(interaction.original_id) and _original(stack)["content"].endswith("Sun.")
+    )
+    await stack.idle()
+
+    stack.xai.queue_reply(ScriptedReply(text="About 58 million km."))
+    await fake.user_message(world.general, world.alice, "how far is it?", reply_to=interaction.original_id)
+    await fake.wait_until(
+        lambda: any(m["content"] == "About 58 million km." for m in fake.bot_messages(world.general))
+    )
+    history = "\n".join(str(m["content"]) for m in stack.xai.chat_requests()[-1].json["messages"])
+    assert "closest to the sun?" in history and "Mercury is closest" in history

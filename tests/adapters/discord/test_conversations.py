@@ -1,0 +1,131 @@
+"""Conversations through the real discord.py client: mentions, replies, threads and DMs."""
+
+from __future__ import annotations
+
+from tests.adapters.discord.conftest import Stack
+from tests.fakes.xai import ScriptedReply
+
+
+async def test_a_mention_is_answered_as_a_reply_with_the_exact_model_text(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    answer = "Paris is the capital of **France**. It has been since 987."
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=40, chunk_chars=6))
+
+    asked = await fake.user_message(
+        world.general, world.alice, "what is the capital of France?", mention_bot=True
+    )
+
+    await fake.wait_until(lambda: any(m["content"] == answer for m in fake.bot_messages(world.general)))
+    reply = fake.bot_messages(world.general)[-1]
+    assert reply["message_reference"]["message_id"] == asked["id"]
+    versions = fake.versions(reply["id"])
+    assert len(versions) >= 2, versions  # streamed: first words, then edits
+    assert all(v.endswith("⚪") for v in versions[:-1]) and versions[-1] == answer
+    sent = stack.xai.chat_requests()[-1].json["messages"][-1]
+    assert "what is the capital of France?" in str(sent["content"])
+    assert f"<@{fake.bot_user_id}>" not in str(sent["content"])
+
+
+async def _answered(stack: Stack, channel: str, text: str) -> dict[str, object]:
+    fake = stack.fake
+    await fake.wait_until(lambda: any(m["content"] == text for m in fake.bot_messages(channel)))
+    await stack.idle()
+    return next(m for m in fake.bot_messages(channel) if m["content"] == text)
+
+
+async def test_replying_to_the_bot_continues_the_conversation_with_its_history(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="The answer is 42."))
+    await fake.user_message(world.general, world.alice, "what is the answer?", mention_bot=True)
+    first = await _answered(stack, world.general, "The answer is 42.")
+
+    xai.queue_reply(ScriptedReply(text="Because Deep Thought said so."))
+    await fake.user_message(world.general, world.alice, "why?", reply_to=str(first["id"]))
+    await _answered(stack, world.general, "Because Deep Thought said so.")
+
+    texts = [str(m["content"]) for m in xai.chat_requests()[-1].json["messages"]]
+    joined = "\n".join(texts)
+    assert "what is the answer?" in joined and "The answer is 42." in joined and "why?" in texts[-1]
+
+
+async def test_a_reply_to_someone_else_and_plain_chatter_are_ignored(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    other = await fake.user_message(world.general, world.bob, "lunch?")
+    await fake.user_message(world.general, world.alice, "yes", reply_to=other["id"])
+    await fake.user_message(world.general, world.alice, "anyone here?")
+    stack.xai.queue_reply(ScriptedReply(text="Hello!"))
+    await fake.user_message(world.general, world.alice, "hi", mention_bot=True)
+    await _answered(stack, world.general, "Hello!")
+    assert len(stack.xai.chat_requests()) == 1  # only the mention reached the model
+    assert len(fake.bot_messages(world.general)) == 1
+
+
+async def test_a_thread_the_bot_answers_in_continues_without_mentions(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="Rust has ownership."))
+    asked = await fake.user_message(world.general, world.alice, "explain rust", mention_bot=True)
+    await _answered(stack, world.general, "Rust has ownership.")
+    # "Create Thread" from the mention: the thread's id is the message's id, so it is that conversation.
+    thread = fake.add_thread(world.general, "rust", starter_message_id=str(asked["id"]))
+
+    xai.queue_reply(ScriptedReply(text="Borrowing lends a reference."))
+    await fake.user_message(thread, world.bob, "and borrowing?")
+    answer = await _answered(stack, thread, "Borrowing lends a reference.")
+    assert answer["channel_id"] == thread
+    history = "\n".join(str(m["content"]) for m in xai.chat_requests()[-1].json["messages"])
+    assert "explain rust" in history and "Rust has ownership." in history
+
+    xai.queue_reply(ScriptedReply(text="Lifetimes bound references."))
+    await fake.user_message(thread, world.alice, "lifetimes?")
+    await _answered(stack, thread, "Lifetimes bound references.")
+
+    other = fake.add_thread(world.general, "unrelated")
+    await fake.user_message(other, world.alice, "nobody asked the bot here")
+    xai.queue_reply(ScriptedReply(text="Mentioned in a new thread."))
+    await fake.user_message(other, world.alice, "now I do", mention_bot=True)
+    await _answered(stack, other, "Mentioned in a new thread.")
+    assert [m["content"] for m in fake.bot_messages(other)] == ["Mentioned in a new thread."]
+
+
+async def test_direct_messages_are_a_conversation(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    dm = fake.dm_channel(world.alice)
+    xai.queue_reply(ScriptedReply(text="Hi Alice."))
+    await fake.user_message(dm, world.alice, "hello")
+    await _answered(stack, dm, "Hi Alice.")
+    xai.queue_reply(ScriptedReply(text="You said hello."))
+    await fake.user_message(dm, world.alice, "what did I say?")
+    await _answered(stack, dm, "You said hello.")
+    history = "\n".join(str(m["content"]) for m in xai.chat_requests()[-1].json["messages"])
+    assert "hello" in history and "Hi Alice." in history
+
+
+async def test_a_thread_started_from_the_bots_answer_continues_that_conversation(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="Tea is best brewed at 80 degrees."))
+    await fake.user_message(world.general, world.alice, "how hot for green tea?", mention_bot=True)
+    answer = await _answered(stack, world.general, "Tea is best brewed at 80 degrees.")
+    thread = fake.add_thread(world.general, "tea", starter_message_id=str(answer["id"]))
+
+    xai.queue_reply(ScriptedReply(text="Two minutes."))
+    await fake.user_message(thread, world.bob, "for how long?")
+    await _answered(stack, thread, "Two minutes.")
+    history = "\n".join(str(m["content"]) for m in xai.chat_requests()[-1].json["messages"])
+    assert "how hot for green tea?" in history and "80 degrees" in history
+
+
+async def test_a_restarted_bot_continues_from_the_database(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="Your number is 7."))
+    await fake.user_message(world.general, world.alice, "remember the number 7", mention_bot=True)
+    first = await _answered(stack, world.general, "Your number is 7.")
+    await stack.adapter.stop()
+
+    restarted = await stack.new_adapter()  # a new discord.py client with empty caches, same database
+    await restarted.start()
+    xai.queue_reply(ScriptedReply(text="It was 7."))
+    await fake.user_message(world.general, world.alice, "which number?", reply_to=str(first["id"]))
+    await _answered(stack, world.general, "It was 7.")
+    history = "\n".join(str(m["content"]) for m in xai.chat_requests()[-1].json["messages"])
+    assert "remember the number 7" in history and "Your number is 7." in history
+    assert fake.identifies == 2
