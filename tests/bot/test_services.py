@@ -34,7 +34,8 @@ async def test_check_reports_a_working_key_and_the_models_with_prices(
 
 async def test_check_fails_on_a_wrong_key_without_showing_it(fake_xai: FakeXAI, tmp_path: Path) -> None:
     out = io.StringIO()
-    settings = settings_for(fake_xai, database_url=await sqlite_url(tmp_path), xai_api_key="xai-wrong-secret-999")
+    url = await sqlite_url(tmp_path)
+    settings = settings_for(fake_xai, database_url=url, xai_api_key="xai-wrong-secret-999")
     assert await check(settings, out=out) is False
     assert "✗ xAI API key rejected" in out.getvalue()
     assert "xai-wrong-secret-999" not in out.getvalue()
@@ -42,7 +43,8 @@ async def test_check_fails_on_a_wrong_key_without_showing_it(fake_xai: FakeXAI, 
 
 async def test_check_names_a_model_the_key_cannot_use(fake_xai: FakeXAI, tmp_path: Path) -> None:
     out = io.StringIO()
-    settings = settings_for(fake_xai, database_url=await sqlite_url(tmp_path), grokbot_model="grok-imaginary-9")
+    url = await sqlite_url(tmp_path)
+    settings = settings_for(fake_xai, database_url=url, grokbot_model="grok-imaginary-9")
     assert await check(settings, out=out) is False
     assert "✗ chat model 'grok-imaginary-9' is not available" in out.getvalue()
 

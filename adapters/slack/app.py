@@ -1,0 +1,329 @@
+"""The Slack adapter: a slack-bolt AsyncApp whose listeners turn events, /grok and feedback clicks into
+engine calls, served over HTTP (POST /slack/events on bot.web) or over Socket Mode.
+
+Composition root:
+
+    web = WebServer(port=settings.port, checks={"database": database_check(db_engine)})
+    slack = SlackAdapter(settings, engine, web=web)   # mounts /slack/events, adds the "slack" check
+    await slack.start()                               # auth.test; Socket Mode connects here
+    await web.start()
+    ...
+    await web.stop(); await slack.stop()              # stop() lets answers in flight finish first
+
+Every request is acknowledged at once; the work runs afterwards in tasks the adapter tracks.
+Redeliveries of an event id are answered 200 and dropped (claimed in the database via the engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.api import SlackApi, SlackRefused
+from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, recipient_team, thread_of
+from adapters.slack.messages import FEEDBACK_ACTION
+from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
+from adapters.slack.pacing import Pacer
+from adapters.slack.platform import SlackPlatform
+from bot.errors import BadInput, PlatformError
+from bot.platform import Author, Capabilities, Command, Incoming, Place, Platform, parse_command_text
+from bot.settings import Settings
+from bot.web import WebServer
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+COMMAND = "/grok"
+READY_TTL_S = 60.0
+STOP_GRACE_S = 10.0
+
+
+class EngineLike(Protocol):
+    """What the adapter needs of bot.engine.Engine."""
+
+    async def handle(self, incoming: Incoming, platform: Platform) -> None: ...
+    async def claim_event(self, platform: str, event_id: str) -> bool: ...
+    async def record_feedback(self, place: Place, *, message_id: str, user_id: str, value: str) -> None: ...
+
+
+Next = Callable[[], Awaitable[BoltResponse]]
+
+
+class DropNoise(AsyncMiddleware):
+    """Before authorization: bots' messages, edits, deletions and un-addressed channel chatter get
+    an empty 200 at once (every chat.update of ours comes back as a message_changed)."""
+
+    def __init__(self, bot_user_id: Callable[[], str]) -> None:
+        self._bot_user_id = bot_user_id
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse | None:
+        if is_noise(req.body, self._bot_user_id()):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+
+class Deduplicate(AsyncMiddleware):
+    """A redelivered event id (X-Slack-Retry-Num, or another instance got it first) is answered 200
+    with an empty body: returning without next() would make Bolt answer 404 and Slack retry again."""
+
+    def __init__(self, claim: Callable[[str, str], Awaitable[bool]], duplicates: Counter) -> None:
+        self._claim = claim
+        self._duplicates = duplicates
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse | None:
+        event_id = req.body.get("event_id")
+        is_event = req.body.get("type") == "event_callback" and isinstance(event_id, str) and event_id
+        if is_event and not await self._claim("slack", str(event_id)):
+            self._duplicates.inc()
+            retry = (req.headers.get("x-slack-retry-num") or ["0"])[0]
+            log.info("redelivery of %s (retry %s) dropped", event_id, retry)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+
+class SlackAdapter:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: EngineLike,
+        *,
+        web: WebServer | None = None,
+        client: AsyncWebClient | None = None,
+        pacer: Pacer | None = None,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        self.settings = settings
+        self.engine = engine
+        self.socket_mode = settings.slack_app_token is not None
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        if not self.socket_mode and not secret:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        registry: CollectorRegistry = web.registry if web is not None else CollectorRegistry()
+        self._events = Counter(
+            "grokbot_slack_events", "Slack deliveries handled, by kind.", ["kind"], registry=registry
+        )
+        self._duplicates = Counter(
+            "grokbot_slack_duplicate_events", "Redelivered Slack events dropped.", registry=registry
+        )
+        self._own_http = client is None
+        self.client = client or AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=30
+        )
+        self.api = SlackApi(pacer=pacer or Pacer(), registry=registry)
+        self.platform = SlackPlatform(
+            api=self.api,
+            client=self.client,
+            token=settings.slack_bot_token,
+            api_url=settings.slack_api_url,
+            edit_interval=settings.grokbot_edit_interval_s,
+            capabilities=capabilities,
+        )
+        self.bot_user_id = ""
+        self.team_id = ""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._checked_at = float("-inf")
+        self._ready = False
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=secret,
+            # Listeners only acknowledge and start a task, so Bolt may answer after them.
+            process_before_response=True,
+            before_authorize=DropNoise(lambda: self.bot_user_id),
+            attaching_conversation_kwargs_enabled=False,
+            logger=logging.getLogger("slack_bolt"),
+        )
+        self.app.use(Deduplicate(engine.claim_event, self._duplicates))
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.command(COMMAND)(self._on_command)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.app.event(re.compile(r".+"))(self._on_other_event)
+        self.socket: AsyncSocketModeHandler | None = None
+        if self.socket_mode:
+            assert settings.slack_app_token is not None
+            self.socket = AsyncSocketModeHandler(
+                self.app, settings.slack_app_token.get_secret_value(), web_client=self.client
+            )
+        elif web is not None:
+            web.add_route("POST", EVENTS_PATH, self.handle_http)
+        if web is not None:
+            web.add_check("slack", self.ready)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP session, learn who the bot is (auth.test), connect Socket Mode if used."""
+        if self._own_http and self.client.session is None:
+            self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.platform.http = self.client.session or aiohttp.ClientSession()
+        try:
+            await self._auth_test()
+        except SlackRefused:
+            raise  # a wrong token or missing scope: refuse to start
+        except PlatformError as exc:
+            log.warning("Slack is not reachable yet (%s); /readyz will say so until it is", exc)
+        if self.socket is not None:
+            await self.socket.client.connect()  # type: ignore[no-untyped-call]  # = connect_async()
+        log.info("Slack adapter started (%s mode)", "Socket" if self.socket_mode else "HTTP")
+
+    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+        if self.socket is not None:
+            await self.socket.client.close()  # type: ignore[no-untyped-call]
+        await self.idle(within=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        session = self.platform.http
+        if session is not None and (self._own_http or session is not self.client.session):
+            await session.close()
+        if self._own_http:
+            self.client.session = None
+        self.platform.http = None
+
+    async def idle(self, *, within: float | None = None) -> bool:
+        """Wait until no answer is in flight (tests, shutdown); False if `within` s passed first."""
+        deadline = None if within is None else time.monotonic() + within
+        while self._tasks:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    async def ready(self) -> bool:
+        """For /readyz: the token works (auth.test, re-checked at most once a minute), Socket Mode is up."""
+        if time.monotonic() - self._checked_at > READY_TTL_S:
+            try:
+                await self._auth_test()
+            except PlatformError:
+                self._ready = False
+        if self.socket is not None and not await self.socket.client.is_connected():
+            return False
+        return self._ready
+
+    async def _auth_test(self) -> None:
+        self._checked_at = time.monotonic()
+        try:
+            response = await self.api.call("auth.test", self.client.auth_test, team=self.team_id or "-")
+        except PlatformError:
+            self._ready = False
+            raise
+        self.bot_user_id = str(response.get("user_id") or "")
+        self.team_id = str(response.get("team_id") or "")
+        self.platform.workspace_url = str(response.get("url") or "")
+        self._ready = True
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """POST /slack/events: events, slash commands and interactivity, verified by Bolt."""
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Slack work %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- listeners: acknowledge, then work in a task --------------------------------------------
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        self._events.labels("app_mention").inc()
+        self._spawn(self._converse(body, event), "slack:mention")
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        self._events.labels("message").inc()
+        self._spawn(self._converse(body, event), "slack:message")
+
+    async def _on_other_event(self, event: dict[str, Any]) -> None:
+        self._events.labels("other").inc()  # subscribed but unused (e.g. app_home_opened): 200
+
+    async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        self._events.labels("command").inc()
+        try:
+            parsed = parse_command_text(unescape(str(command.get("text") or "")))
+        except BadInput as exc:
+            await ack(text=markdown_to_mrkdwn(f"⚠️ {exc}"))  # shown only to the caller
+            return
+        await ack()
+        self._spawn(self._command(command, parsed), "slack:command")
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self._events.labels("feedback").inc()
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        place = Place(
+            "slack",
+            str((body.get("team") or {}).get("id") or body.get("user", {}).get("team_id") or ""),
+            str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
+            str(container.get("thread_ts") or message.get("thread_ts") or ""),
+        )
+        self._spawn(
+            self.engine.record_feedback(
+                place,
+                message_id=str(container.get("message_ts") or message.get("ts") or ""),
+                user_id=str((body.get("user") or {}).get("id") or ""),
+                value=str(action.get("value") or ""),
+            ),
+            "slack:feedback",
+        )
+
+    # -- the work ------------------------------------------------------------------------------
+
+    async def _converse(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        team = str(body.get("team_id") or "")
+        user = str(event.get("user") or "")
+        bot_user = bot_user_of(body, self.bot_user_id)
+        channel = str(event.get("channel") or "")
+        self.platform.remember_recipient(
+            channel, str(event.get("ts") or ""), user, recipient_team(body, event)
+        )
+        self.platform.remember_thread_user(channel, thread_of(event), user, recipient_team(body, event))
+        author = await self.platform.author(team, user)
+        incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
+        await self.engine.handle(incoming, self.platform)
+
+    async def _command(self, command: dict[str, Any], parsed: Command) -> None:
+        team = str(command.get("team_id") or "")
+        channel = str(command.get("channel_id") or "")
+        user = str(command.get("user_id") or "")
+        if command.get("response_url"):
+            self.platform.remember_response_url(channel, user, str(command["response_url"]))
+        author = await self.platform.author(team, user)
+        if author.name == user and command.get("user_name"):
+            author = Author(user, str(command["user_name"]), author.is_admin, author.is_bot)
+        incoming = Incoming(
+            place=Place("slack", team, channel, ""),
+            author=author,
+            command=parsed,
+            event_id=str(command.get("trigger_id") or ""),
+        )
+        await self.engine.handle(incoming, self.platform)

@@ -1,0 +1,340 @@
+"""Streamed answers through the real Slack stack: signed events into the Bolt app served by bot.web,
+the real engine and GrokClient, against the loopback fakes of Slack and xAI running in a child
+process (so the CPU measured is the bot's alone).
+
+    python -m bench.slack_stream [--answers 5] [--burst 20] [--words 300] [--tps 100]
+
+Prints a table and writes bench/results/slack_stream.json. Targets: first words visible within
+10 ms of the first upstream token (p50); the whole answer within 20 ms of the last; no 429 for a
+burst of simultaneous answers in one workspace; at most 0.12 CPU s per 1,000 streamed tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+import multiprocessing
+import pstats
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncGenerator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp import web
+
+RESULTS = Path(__file__).resolve().parent / "results" / "slack_stream.json"
+WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "grok")  # fmt: skip
+
+
+def answer_text(words: int) -> str:
+    body = " ".join(WORDS[i % len(WORDS)] for i in range(words))
+    return body[0].upper() + body[1:] + "."
+
+
+# -- the fakes, in a child process --------------------------------------------------------------
+
+
+def serve_fakes(conn: Connection, text: str, tps: float) -> None:
+    asyncio.run(_serve_fakes(conn, text, tps))
+
+
+async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
+    from tests.adapters.slack.conftest import populate
+    from tests.fakes.slack import FakeSlack
+    from tests.fakes.xai import FakeXAI, ScriptedReply
+
+    slack, xai = FakeSlack(), FakeXAI()
+    await slack.start()
+    await xai.start()
+    populate(slack)
+    channels = [f"C0BENCH{i:02d}" for i in range(5)]
+    users = [f"U0BENCH{i:02d}" for i in range(20)]
+    for channel in channels:
+        slack.add_channel(channel)
+    for user in users:
+        slack.add_user(user, user.lower())
+    xai.default_reply = ScriptedReply(text=text, tokens_per_second=tps)
+    state: dict[str, Any] = {"app": ""}
+
+    async def set_app(request: web.Request) -> web.Response:
+        state["app"] = (await request.json())["url"]
+        slack.echo_url = state["app"]
+        return web.json_response({})
+
+    async def mentions(request: web.Request) -> web.Response:
+        count = int((await request.json())["count"])
+        sender = slack.sender(state["app"])
+        sent = await asyncio.gather(
+            *(sender.mention(channels[i % len(channels)], users[i], f"question {i}") for i in range(count))
+        )
+        return web.json_response([{"channel": m.channel, "ts": m.ts} for m, _ in sent])
+
+    async def dump(request: web.Request) -> web.Response:
+        threads = await request.json()
+        out = []
+        for thread in threads:
+            messages = slack.bot_messages(thread["channel"], thread_ts=thread["ts"])
+            out.append(
+                [
+                    {"versions": m.versions, "streaming": m.streaming, "blocks": len(m.blocks)}
+                    for m in messages
+                ]
+            )
+        calls: dict[str, int] = {}
+        for call in slack.calls:
+            calls[call.method] = calls.get(call.method, 0) + 1
+        return web.json_response({"threads": out, "rate_limited": slack.rate_limited, "calls": calls})
+
+    control = web.Application()
+    control.router.add_post("/app", set_app)
+    control.router.add_post("/mentions", mentions)
+    control.router.add_post("/dump", dump)
+    runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    conn.send(
+        {
+            "control": f"http://127.0.0.1:{port}",
+            "slack_api_url": slack.api_url,
+            "bot_token": slack.bot_token,
+            "signing_secret": slack.signing_secret,
+            "xai_base_url": xai.base_url,
+            "xai_api_key": xai.api_key,
+        }
+    )
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
+    await runner.cleanup()
+    await slack.stop()
+    await xai.stop()
+
+
+# -- the bot, in this process -------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.slack.app import SlackAdapter
+    from bot.db import create_engine, session_factory, upgrade_async
+    from bot.engine import Engine, utc_now
+    from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEvent
+    from bot.quotas import Quotas
+    from bot.settings import Settings
+    from bot.web import WebServer
+
+    class TimedGrok(GrokClient):
+        """Records when the first and the last text delta of each answer reached the bot."""
+
+        marks: list[tuple[float, float, int]] = []  # noqa: RUF012 - one instance per run
+
+        async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+            first = last = 0.0
+            tokens = 0
+            try:
+                async for event in super().stream(request):
+                    if isinstance(event, ContentDelta):
+                        last = time.perf_counter()
+                        first = first or last
+                        tokens += 1
+                    yield event
+            finally:  # the engine stops reading at StreamEnd
+                self.marks.append((first, last, tokens))
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    fakes = context.Process(target=serve_fakes, args=(child, answer_text(args.words), args.tps), daemon=True)
+    fakes.start()
+    info = parent.recv()
+    tmp = tempfile.TemporaryDirectory()
+    url = f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+    await upgrade_async(url)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        xai_api_key=info["xai_api_key"],
+        xai_base_url=info["xai_base_url"],
+        slack_bot_token=info["bot_token"],
+        slack_signing_secret=info["signing_secret"],
+        slack_api_url=info["slack_api_url"],
+        database_url=url,
+        grokbot_user_daily_usd="0",
+        grokbot_user_monthly_usd="0",
+    )
+    db = create_engine(url)
+    sessions = session_factory(db)
+    http = httpx.AsyncClient(timeout=60)
+    grok = TimedGrok(http, api_key=info["xai_api_key"], base_url=info["xai_base_url"])
+    engine = Engine(settings, grok=grok, sessions=sessions, quotas=Quotas(sessions, settings, clock=utc_now))
+    server = WebServer(port=0, host="127.0.0.1")
+    adapter = SlackAdapter(settings, engine, web=server)
+    await adapter.start()
+    await server.start()
+    results: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as control:
+
+        async def call(path: str, body: Any) -> Any:
+            async with control.post(info["control"] + path, json=body) as response:
+                return await response.json()
+
+        # Baseline: the same answer read straight from the xAI fake, no engine and no Slack: what
+        # the upstream stream alone costs this process (one wake-up per token at this pace).
+        request = ChatRequest(model=settings.grokbot_model, messages=(ChatMessage("user", "baseline"),))
+        baseline: list[float] = []
+
+        async def upstream_only() -> float:
+            cpu = time.process_time()
+            async for _event in GrokClient.stream(grok, request):
+                pass
+            return time.process_time() - cpu
+
+        await upstream_only()  # warm-up
+        await call("/app", {"url": f"{server.url}/slack/events"})
+        await call("/mentions", {"count": 1})  # warm-up: imports, connections, caches
+        await adapter.idle()
+        TimedGrok.marks.clear()
+
+        singles: list[dict[str, Any]] = []
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
+        for _ in range(args.answers):
+            cpu = time.process_time()
+            [thread] = await call("/mentions", {"count": 1})
+            await adapter.idle()
+            cpu = time.process_time() - cpu
+            first, last, tokens = TimedGrok.marks[-1]
+            dumped = await call("/dump", [thread])
+            [messages] = dumped["threads"]
+            versions = [v for m in messages for v in m["versions"]]
+            final = "".join(m["versions"][-1][1] for m in messages)
+            if not any(text for _, text in versions):
+                print(f"answer {len(singles) + 1} showed nothing; Slack calls so far: {dumped['calls']}")
+                continue
+            shown_at = next(at for at, text in versions if text)
+            done_at = max(at for at, _ in (m["versions"][-1] for m in messages))
+            singles.append(
+                {
+                    "first_visible_ms": (shown_at - first) * 1000,
+                    "complete_ms": (done_at - last) * 1000,
+                    "edits": len(versions),
+                    "tokens": tokens,
+                    "cpu_s": cpu,
+                    "complete": final == answer_text(args.words),
+                }
+            )
+            baseline.append(await upstream_only())  # interleaved, under the same conditions
+
+        if profile is not None:
+            profile.disable()
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(90)
+        before = (await call("/dump", []))["rate_limited"]
+        started = time.perf_counter()
+        cpu = time.process_time()
+        threads = await call("/mentions", {"count": args.burst})
+        await adapter.idle()
+        burst_s = time.perf_counter() - started
+        burst_cpu = time.process_time() - cpu
+        dumped = await call("/dump", threads)
+        burst_complete = sum(
+            1
+            for messages in dumped["threads"]
+            if "".join(m["versions"][-1][1] for m in messages) == answer_text(args.words)
+        )
+        results = {
+            "answers": singles,
+            "first_visible_ms_p50": statistics.median(s["first_visible_ms"] for s in singles),
+            "complete_ms_p50": statistics.median(s["complete_ms"] for s in singles),
+            "edits_per_answer": statistics.mean(s["edits"] for s in singles),
+            "cpu_s_per_answer": statistics.mean(s["cpu_s"] for s in singles),
+            "cpu_s_per_1000_tokens": 1000
+            * sum(s["cpu_s"] for s in singles)
+            / sum(s["tokens"] for s in singles),
+            "tokens_per_answer": statistics.mean(s["tokens"] for s in singles),
+            "upstream_only_cpu_s_per_answer": statistics.mean(baseline),
+            "cpu_s_per_1000_tokens_net_of_upstream": 1000
+            * (statistics.mean(s["cpu_s"] for s in singles) - statistics.mean(baseline))
+            / statistics.mean(s["tokens"] for s in singles),
+            "all_complete": all(s["complete"] for s in singles),
+            "burst": {
+                "answers": args.burst,
+                "rate_limited_429": dumped["rate_limited"] - before,
+                "complete": burst_complete,
+                "seconds": burst_s,
+                "cpu_s": burst_cpu,
+                "slack_calls": dumped["calls"],
+            },
+            "settings": {"words": args.words, "tokens_per_second": args.tps},
+        }
+    await server.stop()
+    await adapter.stop()
+    await http.aclose()
+    await db.dispose()
+    parent.send("stop")
+    fakes.join(10)
+    tmp.cleanup()
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    burst = results["burst"]
+    rows = [
+        (
+            "first words visible after first upstream token, p50",
+            f"{results['first_visible_ms_p50']:.1f} ms",
+            "≤ 10 ms",
+        ),
+        (
+            "whole answer visible after last upstream token, p50",
+            f"{results['complete_ms_p50']:.1f} ms",
+            "≤ 20 ms",
+        ),
+        ("edits (visible changes) per answer", f"{results['edits_per_answer']:.1f}", ""),
+        ("tokens per answer", f"{results['tokens_per_answer']:.0f}", ""),
+        ("CPU per answer", f"{results['cpu_s_per_answer'] * 1000:.0f} ms", ""),
+        ("CPU per 1,000 streamed tokens", f"{results['cpu_s_per_1000_tokens']:.3f} s", "≤ 0.12 s"),
+        (
+            "  of which reading the xAI stream alone, per answer",
+            f"{results['upstream_only_cpu_s_per_answer'] * 1000:.0f} ms",
+            "",
+        ),
+        (
+            "  the rest (engine, Slack, Bolt, DB) per 1,000 tokens",
+            f"{results['cpu_s_per_1000_tokens_net_of_upstream']:.3f} s",
+            "",
+        ),
+        (f"429s in a burst of {burst['answers']} answers", str(burst["rate_limited_429"]), "0"),
+        ("burst: answers complete / wall time", f"{burst['complete']} / {burst['seconds']:.1f} s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>14}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--answers", type=int, default=5, help="sequential answers measured")
+    parser.add_argument("--burst", type=int, default=20, help="simultaneous answers in one workspace")
+    parser.add_argument("--words", type=int, default=300)
+    parser.add_argument("--tps", type=float, default=100.0, help="upstream tokens per second")
+    parser.add_argument("--profile", action="store_true", help="print where the CPU of the answers went")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args))
+    report(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""/grok and its subcommands through the real Bolt app: the first word picks the subcommand."""
+
+from __future__ import annotations
+
+from tests.adapters.slack.conftest import ANA, BO, CY, GENERAL, Stack
+from tests.fakes.xai import ScriptedReply
+
+
+def ephemerals_to(stack: Stack, user: str) -> list[str]:
+    return [e["text"] for e in stack.slack.ephemerals if e["user"] == user]
+
+
+async def test_a_bare_grok_shows_the_help_privately(stack: Stack) -> None:
+    delivery = await stack.sender.command("", user=ANA, channel=GENERAL)
+    assert delivery.status == 200
+    assert delivery.body == ""  # acknowledged at once; the answer follows
+    await stack.settle()
+    [help_text] = ephemerals_to(stack, ANA)
+    assert "*Grok commands*" in help_text  # Markdown bold became mrkdwn bold
+    assert "`imagine &lt;prompt&gt;`" in help_text  # mrkdwn escapes < and >
+    assert stack.slack.bot_messages(GENERAL) == []
+
+
+async def test_a_question_is_answered_in_the_channel_and_reset_forgets_it(stack: Stack) -> None:
+    stack.xai.queue_reply(ScriptedReply(text="Because of Rayleigh scattering.", tokens_per_second=200))
+    await stack.sender.command("why is the sky blue?", user=ANA, channel=GENERAL)
+    await stack.settle()
+    [answer] = stack.slack.bot_messages(GENERAL)
+    assert answer.thread_ts == ""  # a top-level message: a slash command has no message to thread on
+    assert answer.content == "Because of Rayleigh scattering."
+    assert any(b["type"] == "context_actions" for b in answer.blocks)  # feedback buttons
+    assert "why is the sky blue?" in str(stack.xai.chat_requests()[0].json["messages"][-1]["content"])
+    # The caller's own conversation continues...
+    await stack.sender.command("and at sunset?", user=ANA, channel=GENERAL)
+    await stack.settle()
+    contents = [str(m["content"]) for m in stack.xai.chat_requests()[1].json["messages"]]
+    assert any("Rayleigh" in c for c in contents)
+    # ...until reset.
+    await stack.sender.command("reset", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert "Forgot this conversation (4 messages)" in ephemerals_to(stack, ANA)[-1]
+    await stack.sender.command("hello again", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert not any("Rayleigh" in str(m["content"]) for m in stack.xai.chat_requests()[2].json["messages"])
+
+
+async def test_usage_and_admin_quota(stack: Stack) -> None:
+    await stack.sender.command("usage", user=ANA, channel=GENERAL)
+    await stack.sender.command("quota user:<@U0ANA0001|ana> daily_usd:2", user=BO, channel=GENERAL)
+    await stack.sender.command("quota user:<@U0ANA0001|ana> daily_usd:2", user=CY, channel=GENERAL)
+    await stack.settle()
+    assert "*Your Grok usage*" in ephemerals_to(stack, ANA)[0]
+    assert "Only admins" in ephemerals_to(stack, BO)[0]
+    assert "now has limits: $2.00 a day" in ephemerals_to(stack, CY)[0]
+
+
+async def test_subcommand_errors_reach_the_caller(stack: Stack) -> None:
+    twice = await stack.sender.command("imagine count:1 count:2 a fox", user=ANA, channel=GENERAL)
+    assert twice.status == 200
+    assert "given twice" in twice.body  # refused in the acknowledgement itself (shown to the caller)
+    await stack.sender.command("digest list", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert "not available" in ephemerals_to(stack, ANA)[0]
+
+
+async def test_imagine_uploads_the_images_with_files_upload_v2(stack: Stack) -> None:
+    await stack.sender.command("imagine count:2 a red fox", user=ANA, channel=GENERAL)
+    await stack.settle()
+    methods = [c.method for c in stack.slack.calls if c.status == 200]
+    assert methods.count("files.getUploadURLExternal") == 2
+    assert methods.count("files.completeUploadExternal") == 1
+    uploaded = [f for f in stack.slack.files.values() if f.uploaded and f.shared_to]
+    assert len(uploaded) == 2
+    assert all(f.data.startswith(b"\x89PNG") or f.data[:3] == b"\xff\xd8\xff" for f in uploaded)
+    assert all(f.alt_txt for f in uploaded)
+    caption, files = stack.slack.bot_messages(GENERAL)
+    assert "a red fox" in caption.content
+    assert not caption.content.startswith("_🎨")  # the placeholder was replaced by the caption
+    assert sorted(files.files) == sorted(f.id for f in uploaded)
+
+
+async def test_private_answers_fall_back_to_the_response_url(stack: Stack) -> None:
+    # Ephemeral messages need the bot in the channel; the command's response_url does not.
+    stack.slack.fail["chat.postEphemeral"].append("channel_not_found")
+    await stack.sender.command("help", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert stack.slack.ephemerals == []
+    [response] = stack.slack.responses
+    assert response["response_type"] == "ephemeral" and "*Grok commands*" in response["text"]
+
+
+async def test_a_channel_without_the_bot_gets_a_clear_hint(stack: Stack) -> None:
+    stack.slack.fail["chat.postMessage"].extend(["not_in_channel"] * 20)
+    stack.slack.fail["chat.postEphemeral"].extend(["channel_not_found"] * 5)
+    stack.xai.queue_reply(ScriptedReply(text="You will not see this."))
+    await stack.sender.command("are you there?", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert stack.slack.bot_messages(GENERAL) == []
+    assert "/invite @Grok" in stack.slack.responses[-1]["text"]

@@ -1,0 +1,168 @@
+"""Streaming answers into Slack: native streams, their fallbacks, long answers, failures, bursts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from bot.platform import Capabilities
+from tests.adapters.slack.conftest import ANA, BO, GENERAL, RANDOM, Stack, StackFactory
+from tests.fakes.slack import FakeSlack
+from tests.fakes.xai import Fault, ScriptedReply
+
+
+def paragraphs(count: int, *, seed: int = 7) -> str:
+    words = ["grok", "slack", "stream", "token", "answer", "thread", "budget", "message", "edit", "split"]
+    rng = random.Random(seed)
+    parts = []
+    for index in range(count):
+        body = " ".join(rng.choice(words) for _ in range(rng.randint(20, 60)))
+        parts.append(f"Paragraph {index}: {body}.")
+        if index % 7 == 3:
+            parts.append("```python\n" + "\n".join(f"x_{i} = {i} * 2" for i in range(12)) + "\n```")
+    return "\n\n".join(parts)
+
+
+async def test_a_long_answer_continues_in_the_thread_without_losing_text(stack: Stack) -> None:
+    answer = paragraphs(52)  # within the engine's 4,096-token answer cap, over one Slack message
+    assert 11_000 < len(answer) < 16_000
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=8000, chunk_chars=12))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "write a lot")
+    await stack.settle()
+    parts = stack.answers(GENERAL, message.ts)
+    assert len(parts) >= 2
+    assert all(len(p.content) <= 11_000 for p in parts)
+    assert not any(p.streaming for p in parts)
+    # The engine closes and reopens code fences at splits; the parts hold every character in order.
+    joined = "".join(p.content for p in parts)
+    assert joined.replace("\n```\n```python\n", "\n").replace("```\n```python\n", "") == answer
+    assert any(b["type"] == "context_actions" for b in parts[-1].blocks)
+
+
+async def test_msg_too_long_continues_in_a_new_message(stack: Stack, fake_slack: FakeSlack) -> None:
+    fake_slack.stream_limit = 1_500  # Slack refuses streamed messages past this
+    answer = paragraphs(11, seed=3)
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=3000, chunk_chars=10))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "long please")
+    await stack.settle()
+    parts = stack.answers(GENERAL, message.ts)
+    assert len(parts) >= 3
+    assert "".join(p.content for p in parts) == answer
+    assert not any(p.streaming for p in parts)
+    assert any(c.error == "msg_too_long" for c in fake_slack.calls)
+
+
+async def test_an_expired_stream_falls_back_to_chat_update(stack: Stack, fake_slack: FakeSlack) -> None:
+    answer = paragraphs(6, seed=5)
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=600, chunk_chars=8))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "stream then expire")
+    for _ in range(200):
+        if fake_slack.bot_messages(GENERAL):
+            break
+        await asyncio.sleep(0.01)
+    fake_slack.expire_streams()
+    await stack.settle()
+    [part] = stack.answers(GENERAL, message.ts)
+    assert part.content == answer
+    assert any(c.error == "message_not_in_streaming_state" for c in fake_slack.calls)
+    assert fake_slack.calls_to("chat.update")
+
+
+async def test_a_failed_answer_keeps_the_text_and_says_what_happened(stack: Stack) -> None:
+    text = "First part of the answer. " * 20
+    stack.xai.queue_reply(
+        ScriptedReply(text=text, tokens_per_second=400, chunk_chars=5, fault=Fault("cut", after_chunks=60))
+    )
+    message, _ = await stack.sender.mention(GENERAL, ANA, "this will break")
+    await stack.settle()
+    [part] = stack.answers(GENERAL, message.ts)
+    shown = part.content
+    assert shown.startswith("First part of the answer.")
+    assert "⚠️" in shown
+    assert not part.streaming
+
+
+async def test_without_native_streams_answers_are_edited(stack: Stack, fake_slack: FakeSlack) -> None:
+    fake_slack.fail["chat.startStream"].append("unknown_method")
+    answer = "Edited, not streamed. " * 30
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=300, chunk_chars=6))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "hello")
+    await stack.settle()
+    [part] = stack.answers(GENERAL, message.ts)
+    assert part.content == answer
+    assert not stack.adapter.platform.messages.native_streaming
+    assert fake_slack.calls_to("chat.update")
+    # Once refused as unknown, streams are not tried again.
+    stack.xai.queue_reply(ScriptedReply(text="Again."))
+    await stack.sender.mention(GENERAL, BO, "again")
+    await stack.settle()
+    assert len([c for c in fake_slack.calls if c.method == "chat.startStream"]) == 1
+
+
+async def test_twenty_simultaneous_answers_draw_no_429(
+    make_stack: StackFactory, fake_slack: FakeSlack
+) -> None:
+    # The engine's own budget is opened wide here, so Slack's limits are kept by the adapter's pacer alone.
+    wide = Capabilities(11_000, 1.0, True, 1 << 30, scope_edits_per_minute=10_000, scope_burst=1_000)
+    stack = await make_stack(capabilities=wide)
+    channels = [GENERAL, RANDOM, "C0THREE00", "C0FOUR000", "C0FIVE000"]
+    for channel in channels[2:]:
+        fake_slack.add_channel(channel)
+    stack.xai.default_reply = ScriptedReply(
+        text="A short streamed answer with a few words. " * 4, tokens_per_second=60
+    )
+    mentions = await asyncio.gather(
+        *(stack.sender.mention(channels[i % 5], ANA if i % 2 else BO, f"question {i}") for i in range(20))
+    )
+    await stack.settle(within=60)
+    assert fake_slack.rate_limited == 0
+    assert stack.adapter.api.rate_limited == 0
+    for message, _ in mentions:
+        [part] = stack.answers(message.channel, message.ts)
+        assert part.content == "A short streamed answer with a few words. " * 4
+
+
+async def test_a_long_slash_command_answer_is_edited_and_split(stack: Stack, fake_slack: FakeSlack) -> None:
+    answer = paragraphs(50, seed=11)
+    assert 11_000 < len(answer) < 16_000
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=8000, chunk_chars=12))
+    await stack.sender.command("write a long essay", user=ANA, channel=GENERAL)
+    await stack.settle()
+    parts = fake_slack.bot_messages(GENERAL)
+    assert len(parts) == 2
+    joined = "".join(p.content for p in parts)
+    assert joined.replace("\n```\n```python\n", "\n").replace("```\n```python\n", "") == answer
+    assert parts[1].thread_ts == ""  # top-level, following the first part
+    assert fake_slack.calls_to("chat.update") and not fake_slack.calls_to("chat.startStream")
+    assert "▍" not in joined
+
+
+async def test_a_busy_workspace_answers_with_edits_instead_of_streams(
+    stack: Stack, fake_slack: FakeSlack
+) -> None:
+    # Every stream ends with a chat.stopStream (Tier 2): with none left this minute, edit instead.
+    pacer = stack.adapter.api.pacer
+    while pacer.try_acquire("chat.stopStream", fake_slack.team_id):
+        pass
+    stack.xai.queue_reply(ScriptedReply(text="Edited while busy.", tokens_per_second=200))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "hello")
+    await stack.settle()
+    assert [m.content for m in stack.answers(GENERAL, message.ts)] == ["Edited while busy."]
+    assert not fake_slack.calls_to("chat.startStream")
+    assert stack.adapter.platform.messages.native_streaming  # still streaming once the budget is back
+
+
+async def test_msg_too_long_on_edited_answers_continues_too(
+    stack: Stack, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tests.fakes.slack.MARKDOWN_LIMIT", 1_500)  # a Slack stricter than documented
+    answer = paragraphs(9, seed=9)
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=4000, chunk_chars=10))
+    await stack.sender.command("a long one", user=ANA, channel=GENERAL)
+    await stack.settle()
+    parts = fake_slack.bot_messages(GENERAL)
+    assert len(parts) >= 3
+    assert "".join(p.content for p in parts) == answer
+    assert any(b["type"] == "context_actions" for b in parts[-1].blocks)

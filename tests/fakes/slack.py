@@ -1,0 +1,970 @@
+"""A fake Slack: the Web API the Slack adapter uses, as a real aiohttp server on 127.0.0.1, and a
+sender of signed Events API / slash-command / interactivity requests to a Bolt app.
+
+    async with FakeSlack() as slack:              # slack.api_url == "http://127.0.0.1:<port>/api/"
+        slack.add_user("U1", "ana"); slack.add_channel("C1", "general")
+        sender = slack.sender("http://127.0.0.1:3000/slack/events")
+        await sender.mention("C1", "U1", "hello")  # stores the user message, sends app_mention + message
+        slack.thread("C1", ts)                     # the parent and replies, as FakeMessage values
+        slack.rate_limited                         # how many 429s were served
+
+Behaviour follows Slack's documentation: every method answers HTTP 200 with `{"ok": false, "error"}`
+on failure (invalid_auth, channel_not_found, msg_too_long beyond 4,000 chars of `text` or 12,000 of
+`markdown_text`, invalid_blocks, message_not_in_streaming_state, ...), arguments come from the query
+string, a form body or a JSON body (JSON needs the token in the Authorization header), and rate limits
+are per method per workspace over a 60 s window (Tier 2: 20, Tier 3: 50, Tier 4: 100 per minute),
+with chat.postMessage (and chat.startStream, which posts a message) at about 1 per second per
+channel with a short burst. A request over a limit gets HTTP 429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import time
+import urllib.parse
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-1111-fake-bot-token-do-not-log"
+SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
+TEAM_ID = "T0FAKE001"
+BOT_USER_ID = "U0GROKBOT"
+BOT_ID = "B0GROKBOT"
+APP_ID = "A0GROKAPP"
+
+TEXT_LIMIT = 4_000  # msg_too_long beyond this many characters of `text` (observed, not the documented 40k)
+MARKDOWN_LIMIT = 12_000  # markdown_text per call, and markdown blocks per message
+SECTION_LIMIT = 3_000
+MAX_BLOCKS = 50
+TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS = {
+    "auth.test": 4,
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.postEphemeral": 4,
+    "chat.appendStream": 4,
+    "chat.stopStream": 2,
+    "assistant.threads.setStatus": 3,  # "special" and unpublished: modelled as Tier 3
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "conversations.open": 3,
+    "users.info": 4,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
+    "files.info": 4,
+}
+POSTING_METHODS = ("chat.postMessage", "chat.startStream")
+POST_RATE_PER_CHANNEL = 1.0  # per second
+POST_BURST_PER_CHANNEL = 4
+KNOWN_BLOCKS = {
+    "section", "markdown", "context", "context_actions", "actions", "divider", "header", "image",
+    "rich_text", "file", "input",
+}  # fmt: skip
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's request signature: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class FakeUser:
+    id: str
+    name: str
+    display_name: str = ""
+    real_name: str = ""
+    is_admin: bool = False
+    is_owner: bool = False
+    is_bot: bool = False
+    team_id: str = TEAM_ID
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "team_id": self.team_id,
+            "name": self.name,
+            "real_name": self.real_name or self.name,
+            "is_admin": self.is_admin,
+            "is_owner": self.is_owner,
+            "is_bot": self.is_bot,
+            "deleted": False,
+            "profile": {"display_name": self.display_name, "real_name": self.real_name or self.name},
+        }
+
+
+@dataclass
+class FakeChannel:
+    id: str
+    name: str
+    is_im: bool = False
+    is_private: bool = False
+    user: str = ""  # the other member of a DM
+
+    @property
+    def channel_type(self) -> str:
+        return "im" if self.is_im else ("group" if self.is_private else "channel")
+
+
+@dataclass
+class FakeFile:
+    id: str
+    name: str
+    title: str = ""
+    mimetype: str = "application/octet-stream"
+    data: bytes = b""
+    declared_length: int = 0
+    alt_txt: str = ""
+    uploaded: bool = False
+    shared_to: list[tuple[str, str]] = field(default_factory=list)  # (channel, ts)
+    user: str = BOT_USER_ID
+
+    def json(self, base: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "title": self.title or self.name,
+            "mimetype": self.mimetype,
+            "filetype": self.name.rsplit(".", 1)[-1],
+            "size": len(self.data),
+            "user": self.user,
+            "url_private": f"{base}files-pri/{TEAM_ID}-{self.id}/{self.name}",
+            "url_private_download": f"{base}files-pri/{TEAM_ID}-{self.id}/download/{self.name}",
+        }
+
+
+@dataclass
+class FakeMessage:
+    """One message. `content` is what a reader sees: markdown where it was given, else text."""
+
+    ts: str
+    channel: str
+    user: str
+    text: str = ""
+    markdown: str | None = None  # markdown_text, markdown blocks, or the streamed text
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str = ""
+    bot_id: str = ""
+    files: list[str] = field(default_factory=list)
+    streaming: bool = False
+    stream_started: float = 0.0
+    recipient: str = ""
+    edits: int = 0
+    versions: list[tuple[float, str]] = field(default_factory=list)  # (perf_counter, content)
+    subtype: str = ""
+
+    @property
+    def content(self) -> str:
+        return self.markdown if self.markdown is not None else self.text
+
+    def record(self) -> None:
+        self.versions.append((time.perf_counter(), self.content))
+
+    def json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.content}
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.subtype:
+            out["subtype"] = self.subtype
+        return out
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    status: int
+    error: str = ""
+    at: float = 0.0
+
+
+class SlackError(Exception):
+    def __init__(self, error: str) -> None:
+        self.error = error
+        super().__init__(error)
+
+
+class _Window:
+    """At most `limit` calls in any `span` seconds."""
+
+    def __init__(self, limit: int, span: float = 60.0) -> None:
+        self.limit = limit
+        self.span = span
+        self.stamps: deque[float] = deque()
+
+    def take(self, now: float) -> float:
+        """0 when allowed (and counted), else seconds until a slot frees."""
+        while self.stamps and now - self.stamps[0] >= self.span:
+            self.stamps.popleft()
+        if len(self.stamps) >= self.limit:
+            return self.stamps[0] + self.span - now
+        self.stamps.append(now)
+        return 0.0
+
+
+class _Bucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp: float | None = None
+
+    def take(self, now: float) -> float:
+        if self.stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise SlackError("invalid_blocks_format") from exc
+    if not isinstance(value, list):
+        raise SlackError("invalid_blocks_format")
+    return value
+
+
+class FakeSlack:
+    def __init__(
+        self,
+        *,
+        bot_token: str = BOT_TOKEN,
+        signing_secret: str = SIGNING_SECRET,
+        team_id: str = TEAM_ID,
+        rate_limits: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot_token = bot_token
+        self.signing_secret = signing_secret
+        self.team_id = team_id
+        self.rate_limits = rate_limits
+        self.clock = clock
+        self.users: dict[str, FakeUser] = {}
+        self.channels: dict[str, FakeChannel] = {}
+        self.messages: dict[str, list[FakeMessage]] = defaultdict(list)
+        self.files: dict[str, FakeFile] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
+        self.statuses: list[dict[str, Any]] = []
+        self.calls: list[Call] = []
+        self.rate_limited = 0
+        self.stream_limit = MARKDOWN_LIMIT  # msg_too_long when a streamed message would grow past it
+        self.stream_ttl: float | None = None  # a stream expires this long after it started
+        self.echo_url: str | None = None  # where bot-message events go (as Slack sends them)
+        self.fail: dict[str, deque[str]] = defaultdict(deque)  # method -> errors to answer next
+        self._ids = itertools.count(1)
+        self._ts = time.time()
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._echoes: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.add_user(BOT_USER_ID, "grok", is_bot=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}api/"
+
+    async def start(self, *, port: int = 0) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{path:.*}", self._download)
+        app.router.add_post("/respond/{id}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        for task in list(self._echoes):
+            task.cancel()
+        await asyncio.gather(*self._echoes, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- state helpers --------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, name: str, **details: Any) -> FakeUser:
+        user = FakeUser(user_id, name, **details)
+        self.users[user_id] = user
+        return user
+
+    def add_channel(
+        self, channel_id: str, name: str = "", *, is_im: bool = False, **details: Any
+    ) -> FakeChannel:
+        channel = FakeChannel(channel_id, name or channel_id.lower(), is_im=is_im, **details)
+        self.channels[channel_id] = channel
+        return channel
+
+    def next_ts(self) -> str:
+        self._ts = max(self._ts + 0.000001, time.time())
+        return f"{self._ts:.6f}"
+
+    def add_file(self, user: str, filename: str, mimetype: str, data: bytes) -> FakeFile:
+        """A file a user uploaded (its url_private needs the bot token)."""
+        file = FakeFile(f"F{next(self._ids):08d}", filename, filename, mimetype, data, len(data), user=user)
+        file.uploaded = True
+        self.files[file.id] = file
+        return file
+
+    def post_user_message(
+        self, channel: str, user: str, text: str, *, thread_ts: str = "", files: tuple[FakeFile, ...] = ()
+    ) -> FakeMessage:
+        message = FakeMessage(self.next_ts(), channel, user, text, thread_ts=thread_ts)
+        message.files = [f.id for f in files]
+        message.record()
+        self.messages[channel].append(message)
+        return message
+
+    def message(self, channel: str, ts: str) -> FakeMessage:
+        for message in self.messages[channel]:
+            if message.ts == ts:
+                return message
+        raise KeyError(ts)
+
+    def thread(self, channel: str, thread_ts: str) -> list[FakeMessage]:
+        return [m for m in self.messages[channel] if m.ts == thread_ts or m.thread_ts == thread_ts]
+
+    def bot_messages(self, channel: str | None = None, *, thread_ts: str | None = None) -> list[FakeMessage]:
+        channels = [channel] if channel else list(self.messages)
+        return [
+            m
+            for c in channels
+            for m in self.messages[c]
+            if m.user == BOT_USER_ID and (thread_ts is None or m.thread_ts == thread_ts)
+        ]
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def expire_streams(self) -> None:
+        """Every open stream ends server-side (as if it had timed out)."""
+        for messages in self.messages.values():
+            for message in messages:
+                message.streaming = False
+
+    def sender(self, app_url: str, *, session: aiohttp.ClientSession | None = None) -> EventSender:
+        return EventSender(self, app_url, session or self._require_session())
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("FakeSlack is not started")
+        return self._session
+
+    # -- the Web API ----------------------------------------------------------------------------
+
+    async def _args(self, request: web.Request) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = dict(request.query)
+        token: str | None = None
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :]
+        if request.method == "POST" and request.body_exists:
+            if request.content_type == "application/json":
+                try:
+                    body = await request.json()
+                except json.JSONDecodeError as exc:
+                    raise SlackError("invalid_json") from exc
+                if not isinstance(body, dict):
+                    raise SlackError("invalid_json")
+                if "token" in body:
+                    raise SlackError("invalid_arguments")  # JSON bodies carry no token
+                args.update(body)
+            elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+            else:
+                raise SlackError("invalid_post_type")
+        if token is None and isinstance(args.get("token"), str):
+            token = args["token"]
+        args.pop("token", None)
+        return args, token
+
+    def _throttle(self, method: str, args: Mapping[str, Any]) -> float:
+        if not self.rate_limits:
+            return 0.0
+        now = self.clock()
+        wait = 0.0
+        if method in POSTING_METHODS:
+            key = (method if method != "chat.startStream" else "chat.postMessage", str(args.get("channel")))
+            bucket = self._buckets.setdefault(key, _Bucket(POST_RATE_PER_CHANNEL, POST_BURST_PER_CHANNEL))
+            wait = bucket.take(now)
+        tier = METHOD_TIERS.get(method)
+        if tier is not None and wait == 0.0:
+            window = self._windows.setdefault((self.team_id, method), _Window(TIER_PER_MINUTE[tier]))
+            wait = window.take(now)
+        return wait
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        started = time.perf_counter()
+        try:
+            args, token = await self._args(request)
+        except SlackError as exc:
+            return self._answer(Call(method, {}, 200, exc.error, started), {"ok": False, "error": exc.error})
+        call = Call(method, args, 200, at=started)
+        if token is None:
+            return self._answer(call, {"ok": False, "error": "not_authed"})
+        if token != self.bot_token:
+            return self._answer(call, {"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._answer(call, {"ok": False, "error": "unknown_method"})
+        wait = self._throttle(method, args)
+        if wait > 0:
+            self.rate_limited += 1
+            call.status = 429
+            self.calls.append(call)
+            retry_after = str(max(1, math.ceil(wait)))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": retry_after}
+            )
+        if self.fail[method]:
+            return self._answer(call, {"ok": False, "error": self.fail[method].popleft()})
+        try:
+            result: dict[str, Any] = await handler(args)
+        except SlackError as exc:
+            return self._answer(call, {"ok": False, "error": exc.error})
+        return self._answer(call, {"ok": True, **result})
+
+    def _answer(self, call: Call, body: dict[str, Any]) -> web.Response:
+        call.error = body.get("error", "")
+        self.calls.append(call)
+        return web.json_response(body)
+
+    def _channel(self, args: Mapping[str, Any], key: str = "channel") -> FakeChannel:
+        channel_id = args.get(key)
+        if not channel_id:
+            raise SlackError("channel_not_found")
+        channel = self.channels.get(str(channel_id))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _bot_message(self, args: Mapping[str, Any]) -> FakeMessage:
+        channel = self._channel(args)
+        try:
+            message = self.message(channel.id, str(args.get("ts")))
+        except KeyError as exc:
+            raise SlackError("message_not_found") from exc
+        if message.user != BOT_USER_ID:
+            raise SlackError("cant_update_message")
+        return message
+
+    def _content(
+        self, args: Mapping[str, Any], *, required: bool = True
+    ) -> tuple[str, str | None, list[Any]]:
+        """(text, markdown, blocks) of a message, validated as Slack does."""
+        text = str(args.get("text") or "")
+        markdown_text = args.get("markdown_text")
+        blocks = _as_list(args.get("blocks")) or []
+        if markdown_text is not None and (text or blocks):
+            raise SlackError("invalid_arguments")  # markdown_text combines with neither text nor blocks
+        if required and not text and not markdown_text and not blocks:
+            raise SlackError("no_text")
+        if len(text) > TEXT_LIMIT:
+            raise SlackError("msg_too_long")
+        if markdown_text is not None and len(str(markdown_text)) > MARKDOWN_LIMIT:
+            raise SlackError("msg_too_long")
+        markdown = self._validate_blocks(blocks)
+        if markdown_text is not None:
+            markdown = str(markdown_text)
+        return text, markdown, blocks
+
+    def _validate_blocks(self, blocks: list[Any]) -> str | None:
+        """Raise invalid_blocks for what Slack refuses; the joined markdown blocks' text if any."""
+        if len(blocks) > MAX_BLOCKS:
+            raise SlackError("invalid_blocks")
+        markdown: list[str] = []
+        for block in blocks:
+            if not isinstance(block, dict) or block.get("type") not in KNOWN_BLOCKS:
+                raise SlackError("invalid_blocks")
+            kind = block["type"]
+            if kind == "markdown":
+                if not isinstance(block.get("text"), str) or not block["text"]:
+                    raise SlackError("invalid_blocks")
+                markdown.append(block["text"])
+            elif kind == "section":
+                text = block.get("text") or {}
+                if not isinstance(text, dict) or len(str(text.get("text", ""))) > SECTION_LIMIT:
+                    raise SlackError("invalid_blocks")
+            elif kind == "context_actions":
+                elements = block.get("elements")
+                if not isinstance(elements, list) or not 0 < len(elements) <= 5:
+                    raise SlackError("invalid_blocks")
+                for element in elements:
+                    if element.get("type") not in ("feedback_buttons", "icon_button"):
+                        raise SlackError("invalid_blocks")
+                    if element["type"] == "feedback_buttons" and not (
+                        element.get("action_id")
+                        and element.get("positive_button", {}).get("value")
+                        and element.get("negative_button", {}).get("value")
+                    ):
+                        raise SlackError("invalid_blocks")
+        if sum(len(m) for m in markdown) > MARKDOWN_LIMIT:
+            raise SlackError("invalid_blocks")
+        return "\n".join(markdown) if markdown else None
+
+    def _thread_ts(self, channel: FakeChannel, args: Mapping[str, Any]) -> str:
+        thread_ts = str(args.get("thread_ts") or "")
+        if thread_ts:
+            try:
+                parent = self.message(channel.id, thread_ts)
+            except KeyError as exc:
+                raise SlackError("thread_not_found") from exc
+            thread_ts = parent.thread_ts or parent.ts
+        return thread_ts
+
+    def _post(self, channel: FakeChannel, args: Mapping[str, Any], message: FakeMessage) -> FakeMessage:
+        message.record()
+        self.messages[channel.id].append(message)
+        self._echo({**message.json(), "channel": channel.id, "channel_type": channel.channel_type})
+        return message
+
+    async def m_auth_test(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://fake-workspace.slack.com/",
+            "team": "Fake Workspace",
+            "user": "grok",
+            "team_id": self.team_id,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    async def m_chat_postMessage(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        text, markdown, blocks = self._content(args)
+        message = FakeMessage(self.next_ts(), channel.id, BOT_USER_ID, text, markdown, blocks, bot_id=BOT_ID)
+        message.thread_ts = self._thread_ts(channel, args)
+        self._post(channel, args, message)
+        return {"channel": channel.id, "ts": message.ts, "message": message.json()}
+
+    async def m_chat_update(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._bot_message(args)
+        if message.streaming and not self._expired(message):
+            raise SlackError("cant_update_message")
+        text, markdown, blocks = self._content(args)
+        message.streaming = False
+        message.text, message.markdown, message.blocks = text, markdown, blocks
+        message.edits += 1
+        message.record()
+        self._echo_changed(message)
+        return {"channel": message.channel, "ts": message.ts, "text": message.content}
+
+    async def m_chat_delete(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._bot_message(args)
+        self.messages[message.channel].remove(message)
+        return {"channel": message.channel, "ts": message.ts}
+
+    async def m_chat_postEphemeral(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        user = str(args.get("user") or "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        text, markdown, blocks = self._content(args)
+        ts = self.next_ts()
+        self.ephemerals.append(
+            {"channel": channel.id, "user": user, "text": text, "markdown": markdown, "blocks": blocks,
+             "thread_ts": str(args.get("thread_ts") or ""), "ts": ts}
+        )  # fmt: skip
+        return {"message_ts": ts}
+
+    # streaming -------------------------------------------------------------------------------
+
+    def _expired(self, message: FakeMessage) -> bool:
+        ttl = self.stream_ttl
+        if message.streaming and ttl is not None and self.clock() - message.stream_started > ttl:
+            message.streaming = False
+        return not message.streaming
+
+    def _stream_text(self, args: Mapping[str, Any]) -> str:
+        pieces: list[str] = []
+        if args.get("markdown_text") is not None:
+            pieces.append(str(args["markdown_text"]))
+        for chunk in _as_list(args.get("chunks")) or []:
+            if not isinstance(chunk, dict) or "type" not in chunk:
+                raise SlackError("invalid_chunks")
+            if chunk["type"] == "markdown_text":
+                pieces.append(str(chunk.get("text", "")))
+        text = "".join(pieces)
+        if len(text) > MARKDOWN_LIMIT:
+            raise SlackError("msg_too_long")
+        return text
+
+    def _grow(self, message: FakeMessage, text: str) -> None:
+        if not text:
+            return
+        current = message.markdown or ""
+        if len(current) + len(text) > self.stream_limit:
+            raise SlackError("msg_too_long")
+        message.markdown = current + text
+        message.edits += 1
+        message.record()
+
+    async def m_chat_startStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if not args.get("thread_ts"):
+            raise SlackError("invalid_arguments")
+        if not channel.is_im:
+            if not args.get("recipient_user_id"):
+                raise SlackError("missing_recipient_user_id")
+            if not args.get("recipient_team_id"):
+                raise SlackError("missing_recipient_team_id")
+        text = self._stream_text(args)
+        message = FakeMessage(self.next_ts(), channel.id, BOT_USER_ID, bot_id=BOT_ID, markdown=text)
+        message.thread_ts = self._thread_ts(channel, args)
+        message.streaming = True
+        message.stream_started = self.clock()
+        message.recipient = str(args.get("recipient_user_id") or "")
+        self._post(channel, args, message)
+        return {"channel": channel.id, "ts": message.ts}
+
+    def _streaming_message(self, args: Mapping[str, Any]) -> FakeMessage:
+        message = self._bot_message(args)
+        if self._expired(message):
+            raise SlackError("message_not_in_streaming_state")
+        return message
+
+    async def m_chat_appendStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        text = self._stream_text(args)
+        if not text:
+            raise SlackError("no_text")
+        self._grow(message, text)
+        return {"channel": message.channel, "ts": message.ts}
+
+    async def m_chat_stopStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        blocks = _as_list(args.get("blocks")) or []
+        self._validate_blocks(blocks)
+        self._grow(message, self._stream_text(args))
+        message.blocks = message.blocks + blocks
+        message.streaming = False
+        message.record()
+        self._echo_changed(message)
+        return {"channel": message.channel, "ts": message.ts, "message": message.json()}
+
+    async def m_assistant_threads_setStatus(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args, "channel_id")
+        if not args.get("thread_ts"):
+            raise SlackError("invalid_arguments")
+        self.statuses.append({"channel": channel.id, **dict(args)})
+        return {}
+
+    # reading ---------------------------------------------------------------------------------
+
+    def _page(self, items: list[FakeMessage], args: Mapping[str, Any]) -> dict[str, Any]:
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        start = int(str(args.get("cursor") or "0").removeprefix("c:") or 0)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return {
+            "messages": [m.json() for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"c:{start + limit}" if more else ""},
+        }
+
+    async def m_conversations_history(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or 1e12)
+        inclusive = _flag(args.get("inclusive"))
+        selected = [
+            m
+            for m in self.messages[channel.id]
+            if (not m.thread_ts or m.thread_ts == m.ts)
+            and (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+        ]
+        return self._page(list(reversed(selected)), args)
+
+    async def m_conversations_replies(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        ts = str(args.get("ts") or "")
+        replies = self.thread(channel.id, ts)
+        if not replies:
+            raise SlackError("thread_not_found")
+        return self._page(replies, args)
+
+    async def m_conversations_open(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if len(users) != 1 or users[0] not in self.users:
+            raise SlackError("user_not_found")
+        for channel in self.channels.values():
+            if channel.is_im and channel.user == users[0]:
+                return {"channel": {"id": channel.id}}
+        channel = self.add_channel(f"D{next(self._ids):08d}", is_im=True, user=users[0])
+        return {"channel": {"id": channel.id}}
+
+    async def m_users_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user") or ""))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user.json()}
+
+    # files -----------------------------------------------------------------------------------
+
+    async def m_files_getUploadURLExternal(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        filename = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length") or 0)
+        except ValueError as exc:
+            raise SlackError("invalid_arguments") from exc
+        if not filename or length <= 0:
+            raise SlackError("invalid_arguments")
+        alt = str(args.get("alt_txt") or "")
+        if len(alt) > 1000:
+            raise SlackError("invalid_arguments")
+        file = FakeFile(f"F{next(self._ids):08d}", filename, declared_length=length, alt_txt=alt)
+        self.files[file.id] = file
+        return {"upload_url": f"{self.base_url}upload/{file.id}", "file_id": file.id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file = self.files.get(request.match_info["file_id"])
+        if file is None:
+            return web.Response(status=404, text="not found")
+        file.data = await request.read()
+        file.uploaded = True
+        if file.data[:8] == b"\x89PNG\r\n\x1a\n":
+            file.mimetype = "image/png"
+        elif file.data[:3] == b"\xff\xd8\xff":
+            file.mimetype = "image/jpeg"
+        return web.Response(text=f"OK - {len(file.data)}", content_type="text/plain")
+
+    async def m_files_completeUploadExternal(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        entries = _as_list(args.get("files"))
+        if not entries:
+            raise SlackError("invalid_arguments")
+        files: list[FakeFile] = []
+        for entry in entries:
+            file = self.files.get(str(entry.get("id")))
+            if file is None or not file.uploaded:
+                raise SlackError("file_not_found")
+            if len(file.data) != file.declared_length:
+                raise SlackError("file_upload_size_mismatch")
+            file.title = str(entry.get("title") or file.name)
+            files.append(file)
+        channel_id = args.get("channel_id") or (str(args.get("channels") or "").split(",")[0] or None)
+        if channel_id:
+            channel = self._channel({"channel": channel_id})
+            message = FakeMessage(
+                self.next_ts(), channel.id, BOT_USER_ID, str(args.get("initial_comment") or "")
+            )
+            message.bot_id, message.subtype = BOT_ID, "file_share"
+            message.thread_ts = self._thread_ts(channel, args)
+            message.files = [f.id for f in files]
+            self._post(channel, args, message)
+            for file in files:
+                file.shared_to.append((channel.id, message.ts))
+        return {"files": [{"id": f.id, "title": f.title} for f in files]}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            # Slack answers a login page, not an error status.
+            return web.Response(text="<!DOCTYPE html><html>Sign in</html>", content_type="text/html")
+        path = request.match_info["path"]
+        file_id = path.split("/", 1)[0].split("-", 1)[-1]
+        file = self.files.get(file_id)
+        if file is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=file.data, content_type=file.mimetype)
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append({"id": request.match_info["id"], **(await request.json())})
+        return web.Response(text="ok")
+
+    # events back to the app (Slack echoes the bot's own posts and edits) ---------------------------
+
+    def _echo(self, event: dict[str, Any]) -> None:
+        if self.echo_url is None:
+            return
+        sender = self.sender(self.echo_url)
+        task = asyncio.get_running_loop().create_task(sender.deliver(sender.envelope(event)))
+        self._echoes.add(task)
+        task.add_done_callback(self._echoes.discard)
+
+    def _echo_changed(self, message: FakeMessage) -> None:
+        channel = self.channels[message.channel]
+        self._echo(
+            {"type": "message", "subtype": "message_changed", "channel": channel.id, "hidden": True,
+             "channel_type": channel.channel_type, "ts": self.next_ts(), "message": message.json()}
+        )  # fmt: skip
+
+
+@dataclass
+class Delivery:
+    status: int
+    body: str
+    headers: Mapping[str, str]
+
+
+class EventSender:
+    """Sends what Slack sends to a Bolt app, signed over the exact bytes."""
+
+    def __init__(self, slack: FakeSlack, url: str, session: aiohttp.ClientSession) -> None:
+        self.slack = slack
+        self.url = url
+        self.session = session
+        self._event_ids = itertools.count(1)
+
+    def envelope(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+        return {
+            "token": "verification-token-unused",
+            "team_id": self.slack.team_id,
+            "api_app_id": APP_ID,
+            "event": {"event_ts": event.get("ts", self.slack.next_ts()), **event},
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:16].upper()}",  # unique per delivery
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"enterprise_id": None, "team_id": self.slack.team_id, "user_id": BOT_USER_ID,
+                 "is_bot": True, "is_enterprise_install": False}
+            ],
+            "is_ext_shared_channel": False,
+        }  # fmt: skip
+
+    async def post(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+    ) -> Delivery:
+        timestamp = str(int(time.time()))
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": sign(secret or self.slack.signing_secret, timestamp, body),
+            **(headers or {}),
+        }
+        async with self.session.post(self.url, data=body, headers=signed) as response:
+            return Delivery(response.status, await response.text(), dict(response.headers))
+
+    async def deliver(
+        self, envelope: dict[str, Any], *, retry_num: int | None = None, **kwargs: Any
+    ) -> Delivery:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if retry_num is not None:
+            headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        body = json.dumps(envelope).encode()
+        return await self.post(body, "application/json", headers=headers, **kwargs)
+
+    def _message_event(self, message: FakeMessage, files: tuple[FakeFile, ...]) -> dict[str, Any]:
+        channel = self.slack.channels[message.channel]
+        event: dict[str, Any] = {
+            "type": "message", "channel": channel.id, "user": message.user, "text": message.text,
+            "ts": message.ts, "channel_type": channel.channel_type, "team": self.slack.team_id,
+            "client_msg_id": f"cm-{message.ts}",
+        }  # fmt: skip
+        if message.thread_ts:
+            event["thread_ts"] = message.thread_ts
+            event["parent_user_id"] = self.slack.message(channel.id, message.thread_ts).user
+        if files:
+            event["subtype"] = "file_share"
+            event["files"] = [f.json(self.slack.base_url) for f in files]
+        return event
+
+    async def message(
+        self, channel: str, user: str, text: str, *, thread_ts: str = "", files: tuple[FakeFile, ...] = ()
+    ) -> tuple[FakeMessage, Delivery]:
+        """A user writes `text` (Slack escapes &, <, >): the message event the app subscribes to."""
+        message = self.slack.post_user_message(channel, user, _escape(text), thread_ts=thread_ts, files=files)
+        delivery = await self.deliver(self.envelope(self._message_event(message, files)))
+        return message, delivery
+
+    async def mention(
+        self, channel: str, user: str, text: str, *, thread_ts: str = "", files: tuple[FakeFile, ...] = ()
+    ) -> tuple[FakeMessage, list[Delivery]]:
+        """A user mentions the bot in a channel: Slack sends app_mention and the message event."""
+        message = self.slack.post_user_message(
+            channel, user, f"<@{BOT_USER_ID}> {_escape(text)}", thread_ts=thread_ts, files=files
+        )
+        as_message = self._message_event(message, files)
+        as_mention = {k: v for k, v in as_message.items() if k not in ("channel_type", "subtype")}
+        as_mention["type"] = "app_mention"
+        deliveries = await asyncio.gather(
+            self.deliver(self.envelope(as_mention)), self.deliver(self.envelope(as_message))
+        )
+        return message, list(deliveries)
+
+    async def command(
+        self, text: str, *, user: str, channel: str, command: str = "/grok", **kwargs: Any
+    ) -> Delivery:
+        fields = {
+            "token": "verification-token-unused", "team_id": self.slack.team_id, "team_domain": "fake",
+            "channel_id": channel, "channel_name": self.slack.channels[channel].name, "user_id": user,
+            "user_name": self.slack.users[user].name, "command": command, "text": text,
+            "api_app_id": APP_ID, "is_enterprise_install": "false",
+            "response_url": f"{self.slack.base_url}respond/{uuid.uuid4().hex[:12]}",
+            "trigger_id": f"{next(self._event_ids)}.{int(time.time())}.{uuid.uuid4().hex[:16]}",
+        }  # fmt: skip
+        body = urllib.parse.urlencode(fields).encode()
+        return await self.post(body, "application/x-www-form-urlencoded", **kwargs)
+
+    async def feedback(self, message: FakeMessage, *, user: str, value: str) -> Delivery:
+        """A click on the feedback buttons of a bot message."""
+        element = next(e for b in message.blocks if b.get("type") == "context_actions" for e in b["elements"])
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": self.slack.users[user].name, "team_id": self.slack.team_id},
+            "api_app_id": APP_ID, "token": "verification-token-unused", "trigger_id": "1.2.3",
+            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
+                          "is_ephemeral": False, "thread_ts": message.thread_ts or None},
+            "team": {"id": self.slack.team_id, "domain": "fake"},
+            "channel": {"id": message.channel, "name": self.slack.channels[message.channel].name},
+            "message": message.json(),
+            "actions": [{"type": "feedback_buttons", "action_id": element["action_id"], "block_id": "fb",
+                         "value": value, "action_ts": str(time.time())}],
+        }  # fmt: skip
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
