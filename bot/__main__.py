@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -99,8 +99,79 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if _missing_key(settings):
         return EXIT_CONFIG
-    print("`grokbot run` is wired up with the platform adapters; it does not run yet.", file=sys.stderr)
-    return EXIT_FAILED
+    try:
+        return asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"grokbot cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+class StartupError(Exception):
+    """A platform refused to start (bad token, missing intent, missing secret); says what to fix."""
+
+
+async def serve(settings: Settings) -> int:
+    """The service: platforms with credentials, the HTTP server and the scheduler, until SIGTERM."""
+    import signal
+
+    from bot.errors import PlatformError
+    from bot.services import Services
+
+    services = await Services.start(settings, migrate=settings.is_sqlite)
+    web = services.web_server()
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+    waiters: list[Awaitable[None]] = []
+    try:
+        if settings.slack_bot_token is not None:
+            from adapters.slack import SlackAdapter
+
+            try:
+                slack = SlackAdapter(settings, services.engine, web=web)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
+            services.platforms[slack.platform.name] = slack.platform
+            try:
+                await slack.start()
+            except PlatformError as exc:
+                raise StartupError(str(exc)) from None
+            stoppers.append(slack.stop)
+            log.info("Slack connected (%s mode)", "Socket" if slack.socket_mode else "HTTP")
+        if settings.discord_token is not None:
+            from adapters.discord import DiscordAdapter
+
+            discord_adapter = DiscordAdapter(settings, services.engine)
+            services.platforms[discord_adapter.platform.name] = discord_adapter.platform
+
+            async def discord_ready() -> bool:
+                return discord_adapter.ready()
+
+            web.add_check("discord", discord_ready)
+            try:
+                await discord_adapter.start()
+            except PlatformError as exc:
+                raise StartupError(str(exc)) from None
+            stoppers.append(discord_adapter.stop)
+            waiters.append(discord_adapter.wait())
+        await web.start()
+        stoppers.append(web.stop)
+        services.jobs.start()
+        log.info("grokbot is running on port %d (instance %s)", web.port, services.instance_id)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        watched = [asyncio.ensure_future(w) for w in waiters]
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopped, *watched], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped and task.exception() is not None:
+                raise StartupError(str(task.exception()))
+        log.info("stopping")
+        return EXIT_OK
+    finally:
+        for stopper in reversed(stoppers):
+            await stopper()
+        await services.close()
 
 
 def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:

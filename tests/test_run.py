@@ -1,0 +1,91 @@
+"""`grokbot run` as an operator runs it: a real process serving Slack events, health, readiness
+and metrics on $PORT, answering through the fakes, and stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.xai import FakeXAI, ScriptedReply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_for_status(http: aiohttp.ClientSession, url: str, status: int, *, seconds: float = 20) -> str:
+    deadline = asyncio.get_running_loop().time() + seconds
+    last = ""
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            async with http.get(url) as response:
+                last = await response.text()
+                if response.status == status:
+                    return last
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered {status}; last: {last!r}")
+
+
+async def test_grokbot_run_serves_slack_and_health_then_stops_on_sigterm(
+    fake_xai: FakeXAI, tmp_path: Path
+) -> None:
+    async with FakeSlack() as slack:
+        slack.add_user("U1", "ana")
+        slack.add_channel("C1", "general")
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "XAI_"))},
+            "XAI_API_KEY": fake_xai.api_key,
+            "XAI_BASE_URL": fake_xai.base_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "PORT": str(port),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                assert "ok" in (await wait_for_status(http, f"{base}/healthz", 200)).lower()
+                ready = await wait_for_status(http, f"{base}/readyz", 200)
+                for dependency in ("database", "scheduler", "slack"):
+                    assert dependency in ready
+
+                fake_xai.queue_reply(ScriptedReply(text="Hello from Grok over Slack."))
+                sender = slack.sender(f"{base}/slack/events")
+                question, deliveries = await sender.mention("C1", "U1", "hello there")
+                assert all(d.status == 200 for d in deliveries)
+                for _ in range(200):
+                    answers = slack.bot_messages("C1", thread_ts=question.ts)
+                    if answers and answers[-1].content.startswith("Hello from Grok over Slack."):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"no answer in the thread: {slack.bot_messages('C1')}")
+
+                async with http.get(f"{base}/metrics") as response:
+                    metrics = await response.text()
+                assert "grokbot_http_requests" in metrics
+        finally:
+            process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.wait_for(process.wait(), timeout=30)
+            stdout, stderr = await process.communicate()
+        assert returncode == 0, stderr.decode()[-2000:]
+        logs = stdout.decode() + stderr.decode()
+        assert "grokbot is running" in logs
+        assert BOT_TOKEN not in logs and SIGNING_SECRET not in logs and fake_xai.api_key not in logs
