@@ -23,6 +23,7 @@ FINAL_ATTEMPTS = 6
 # A message that cannot be edited for longer than this (a stalled bucket, an expired interaction
 # token) is left as shown and the answer goes on in a new message, instead of hanging.
 LONG_STALL_S = 5.0
+BLOCKED_CLOSE_S = 120.0  # how long a left-behind message may take to accept its final edit
 
 
 # -- splitting ------------------------------------------------------------------------------------
@@ -203,6 +204,7 @@ class StreamWriter:
         self._closing = asyncio.Event()  # ends the wait between edits at once when the answer ends
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.edits = 0
         self.first_visible_at: float | None = None
 
@@ -313,14 +315,27 @@ class StreamWriter:
 
     async def _move_on(self) -> None:
         """Leave the current message as last shown and continue the answer in a new message."""
-        used = len(self._shown) - len(self._carry) if self._shown.startswith(self._carry) else 0
+        shown = self._shown
+        used = len(shown) - len(self._carry) if shown.startswith(self._carry) else 0
         if used > 0:
-            fence = open_fence(self._shown)
+            fence = open_fence(shown)
             self._carry = f"{fence.marker}{fence.info}\n" if fence is not None else ""
             self._sealed += used
-        previous = self._reply.message_id if self._reply is not None else self._reply_to
+        blocked = self._reply
         log.info("a message in %s is blocked; continuing in a new one", self._place.key)
-        await self._open_next(reply_to=previous)
+        await self._open_next(reply_to=blocked.message_id if blocked is not None else self._reply_to)
+        if blocked is not None and shown:
+            # Drop its in-progress marker once the platform lets us, without holding up the answer.
+            task = asyncio.create_task(self._close_blocked(blocked, shown))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _close_blocked(self, reply: Reply, shown: str) -> None:
+        try:
+            async with asyncio.timeout(BLOCKED_CLOSE_S):
+                await reply.finish(shown)
+        except (PlatformError, TimeoutError):
+            log.info("a blocked message in %s keeps its in-progress marker", self._place.key)
 
     async def _stop_flusher(self) -> None:
         self._closed = True
