@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import itertools
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -145,10 +146,12 @@ class ConsolePlatform:
         return [m for m in self.log if since <= m.sent_at < until][:limit]
 
 
-def to_incoming(line: str, *, author: Author, number: int) -> Incoming:
-    """A typed line → Incoming. `/cmd ...` is a command; `image:<path>` on ask attaches a file."""
+def to_incoming(line: str, *, author: Author, number: int, session: str = "") -> Incoming:
+    """A typed line → Incoming. `/cmd ...` is a command; `image:<path>` on ask attaches a file.
+
+    Ids carry the session, so that two console sessions never share a charge's idempotency key."""
     text = line.strip()
-    message_id = f"u{number}"
+    message_id = f"{session}u{number}"
     if not text.startswith("/"):
         return Incoming(place=PLACE, author=author, text=text, message_id=message_id, event_id=message_id)
     command = parse_command_text(text[1:])
@@ -175,6 +178,7 @@ async def run_console(engine: Engine, *, lines: TextIO, out: TextIO, image_dir: 
 async def converse(engine: Engine, platform: ConsolePlatform, *, lines: TextIO) -> None:
     """The console's read-answer loop on an existing platform (registered for deferred answers)."""
     author = Author(id=getpass.getuser(), name=getpass.getuser(), is_admin=True)
+    session = f"{uuid.uuid4().hex[:8]}-"
     platform.write(
         "grokbot console — type a question, or /help for commands (/imagine, /usage, /reset ...). "
         "Ctrl-D or /quit to leave.\n"
@@ -190,9 +194,9 @@ async def converse(engine: Engine, platform: ConsolePlatform, *, lines: TextIO) 
             continue
         if text in QUIT:
             break
-        platform.log.append(ChannelMessage(f"u{number}", author, text, datetime.now(UTC)))
+        platform.log.append(ChannelMessage(f"{session}u{number}", author, text, datetime.now(UTC)))
         try:
-            incoming = to_incoming(text, author=author, number=number)
+            incoming = to_incoming(text, author=author, number=number, session=session)
         except BadInput as exc:
             platform.write(f"⚠️  {exc}\n")
             continue

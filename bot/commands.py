@@ -115,7 +115,7 @@ async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) 
     if period not in ("", "day", "today", "month"):
         raise BadInput("`period` accepts `day` or `month`.")
     subject = Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
-    summary = await engine.quotas.summary(subject, is_admin=engine.is_admin(incoming))
+    summary = await engine.quotas.summary(subject, is_admin=engine.is_exempt(incoming))
     lines = [f"**Your Grok usage** ({engine.settings.grokbot_timezone})"]
     if period in ("", "day", "today"):
         lines.append(

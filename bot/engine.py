@@ -5,6 +5,7 @@ conversation turn and is the one place where errors become text for users.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -12,6 +13,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import commands, store
 from bot.conversation import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
@@ -44,7 +47,7 @@ from bot.grok import (
     image_part,
     user_hash,
 )
-from bot.platform import Incoming, Place, Platform
+from bot.platform import Incoming, Place, Platform, Reply
 from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
@@ -55,6 +58,10 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 ANSWER_TOKENS = 4096
 # Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
 REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
+# Most current Grok models reason even when not asked to (grok-4*, grok-3-mini, grok-code-fast):
+# reserve for that too, or concurrent requests could settle far past a limit.
+DEFAULT_REASONING_ALLOWANCE = 8_000
+NON_REASONING = ("non-reasoning", "grok-3", "grok-2")
 THINKING_TICK_S = 2.0
 CACHE_SIZE = 10_000  # conversations and system prompts remembered per process
 SYSTEM_PROMPT_TTL_S = 60.0
@@ -62,6 +69,15 @@ SYSTEM_PROMPT_TTL_S = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def reasoning_allowance(model: str, effort: str | None) -> int:
+    """Tokens to reserve for reasoning, which max_completion_tokens does not cap."""
+    if effort is not None:
+        return REASONING_ALLOWANCE[effort]
+    if "non-reasoning" in model or (model.startswith(NON_REASONING[1:]) and "mini" not in model):
+        return 0
+    return DEFAULT_REASONING_ALLOWANCE
 
 
 @dataclass(frozen=True)
@@ -144,10 +160,18 @@ class Engine:
         )
 
     def is_admin(self, incoming: Incoming) -> bool:
+        """May run admin commands: GROKBOT_ADMINS, or an admin the platform vouches for."""
         return incoming.author.is_admin or self.settings.is_admin(incoming.place.platform, incoming.author.id)
+
+    def is_exempt(self, incoming: Incoming) -> bool:
+        """Spends without limits: only the operator's GROKBOT_ADMINS. A server's own admins are not
+        exempt, since anyone can make a server and invite the bot to it."""
+        return self.settings.is_admin(incoming.place.platform, incoming.author.id)
 
     def describe(self, exc: BotError) -> str:
         """The user-facing text for an error: what happened and what the user can do."""
+        if isinstance(exc, GrokRejected):
+            log.warning("xAI rejected a request (HTTP %s): %s", exc.status, exc)  # the key is redacted
         return describe(exc, zone=self.settings.zone, now=self.clock())
 
     async def _tell(self, platform: Platform, incoming: Incoming, text: str) -> None:
@@ -271,7 +295,7 @@ class Engine:
                 user_text=turn.prompt,
                 images=images,
                 context_window=self.grok.prices.context_window(turn.model),
-                answer_budget=ANSWER_TOKENS + REASONING_ALLOWANCE.get(turn.reasoning or "", 0),
+                answer_budget=ANSWER_TOKENS + reasoning_allowance(turn.model, turn.reasoning),
             )
             request = ChatRequest(
                 model=turn.model,
@@ -284,9 +308,11 @@ class Engine:
             estimate = self.grok.prices.estimate_ticks(
                 turn.model,
                 prompt_tokens=prompt.estimated_tokens,
-                max_completion_tokens=ANSWER_TOKENS + REASONING_ALLOWANCE.get(turn.reasoning or "", 0),
+                max_completion_tokens=ANSWER_TOKENS + reasoning_allowance(turn.model, turn.reasoning),
             )
-            reservation = await self.quotas.reserve(subject, ticks=estimate, is_admin=self.is_admin(incoming))
+            reservation = await self.quotas.reserve(
+                subject, ticks=estimate, is_admin=self.is_exempt(incoming)
+            )
             user_turn = store.TurnRecord(
                 role="user",
                 text=turn.prompt,
@@ -354,7 +380,11 @@ class Engine:
         except BaseException:
             await self.quotas.release(pending.reservation)
             raise
-        await self._record_answer(pending, completion, writer)
+        try:
+            await self._record_answer(pending, completion, writer)
+        except (SQLAlchemyError, OSError):
+            # The user already has the whole answer: no apology. The hold is swept later.
+            log.exception("could not record a delivered answer in %s", turn.place.key)
 
     async def _pump(self, writer: StreamWriter, pending: Pending) -> Completion:
         """Feed the model's stream into the writer; show thinking until the answer starts."""
@@ -365,22 +395,23 @@ class Engine:
         reasoning_tail: list[str] = []
         answering = False
         try:
-            async for event in self.grok.stream(pending.request):
-                if type(event) is ContentDelta:
-                    if not answering:
-                        answering = True
-                        if ticker is not None:
-                            ticker.cancel()
-                            seconds = self.monotonic() - started
-                            writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
-                    writer.append(event.text)
-                elif type(event) is ReasoningDelta:
-                    reasoning_tail.append(event.text)
-                    if len(reasoning_tail) > 64:
-                        del reasoning_tail[:32]
-                    pending.reasoning_tail = "".join(reasoning_tail)[-160:]
-                elif isinstance(event, StreamEnd):
-                    return event.completion
+            async with contextlib.aclosing(self.grok.stream(pending.request)) as events:
+                async for event in events:
+                    if type(event) is ContentDelta:
+                        if not answering:
+                            answering = True
+                            if ticker is not None:
+                                ticker.cancel()
+                                seconds = self.monotonic() - started
+                                writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
+                        writer.append(event.text)
+                    elif type(event) is ReasoningDelta:
+                        reasoning_tail.append(event.text)
+                        if len(reasoning_tail) > 64:
+                            del reasoning_tail[:32]
+                        pending.reasoning_tail = "".join(reasoning_tail)[-160:]
+                    elif isinstance(event, StreamEnd):
+                        return event.completion
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -414,7 +445,7 @@ class Engine:
                 cached_tokens=usage.cached_tokens,
                 xai_request_id=completion.id,
                 conversation_key=turn.place.key,
-                idempotency_key=f"chat:{incoming.event_id or incoming.message_id or uuid.uuid4().hex}",
+                idempotency_key=self._idempotency_key("chat", incoming),
             ),
         )
         answer = store.assistant_turn(completion, model=turn.model, usage=usage, cost_ticks=cost)
@@ -429,25 +460,35 @@ class Engine:
     # -- images -------------------------------------------------------------------------------
 
     async def imagine(self, incoming: Incoming, platform: Platform, *, prompt: str, count: int) -> None:
+        """Generate images, post them as files with the revised prompt, charge per image.
+
+        Every path after the reservation either settles it (the images reached the chat) or
+        releases it, and the reply always ends with the images or with what went wrong."""
         model = self.settings.grokbot_image_model
         subject = Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
         price = self.grok.prices.image_ticks(model, count)
         reservation = await self.quotas.reserve(
-            subject, ticks=price, images=count, is_admin=self.is_admin(incoming)
+            subject, ticks=price, images=count, is_admin=self.is_exempt(incoming)
         )
-        reply = await platform.start_reply(incoming.place, reply_to=incoming.message_id)
+        reply: Reply | None = None
         try:
+            reply = await platform.start_reply(incoming.place, reply_to=incoming.message_id)
             await reply.status(f"🎨 Generating {count} image{'s' if count > 1 else ''}…")
             user = user_hash(incoming.place.platform, incoming.author.id)
             result = await self.grok.generate_images(model=model, prompt=prompt, n=count, user=user)
-        except BotError as exc:
+            images = commands.fit_images(result.images, limit=platform.capabilities.max_upload_bytes)
+            caption = commands.image_caption(prompt, images)
+            try:
+                await reply.finish(caption, images=images)
+            except PlatformError:
+                # The images are paid for: try once more as a plain upload before giving up.
+                await platform.post_images(incoming.place, images, text=caption)
+        except BaseException as exc:
             await self.quotas.release(reservation)
-            await reply.fail(self.describe(exc))
-            return
-        except BaseException:
-            await self.quotas.release(reservation)
+            if isinstance(exc, BotError) and reply is not None:
+                await reply.fail(self.describe(exc))
+                return
             raise
-        images = commands.fit_images(result.images, limit=platform.capabilities.max_upload_bytes)
         await self.quotas.settle(
             reservation,
             Charge(
@@ -455,11 +496,16 @@ class Engine:
                 model=result.model or model,
                 cost_ticks=result.cost_ticks if result.cost_ticks is not None else price,
                 images=len(result.images),
-                idempotency_key=f"image:{incoming.event_id or incoming.message_id or uuid.uuid4().hex}",
+                idempotency_key=self._idempotency_key("image", incoming),
                 conversation_key=incoming.place.key,
             ),
         )
-        await reply.finish(commands.image_caption(prompt, images), images=images)
+
+    @staticmethod
+    def _idempotency_key(kind: str, incoming: Incoming) -> str:
+        """Unique per platform delivery (a redelivered event cannot charge twice)."""
+        event = incoming.event_id or incoming.message_id or uuid.uuid4().hex
+        return f"{kind}:{incoming.place.platform}:{incoming.place.workspace}:{event}"[:160]
 
 
 # -- errors as users read them ----------------------------------------------------------------
@@ -489,7 +535,12 @@ def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
     if isinstance(exc, GrokUnavailable):
         return "Grok is not reachable right now. Please try again shortly; nothing was charged."
     if isinstance(exc, GrokRejected):
-        return f"Grok rejected the request: {exc}"
+        # xAI's own text can name the team or internals: it goes to the log, not the chat.
+        return (
+            f"Grok rejected this request (HTTP {exc.status or 400}); nothing was charged. If you "
+            "chose a model with `model:`, check its name; otherwise an admin can find the details "
+            "in the bot's log."
+        )
     if isinstance(exc, PlatformRateLimited):
         return "This chat is sending too many messages right now; please try again in a moment."
     return f"That did not work: {exc}"

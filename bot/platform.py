@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from bot.errors import BadInput
 
 COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "reset", "help")
+TEXTLESS = ("usage", "reset", "help")  # take options only: more words mean a question
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,10 @@ class Platform(Protocol):
 def parse_command_text(text: str) -> Command:
     """`name opt:value ... free text` → Command, for platforms without native options.
 
-    Unknown command names become `ask` with the whole text as the prompt. Options are only read
-    before the free text begins, so `ask what is 2:30 in seconds` keeps its colon.
+    Unknown command names become `ask` with the whole text as the prompt, and so do the
+    option-only commands followed by words (`help me write a poem`, `usage of semicolons`).
+    Options are only read before the free text begins, so `ask what is 2:30 in seconds` keeps
+    its colon.
     """
     words = text.strip().split()
     if not words:
@@ -191,6 +194,8 @@ def parse_command_text(text: str) -> Command:
         if key.lower() in options:
             raise BadInput(f"The option `{key}` is given twice.")
         options[key.lower()] = value
+    if name in TEXTLESS and rest:
+        return Command(name="ask", text=text.strip())
     return Command(name=name, options=options, text=" ".join(rest))
 
 

@@ -324,7 +324,7 @@ class StreamWriter:
         blocked = self._reply
         log.info("a message in %s is blocked; continuing in a new one", self._place.key)
         await self._open_next(reply_to=blocked.message_id if blocked is not None else self._reply_to)
-        if blocked is not None and shown:
+        if blocked is not None:
             # Drop its in-progress marker once the platform lets us, without holding up the answer.
             task = asyncio.create_task(self._close_blocked(blocked, shown))
             self._background.add(task)
@@ -333,7 +333,11 @@ class StreamWriter:
     async def _close_blocked(self, reply: Reply, shown: str) -> None:
         try:
             async with asyncio.timeout(BLOCKED_CLOSE_S):
-                await reply.finish(shown)
+                await self._budget.acquire()
+                if shown:
+                    await reply.finish(shown)
+                else:  # only a status or placeholder was shown: say where the answer went
+                    await reply.fail("The answer continues in the next message.")
         except (PlatformError, TimeoutError):
             log.info("a blocked message in %s keeps its in-progress marker", self._place.key)
 
@@ -345,8 +349,10 @@ class StreamWriter:
             await self._flusher
 
     async def finish(self, *, images: Sequence[Image] = ()) -> None:
-        """Show the whole answer as final. Retries rate-limited edits; the final text always lands."""
+        """Show the whole answer as final. Retries rate-limited and failed edits; a message that
+        keeps refusing is left and the rest goes to a new one, so the final text always lands."""
         await self._stop_flusher()
+        refused = 0
         for attempt in range(FINAL_ATTEMPTS):
             try:
                 await self._push(final=True, images=images)
@@ -356,19 +362,23 @@ class StreamWriter:
                     raise
                 await self._rate_limited(exc)
             except PlatformError:
+                refused += 1
                 if attempt == FINAL_ATTEMPTS - 1:
                     raise
-                # The message may be gone or too old to edit: show the same text in a fresh one.
-                previous = self._reply.message_id if self._reply is not None else self._reply_to
-                await self._open_next(reply_to=previous)
+                if refused >= 2:
+                    # Twice refused: the message may be gone or too old to edit.
+                    await self._move_on()
+                    refused = 0
 
     async def fail(self, message: str) -> None:
         """Keep what was shown (bringing it up to date first), and say what happened."""
         await self._stop_flusher()
+        if self._reply is None:  # the first message could not even be opened
+            await self._platform.post_text(self._place, message)
+            return
         try:
             if self.text and self._reply is not None:
                 await self._push(final=False)
         except PlatformError:
             log.warning("could not bring a failed answer up to date in %s", self._place.key)
-        assert self._reply is not None
         await self._reply.fail(message)

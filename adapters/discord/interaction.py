@@ -28,6 +28,7 @@ from adapters.discord.platform import (
 )
 from bot.errors import PlatformError
 from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place
+from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,15 @@ class InteractionPlatform:
         return await self.base.start_reply(place, reply_to=reply_to or self.original_id)
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
-        """Into the response while it is unused; privately as an ephemeral follow-up while the token lasts."""
-        text = text[:MAX_CONTENT] or "…"
+        """Into the response while it is unused; privately as an ephemeral follow-up while the token lasts.
+        Past Discord's 2,000 characters the rest follows in further messages."""
+        parts = split_message(text, MAX_CONTENT) if text else ["…"]
+        first = await self._post_part(place, parts[0], private_to=private_to)
+        for part in parts[1:]:
+            await self._post_part(place, part, private_to=private_to)
+        return first
+
+    async def _post_part(self, place: Place, text: str, *, private_to: str) -> str:
         try:
             if self.state == "loading" and (self.ephemeral or not private_to):
                 await self.edit_original(text)

@@ -26,6 +26,7 @@ import discord
 
 from bot.errors import PlatformError, PlatformRateLimited
 from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,12 @@ class DiscordPlatform:
     async def post_text(self, place: Place, text: str, *, private_to: str = "", reply_to: str = "") -> str:
         """Post a complete message; Discord channels have no private messages, so `private_to` is public."""
         target = await self.target(place)
-        message = await self.send(
-            target, content=text[:MAX_CONTENT] or "…", reply_to=reply_to or target.reply_to
-        )
-        return str(message.id)
+        first, previous = "", reply_to or target.reply_to
+        for part in split_message(text, MAX_CONTENT) if text else ["…"]:
+            message = await self.send(target, content=part, reply_to=previous)
+            previous = str(message.id)
+            first = first or previous
+        return first
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         """Upload `images` as files with `text` (split over several messages only past Discord's limits)."""

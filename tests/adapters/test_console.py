@@ -117,3 +117,18 @@ async def test_the_grokbot_console_process_answers_on_stdin(fake_xai: FakeXAI, t
     assert "grok> Hello from the fake Grok." in output
     assert "Today:" in output
     assert fake_xai.api_key not in output + stderr.decode()
+
+
+async def test_each_console_session_charges_its_own_answers(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    from sqlalchemy import func, select
+
+    from bot.tables import UsageEvent
+
+    env = build(fake_xai, grok, sessions)
+    await converse(env, "first session question\n", tmp_path)
+    await converse(env, "second session question\n", tmp_path)
+    async with env.engine.sessions() as session:
+        (charged,) = (await session.exec(select(func.count()).select_from(UsageEvent))).one()
+    assert charged == 2

@@ -142,7 +142,10 @@ async def test_history_is_trimmed_to_the_context_window(
         env.fake.queue_reply(ScriptedReply(text=f"answer {number} " + "x" * 8000))
         await env.say(f"question {number}")
     # A window that holds the answer budget, the new turn and about two old turns.
-    monkeypatch.setattr(env.engine.grok.prices, "context_window", lambda model: 4096 + 4000 + 2600)
+    from bot.engine import ANSWER_TOKENS, reasoning_allowance
+
+    budget = ANSWER_TOKENS + reasoning_allowance("grok-4.3", None)
+    monkeypatch.setattr(env.engine.grok.prices, "context_window", lambda model: budget + 4000 + 2600)
     await env.say("latest")
     messages = env.fake.chat_requests()[-1].json["messages"]
     contents = [m["content"] for m in messages]
@@ -461,3 +464,82 @@ async def test_ask_defer_without_a_job_runner_is_refused_and_refunded(env: Engin
 async def test_defer_accepts_only_booleans(env: EngineEnv) -> None:
     await env.say(command=Command("ask", options={"defer": "soon"}, text="hi"))
     assert "true or false" in env.platform.last.text
+
+
+# -- review fixes: limits, holds and failure paths --------------------------------------------------
+
+
+async def test_a_server_admin_still_has_spend_limits_only_operators_are_exempt(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    env = build(fake_xai, grok, sessions, grokbot_user_daily_usd="0.0000001", grokbot_admins="slack:OPS")
+    place = Place("slack", "W1", "C1", "T1")
+    server_admin = Author("SA", "server-admin", is_admin=True)  # e.g. a workspace admin
+    await env.say("expensive", author=server_admin, place=place)
+    assert "daily spend" in env.platform.last.text
+    await env.say("expensive", author=Author("OPS", "operator"), place=place)
+    assert env.platform.last.final and env.platform.last.text.startswith("Echo:")
+
+
+def test_reasoning_allowance_covers_models_that_reason_by_default() -> None:
+    from bot.engine import reasoning_allowance
+
+    assert reasoning_allowance("grok-4.3", None) > 0
+    assert reasoning_allowance("grok-3-mini", None) > 0
+    assert reasoning_allowance("grok-4-1-fast-non-reasoning", None) == 0
+    assert reasoning_allowance("grok-3", None) == 0
+    assert reasoning_allowance("grok-3", "high") > reasoning_allowance("grok-3", "low") > 0
+
+
+async def test_imagine_releases_its_hold_when_the_reply_cannot_open(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    from bot.errors import PlatformError
+
+    class NoReplies(FakePlatform):
+        async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+            raise PlatformError("missing permissions in this channel")
+
+    env = build(fake_xai, grok, sessions, platform=NoReplies())
+    await env.command("imagine", "a fox")
+    assert all(value == 0 for value in (await counters(env)).values())
+    assert await ledger(env) == []
+    assert env.platform.last.private_to == ALICE.id  # told what happened, privately
+
+
+async def test_an_answer_whose_message_cannot_open_is_explained_not_apologised_for(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    from bot.errors import PlatformError
+
+    class NoReplies(FakePlatform):
+        async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+            raise PlatformError("cannot post here")
+
+    env = build(fake_xai, grok, sessions, platform=NoReplies())
+    await env.say("hello")
+    assert "error id" not in env.platform.last.text
+    assert "cannot post here" in env.platform.last.text
+    assert all(value == 0 for value in (await counters(env)).values())
+
+
+async def test_grok_rejections_do_not_show_xais_raw_text(env: EngineEnv) -> None:
+    env.fake.fail_next(404, body={"code": "not found", "error": "The model x does not exist or team T-123"})
+    await env.say("hi")
+    shown = env.platform.last.text + env.platform.last.failed
+    assert "rejected" in shown and "T-123" not in shown
+
+
+async def test_a_delivered_answer_that_cannot_be_recorded_gets_no_apology(
+    env: EngineEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(store, "add_turns", broken)
+    env.fake.queue_reply(ScriptedReply(text="complete answer"))
+    await env.say("hello")
+    assert env.platform.last.text == "complete answer" and env.platform.last.final
+    assert not any("error id" in m.text for m in env.platform.messages)

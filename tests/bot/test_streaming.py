@@ -91,8 +91,10 @@ async def test_first_text_goes_out_immediately_then_edits_are_paced() -> None:
     assert updates[0].text == "w0 "  # the very first delta, not a batch
     gaps = [b.at - a.at for a, b in itertools.pairwise(updates)]
     assert min(gaps) >= interval * 0.95
-    # ~0.2 s of streaming at one edit per 0.05 s: far fewer edits than deltas.
-    assert len(updates) < 20
+    # One edit per interval at most, however long the machine took to stream: fewer than deltas.
+    span = updates[-1].at - updates[0].at
+    assert len(updates) <= span / interval + 2
+    assert len(updates) < 100
 
 
 async def test_long_answer_continues_in_new_messages_that_reply_to_the_previous() -> None:
@@ -211,7 +213,7 @@ async def test_interim_edit_errors_are_not_fatal() -> None:
 
 async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:
     platform = FakePlatform()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=1.0)
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=10.0)
     await writer.open()
     writer.append("first words ")
     await asyncio.sleep(0.05)  # the first edit went out; the next may not come for a second
@@ -220,7 +222,7 @@ async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> Non
     await writer.finish()
     final = platform.events[-1]
     assert final.kind == "finish" and final.text == "first words and the last ones"
-    assert final.at - ended < 0.1
+    assert final.at - ended < 5.0  # not the 10 s edit interval
 
 
 async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging() -> None:
@@ -244,3 +246,16 @@ async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging
     assert platform.messages[1].final
     await asyncio.sleep(0.01)  # the left-behind message is finished in the background
     assert platform.messages[0].final and platform.messages[0].text == "shown before the stall. "
+
+
+def test_option_only_commands_followed_by_words_are_questions() -> None:
+    from bot.platform import parse_command_text
+
+    assert parse_command_text("help me write a poem").name == "ask"
+    assert parse_command_text("help me write a poem").text == "help me write a poem"
+    assert parse_command_text("usage of semicolons?").name == "ask"
+    assert parse_command_text("reset my router?").name == "ask"
+    usage = parse_command_text("usage period:month")
+    assert (usage.name, dict(usage.options)) == ("usage", {"period": "month"})
+    assert parse_command_text("imagine count:2 a red fox").text == "a red fox"
+    assert parse_command_text("").name == "help"

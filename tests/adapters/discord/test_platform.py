@@ -39,6 +39,17 @@ async def test_jobs_post_into_the_conversation_place(stack: Stack) -> None:
     assert fake.messages[third]["channel_id"] == thread
 
 
+async def test_long_posts_are_split_into_replies_not_cut(stack: Stack) -> None:
+    fake, world, platform = stack.fake, stack.world, stack.adapter.platform
+    text = "\n".join(f"{n}. digest #{n} every weekday at 09:00 in #general, by <@1>" for n in range(60))
+    first = await platform.post_text(Place("discord", world.guild, world.general), text)
+    parts = [m for m in fake.messages.values() if m["channel_id"] == world.general and m["id"] >= first]
+    assert len(parts) >= 2
+    assert all(len(m["content"]) <= 2000 for m in parts)
+    assert "".join(m["content"] for m in parts).replace("\n", "") == text.replace("\n", "")
+    assert parts[1]["message_reference"]["message_id"] == parts[0]["id"]
+
+
 async def test_post_images_uploads_files_with_alt_text(stack: Stack) -> None:
     fake, world = stack.fake, stack.world
     images = [Image(tiny_png(i), "image/png", f"grok-{i}.png", caption=f"a fox, take {i}") for i in range(3)]

@@ -163,6 +163,9 @@ async def test_msg_too_long_on_edited_answers_continues_too(
     await stack.sender.command("a long one", user=ANA, channel=GENERAL)
     await stack.settle()
     parts = fake_slack.bot_messages(GENERAL)
-    assert len(parts) >= 3
+    # How many parts depends on when Slack first refuses, not on the text: at least two, each
+    # within the stricter limit, and nothing lost.
+    assert len(parts) >= 2
+    assert all(len(p.content) <= 1_500 for p in parts)
     assert "".join(p.content for p in parts) == answer
     assert any(b["type"] == "context_actions" for b in parts[-1].blocks)
