@@ -54,7 +54,8 @@ def is_noise(body: Mapping[str, Any], bot_user_id: str = "") -> bool:
     if not event.get("thread_ts"):
         return True
     bot = bot_user_of(body, bot_user_id)
-    return bool(bot) and f"<@{bot}>" in str(event.get("text", ""))
+    text = str(event.get("text", ""))
+    return bool(bot) and (f"<@{bot}>" in text or f"<@{bot}|" in text)  # <@U…|name> is a mention too
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

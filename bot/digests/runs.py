@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, update
@@ -16,7 +16,8 @@ from sqlmodel import col, select
 
 from bot.db import Sessions
 from bot.digests.compose import compose
-from bot.errors import GrokError, GrokInvalidOutput, PlatformError
+from bot.engine import describe
+from bot.errors import GrokError, PlatformError
 from bot.grok import GrokClient
 from bot.jobs.claims import LeaseLost, claimable
 from bot.platform import Place, Platform
@@ -291,18 +292,15 @@ class Runs:
         exc: GrokError | PlatformError,
     ) -> DigestOutcome:
         """Not charged: the workspace got no digest. The period stays open for the next run."""
-        reason = (
-            "Grok's reply did not have the digest's format"
-            if isinstance(exc, GrokInvalidOutput)
-            else str(exc)
-        )
+        # Users read the engine's wording of errors; the raw text goes to the log.
+        reason = describe(exc, zone=UTC, now=self._clock()).rstrip(".")
         log.warning("digest run failed: %s", exc)
         if run is not None:
             await self._move_run(
                 run[0], "running", "failed", error=str(exc)[:2000], finished_at=self._clock()
             )
-        notice = f"⚠️ The digest could not be made: {reason}. Nothing was charged; " + (
-            "these messages will be included in the next digest." if run is not None else "try again later."
+        notice = f"⚠️ The digest could not be made. {reason}. " + (
+            "These messages will be included in the next digest." if run is not None else "Try again later."
         )
         try:
             await platform.post_text(target, notice)

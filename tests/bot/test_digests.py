@@ -202,7 +202,7 @@ async def test_a_schema_invalid_reply_fails_the_run_tells_the_channel_and_charge
     assert len(fake_xai.chat_requests()) == 2  # stopped at the invalid part
     [notice] = platform.messages
     assert notice.text.startswith(
-        "⚠️ The digest could not be made: Grok's reply did not have the digest's format."
+        "⚠️ The digest could not be made. Grok's reply did not have the expected shape"
     )
     assert "Nothing was charged" in notice.text and "included in the next digest" in notice.text
     [run] = await digest_runs(sessions)

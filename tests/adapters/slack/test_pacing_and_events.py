@@ -77,6 +77,7 @@ def test_noise() -> None:
     assert is_noise(
         envelope({**thread_reply, "thread_ts": "1.0", "text": "<@UBOT> hi"})
     )  # app_mention has it
+    assert is_noise(envelope({**thread_reply, "thread_ts": "1.0", "text": "<@UBOT|grok> hi"}))
     assert not is_noise(envelope({**thread_reply, "channel_type": "im", "text": "<@UBOT> hi"}))
     assert is_noise(envelope({**thread_reply, "thread_ts": "1.0", "bot_id": "B1"}))
     assert is_noise(envelope({"type": "message", "subtype": "message_changed", "channel": "C1"}))
