@@ -15,7 +15,8 @@ into user text.
     │   ├── GrokStreamBroken     a stream ended early or garbled; keeps what was received
     │   └── GrokInvalidOutput    a structured reply did not match its schema
     └── PlatformError            Discord or Slack refused or failed an action
-        └── PlatformRateLimited  the platform answered 429 (retry_after seconds)
+        ├── PlatformRateLimited  the platform answered 429 (retry_after seconds)
+        └── PlatformUncertain    the connection failed after the request went out: it may be done
 
 A deferred result that is not ready yet is not an error: `fetch_deferred` returns None.
 """
@@ -114,6 +115,11 @@ class GrokInvalidOutput(GrokError):
 
 class PlatformError(BotError):
     pass
+
+
+class PlatformUncertain(PlatformError):
+    """The request was sent but no answer came (timeout, dropped connection): it may have happened.
+    Work that must not be repeated (a delivered answer) treats it as done-perhaps, not as refused."""
 
 
 class PlatformRateLimited(PlatformError):

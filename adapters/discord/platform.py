@@ -24,7 +24,7 @@ from datetime import datetime
 import aiohttp
 import discord
 
-from bot.errors import PlatformError, PlatformRateLimited
+from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
 from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
 from bot.streaming import split_message
 
@@ -76,8 +76,11 @@ async def discord_errors(action: str) -> AsyncIterator[None]:
                 f"Discord answered 429 while {action}", retry_after=retry_after_of(exc)
             ) from exc
         raise PlatformError(f"Discord refused {action}: {exc.status} (code {exc.code}) {exc.text}") from exc
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except aiohttp.ClientConnectorError as exc:  # never reached Discord
         raise PlatformError(f"Discord unreachable while {action}: {type(exc).__name__}") from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        # Sent, but no answer: Discord may have done it.
+        raise PlatformUncertain(f"No answer from Discord while {action}: {type(exc).__name__}") from exc
 
 
 def image_files(images: Sequence[Image]) -> list[discord.File]:

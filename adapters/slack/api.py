@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack.pacing import Pacer
-from bot.errors import PlatformError, PlatformRateLimited
+from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,13 @@ class SlackApi:
                 error = str(exc.response.get("error") or f"http_{exc.response.status_code}")
                 self._calls.labels(method, error).inc()
                 raise SlackRefused(method, error) from None
-            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            except aiohttp.ClientConnectorError as exc:  # never reached Slack
                 self._calls.labels(method, "network").inc()
                 raise PlatformError(f"Slack {method} failed: {type(exc).__name__}") from None
+            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                # Sent, but no answer: Slack may have done it.
+                self._calls.labels(method, "network").inc()
+                raise PlatformUncertain(f"Slack {method} failed: {type(exc).__name__}") from None
             self._calls.labels(method, "ok").inc()
             return response
         raise AssertionError("unreachable")  # pragma: no cover

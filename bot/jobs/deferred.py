@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from bot import store
 from bot.db import Sessions
-from bot.errors import DeferredGone, GrokError, PlatformError, PlatformRateLimited
+from bot.errors import DeferredGone, GrokError, PlatformError, PlatformRateLimited, PlatformUncertain
 from bot.grok import ChatRequest, Completion, GrokClient, Usage
 from bot.jobs.claims import LeaseLost, claimable
 from bot.platform import Place, Platform
@@ -361,9 +361,12 @@ class Deferrals:
         log.info("deferred %s: %s in %d message(s)", work.xai_request_id, work.status, len(posted))
 
     async def _delivery_failed(self, work: _Work, exc: PlatformError) -> None:
-        """The platform refused the post (so it did not happen): retry later, or give up for good."""
+        """The post failed: retry later, or give up for good. A refused post did not happen; an
+        uncertain one may have, so its attempt mark stays and it is never posted again."""
         failures = int(work.state.get("failures", 0)) + 1
-        work.state.update(failures=failures, attempting=None)
+        work.state["failures"] = failures
+        if not isinstance(exc, PlatformUncertain):
+            work.state["attempting"] = None
         if failures >= MAX_DELIVERY_FAILURES:
             log.error("deferred %s: delivery failed for good: %s", work.xai_request_id, exc)
             await self._move(

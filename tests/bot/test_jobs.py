@@ -13,7 +13,7 @@ import pytest
 
 from bot import store
 from bot.db import Sessions, create_engine, session_factory
-from bot.errors import PlatformError
+from bot.errors import PlatformError, PlatformUncertain
 from bot.grok import ChatMessage, ChatRequest, GrokClient
 from bot.jobs import INTERRUPTED_NOTE, Deferrals, Jobs, _Work, heartbeat_check, heartbeats
 from bot.platform import Place
@@ -370,6 +370,35 @@ async def test_a_refused_post_is_retried_later_and_delivered_once(
     await run_until_closed(d, clock, sessions)
     assert texts(platform) == ["Eventually."]
     assert len(await ledger(sessions)) == 1
+
+
+class SentButUnanswered(FakePlatform):
+    """The post reaches the chat, then the connection drops before the answer comes back."""
+
+    dropped = 1
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        message_id = await super().post_text(place, text, private_to=private_to)
+        if self.dropped:
+            self.dropped -= 1
+            raise PlatformUncertain("no answer from the platform")
+        return message_id
+
+
+async def test_a_post_that_may_have_happened_is_never_posted_again(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), SentButUnanswered(name="discord")
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(ScriptedReply(text="Only once, please.", deferred_pending_polls=0))
+    await submit(d, quotas, sessions, clock)
+    clock.advance(seconds=2)
+    await d.poll_due()
+    await run_until_closed(d, clock, sessions)
+    assert texts(platform).count("Only once, please.") == 1
+    [row] = await deferred_rows(sessions)
+    assert row.status == "delivered"
 
 
 class Recording(Deferrals):

@@ -214,3 +214,19 @@ async def test_a_rate_limit_longer_than_discord_py_waits_becomes_platform_rate_l
     assert raised.value.retry_after == 45.0 and loop.time() - started < 5  # raised, not slept through
     await reply.finish("first words and more, finally")
     assert stack.fake.messages[reply.message_id]["content"] == "first words and more, finally"
+
+
+async def test_a_dropped_answer_is_uncertain_but_a_refused_connection_is_not() -> None:
+    import aiohttp
+    import pytest
+
+    from adapters.discord.platform import discord_errors
+    from bot.errors import PlatformError, PlatformUncertain
+
+    with pytest.raises(PlatformUncertain):
+        async with discord_errors("posting"):
+            raise aiohttp.ServerDisconnectedError()
+    with pytest.raises(PlatformError) as refused:
+        async with discord_errors("posting"):
+            raise aiohttp.ClientConnectorError(None, OSError(111, "Connection refused"))  # type: ignore[arg-type]
+    assert not isinstance(refused.value, PlatformUncertain)
