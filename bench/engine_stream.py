@@ -3,7 +3,8 @@
 Reports, per run: delay from each upstream chunk reaching the client to the platform edit that
 shows it (p50/p99), first visible text after the first upstream token (p50/p99), the whole answer
 visible after the last upstream token (p50/p99), CPU seconds per 1,000 streamed tokens (this
-process only: the fake runs in its own process), and memory per active conversation (tracemalloc,
+process only: the fake runs in its own process) beside the Grok client's own share (the same
+streams read with no engine), and memory per active conversation (tracemalloc,
 in a separate pass). Writes bench/results/engine_stream.json.
 
     python bench/engine_stream.py [--streams 1 200] [--words 300] [--tps 100] [--interval 1.0]
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
-from bot.grok import ChatRequest, ContentDelta, GrokClient, StreamEvent  # noqa: E402
+from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEvent  # noqa: E402
 from bot.platform import Author, Incoming, Place  # noqa: E402
 from bot.quotas import Quotas  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -80,6 +81,23 @@ def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
     assert process.stdout is not None
     process.stdout.readline()
     return process
+
+
+async def client_alone(streams: int, *, base_url: str) -> float:
+    """CPU seconds per 1,000 chunks for the same streams read by the Grok client with no engine."""
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams + 8)) as http:
+        grok = GrokClient(http, api_key=API_KEY, base_url=base_url)
+        request = ChatRequest(model="grok-4.3", messages=(ChatMessage("user", "tell me a story"),))
+        chunks = 0
+
+        async def one() -> None:
+            nonlocal chunks
+            async for _event in grok.stream(request):
+                chunks += 1
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(one() for _ in range(streams)))
+        return (time.process_time() - cpu0) / max(1, chunks) * 1000
 
 
 def pct(values: list[float], q: float) -> float:
@@ -187,6 +205,8 @@ async def main() -> None:
         for streams in args.streams:
             run_one = run(streams, base_url=base_url, interval=args.interval, measure_memory=False)
             results.append(await run_one)
+            alone = await client_alone(streams, base_url=base_url)
+            results[-1]["client_alone_cpu_s_per_1k"] = round(alone, 4)
         memory = await run(max(args.streams), base_url=base_url, interval=args.interval, measure_memory=True)
         results[-1]["memory_kib_per_conversation"] = memory["memory_kib_per_conversation"]
     finally:
@@ -195,7 +215,7 @@ async def main() -> None:
     columns = [
         "streams", "tokens", "chunk_to_edit_ms_p50", "chunk_to_edit_ms_p99", "first_visible_ms_p50",
         "first_visible_ms_p99", "whole_visible_after_last_ms_p50", "whole_visible_after_last_ms_p99",
-        "cpu_s_per_1k_tokens", "memory_kib_per_conversation", "edits", "wall_s",
+        "cpu_s_per_1k_tokens", "client_alone_cpu_s_per_1k", "memory_kib_per_conversation", "edits", "wall_s",
     ]  # fmt: skip
     print(" | ".join(columns))
     for row in results:
