@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.xai import FakeXAI, ScriptedReply
 
@@ -89,3 +90,71 @@ async def test_grokbot_run_serves_slack_and_health_then_stops_on_sigterm(
         logs = stdout.decode() + stderr.decode()
         assert "grokbot is running" in logs
         assert BOT_TOKEN not in logs and SIGNING_SECRET not in logs and fake_xai.api_key not in logs
+
+
+def discord_env(fake_xai: FakeXAI, discord: FakeDiscord, tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "XAI_"))},
+        "XAI_API_KEY": fake_xai.api_key,
+        "XAI_BASE_URL": fake_xai.base_url,
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_API_BASE_URL": discord.rest_url,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "DISCORD_GUILD_IDS": ",".join(discord.guilds),
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+    }
+
+
+async def test_grokbot_run_answers_a_discord_mention_then_stops_on_sigterm(
+    fake_xai: FakeXAI, tmp_path: Path
+) -> None:
+    async with FakeDiscord() as discord:
+        guild = discord.add_guild("Grok lab")
+        general = discord.add_channel(guild, "general")
+        alice = discord.add_user("alice", guild_id=guild)
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            cwd=tmp_path, env=discord_env(fake_xai, discord, tmp_path, port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            async with aiohttp.ClientSession() as http:
+                ready = await wait_for_status(http, f"http://127.0.0.1:{port}/readyz", 200)
+                assert "discord" in ready
+            fake_xai.queue_reply(ScriptedReply(text="Hello from Grok on Discord."))
+            asked = await discord.user_message(general, alice, "hello there", mention_bot=True)
+            await discord.wait_until(
+                lambda: any(
+                    m["content"] == "Hello from Grok on Discord."
+                    and (m.get("message_reference") or {}).get("message_id") == asked["id"]
+                    for m in discord.bot_messages(general)
+                ),
+                within=20,
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.wait_for(process.wait(), timeout=30)
+            stdout, stderr = await process.communicate()
+        assert returncode == 0, stderr.decode()[-2000:]
+        logs = stdout.decode() + stderr.decode()
+        assert "oauth2/authorize" in logs  # the invite URL is logged at start
+        assert discord.token not in logs and fake_xai.api_key not in logs
+
+
+async def test_grokbot_run_explains_a_missing_message_content_intent(
+    fake_xai: FakeXAI, tmp_path: Path
+) -> None:
+    async with FakeDiscord(message_content_enabled=False) as discord:
+        discord.add_guild("Grok lab")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            cwd=tmp_path, env=discord_env(fake_xai, discord, tmp_path, free_port()),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert "grokbot cannot start" in message and "Message Content" in message
+    assert "Traceback" not in message
