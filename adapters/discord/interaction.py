@@ -21,13 +21,14 @@ from adapters.discord.platform import (
     MAX_RATELIMIT_TIMEOUT,
     ChannelReply,
     DiscordPlatform,
+    EventPlatform,
     discord_errors,
     failure_text,
     image_files,
     upload_batches,
 )
 from bot.errors import PlatformError
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ class TokenExpired(Exception):
     """The interaction webhook is unusable (token expired, or stalled): continue with the bot token."""
 
 
-class InteractionPlatform:
-    """Wraps DiscordPlatform for one deferred interaction."""
+class InteractionPlatform(EventPlatform):
+    """For one deferred interaction: the first reply is the interaction's response."""
 
     def __init__(
         self,
@@ -60,27 +61,15 @@ class InteractionPlatform:
         monotonic: Callable[[], float] = time.monotonic,
         stall_timeout: float = MAX_RATELIMIT_TIMEOUT,
     ) -> None:
-        self.base = base
+        super().__init__(base, attachments or {})
         self.stall_timeout = stall_timeout
         self.interaction = interaction
         self.ephemeral = ephemeral
         self.original_id = original_id
         self.state = "loading"  # loading (Discord shows "thinking…") | used | deleted
-        self._attachments = dict(attachments or {})
         self._clock = clock
         self.monotonic = monotonic
         self._expired = False
-
-    @property
-    def name(self) -> str:
-        return self.base.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.base.capabilities
-
-    def rate_scope(self, place: Place) -> str:
-        return self.base.rate_scope(place)
 
     # -- the interaction token ------------------------------------------------------------------
 
@@ -183,18 +172,6 @@ class InteractionPlatform:
                 )
             return self.original_id
         return await self.base.post_images(place, images, text=text)
-
-    async def download(self, attachment: Attachment) -> bytes:
-        found = self._attachments.get(attachment.url)
-        if found is None:
-            return await self.base.download(attachment)
-        async with discord_errors("downloading an attachment"):
-            return await found.read()
-
-    async def channel_history(
-        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
-    ) -> Sequence[ChannelMessage]:
-        return await self.base.channel_history(place, since=since, until=until, limit=limit)
 
 
 class InteractionReply:

@@ -17,7 +17,7 @@ import io
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -25,7 +25,7 @@ import aiohttp
 import discord
 
 from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place, Reply
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -360,14 +360,13 @@ class ChannelReply:
                 self._message = await self._message.edit(content=content)
 
 
-class MessagePlatform:
-    """DiscordPlatform for one user message: its attachments are read through discord.py, and texts
-    (errors, notices) reply to it."""
+class EventPlatform:
+    """DiscordPlatform seen from one event: that event's attachments are read through discord.py,
+    and everything a subclass does not change goes to the long-lived platform."""
 
-    def __init__(self, base: DiscordPlatform, message: discord.Message) -> None:
+    def __init__(self, base: DiscordPlatform, attachments: Mapping[str, discord.Attachment]) -> None:
         self.base = base
-        self._message = message
-        self._attachments = {a.url: a for a in message.attachments}
+        self._attachments = dict(attachments)
 
     @property
     def name(self) -> str:
@@ -380,11 +379,11 @@ class MessagePlatform:
     def rate_scope(self, place: Place) -> str:
         return self.base.rate_scope(place)
 
-    async def start_reply(self, place: Place, *, reply_to: str = "") -> ChannelReply:
+    async def start_reply(self, place: Place, *, reply_to: str = "") -> Reply:
         return await self.base.start_reply(place, reply_to=reply_to)
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
-        return await self.base.post_text(place, text, private_to=private_to, reply_to=str(self._message.id))
+        return await self.base.post_text(place, text, private_to=private_to)
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         return await self.base.post_images(place, images, text=text)
@@ -400,3 +399,14 @@ class MessagePlatform:
         self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
     ) -> Sequence[ChannelMessage]:
         return await self.base.channel_history(place, since=since, until=until, limit=limit)
+
+
+class MessagePlatform(EventPlatform):
+    """For one user message: texts (errors, notices) reply to it."""
+
+    def __init__(self, base: DiscordPlatform, message: discord.Message) -> None:
+        super().__init__(base, {a.url: a for a in message.attachments})
+        self._message = message
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        return await self.base.post_text(place, text, private_to=private_to, reply_to=str(self._message.id))
