@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,30 +31,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import TimedGrok  # noqa: E402
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
-from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEvent  # noqa: E402
+from bot.grok import ChatMessage, ChatRequest, GrokClient  # noqa: E402
 from bot.platform import Author, Incoming, Place  # noqa: E402
 from bot.quotas import Quotas  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform  # noqa: E402
 
 API_KEY = "xai-test-key"
-
-
-class TimedGrok(GrokClient):
-    """Records when each content delta reaches the engine, with the answer length so far."""
-
-    arrivals: dict[str, list[tuple[float, int]]]
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
-        marks = self.arrivals.setdefault(request.conv_id or "", [])
-        length = 0
-        async for event in super().stream(request):
-            if type(event) is ContentDelta:
-                length += len(event.text)
-                marks.append((time.perf_counter(), length))
-            yield event
 
 
 def free_port() -> int:
@@ -122,7 +107,6 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
     platform = FakePlatform(capabilities=caps)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams + 8)) as http:
         grok = TimedGrok(http, api_key=API_KEY, base_url=base_url)
-        grok.arrivals = {}
         quotas = Quotas(sessions, settings, clock=lambda: datetime.now(UTC))
         engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
         incomings = [

@@ -21,7 +21,6 @@ import pstats
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncGenerator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -123,30 +122,13 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from adapters.slack.app import SlackAdapter
+    from bench.timing import TimedGrok
     from bot.db import create_engine, session_factory, upgrade_async
     from bot.engine import Engine, utc_now
-    from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEvent
+    from bot.grok import ChatMessage, ChatRequest, GrokClient
     from bot.quotas import Quotas
     from bot.settings import Settings
     from bot.web import WebServer
-
-    class TimedGrok(GrokClient):
-        """Records when the first and the last text delta of each answer reached the bot."""
-
-        marks: list[tuple[float, float, int]] = []  # noqa: RUF012 - one instance per run
-
-        async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-            first = last = 0.0
-            tokens = 0
-            try:
-                async for event in super().stream(request):
-                    if isinstance(event, ContentDelta):
-                        last = time.perf_counter()
-                        first = first or last
-                        tokens += 1
-                    yield event
-            finally:  # the engine stops reading at StreamEnd
-                self.marks.append((first, last, tokens))
 
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
