@@ -118,6 +118,12 @@ async def serve(settings: Settings) -> int:
     from bot.services import Services
 
     services = await Services.start(settings, migrate=settings.is_sqlite)
+    if settings.is_sqlite and (other := await services.other_live_instance()):
+        await services.close()
+        raise StartupError(
+            f"another grokbot process ({other}) is running on this SQLite database. SQLite suits "
+            "one process; to run several, use PostgreSQL (DATABASE_URL=postgresql+asyncpg://…)."
+        )
     web = services.web_server()
     stoppers: list[Callable[[], Awaitable[None]]] = []
     waiters: list[Awaitable[None]] = []

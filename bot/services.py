@@ -24,7 +24,7 @@ from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo
-from bot.jobs import Deferrals, Jobs, heartbeat_check
+from bot.jobs import Deferrals, Jobs, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
 from bot.settings import Settings
@@ -48,6 +48,7 @@ def grok_client(settings: Settings, http: httpx.AsyncClient) -> GrokClient:
 
 # A deferred result may wait up to 24 h: only reservations older than that are abandoned.
 STALE_RESERVATION = timedelta(hours=25)
+LIVE_HEARTBEAT = timedelta(seconds=30)  # the scheduler beats every 2 s while it runs
 
 
 @dataclass
@@ -118,6 +119,17 @@ class Services:
         )
         return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms)
 
+    async def other_live_instance(self) -> str | None:
+        """Another running process whose scheduler beat recently on this database, if any.
+
+        A beat from a process of this host that no longer exists (a crash just before a restart)
+        does not count."""
+        fresh = utc_now() - LIVE_HEARTBEAT
+        for instance, _component, beat_at in await heartbeats(self.sessions):
+            if instance != self.instance_id[:64] and beat_at >= fresh and _alive(instance):
+                return instance
+        return None
+
     def web_server(self) -> WebServer:
         """The HTTP server with database and scheduler readiness checks."""
         checks = {
@@ -130,6 +142,20 @@ class Services:
         await self.jobs.stop()
         await self.http.aclose()
         await self.db.dispose()
+
+
+def _alive(instance: str) -> bool:
+    """False only for an instance id of this host whose process is gone."""
+    parts = instance.rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname()[:40] or not parts[1].isdigit():
+        return True
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _find(models: list[ModelInfo], name: str) -> ModelInfo | None:

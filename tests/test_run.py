@@ -158,3 +158,45 @@ async def test_grokbot_run_explains_a_missing_message_content_intent(
     message = stderr.decode()
     assert "grokbot cannot start" in message and "Message Content" in message
     assert "Traceback" not in message
+
+
+async def test_a_second_process_on_one_sqlite_file_is_refused(fake_xai: FakeXAI, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.db import create_engine, session_factory, upgrade_async
+    from bot.jobs import beat
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    # A live process of this host (this test's own) beat a moment ago.
+    running = f"{socket.gethostname()[:40]}-{os.getpid()}-abc123"
+    await beat(session_factory(engine), instance=running, component="deferred", now=datetime.now(UTC))
+    await engine.dispose()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "XAI_"))},
+        "XAI_API_KEY": fake_xai.api_key,
+        "XAI_BASE_URL": fake_xai.base_url,
+        "SLACK_BOT_TOKEN": "xoxb-never-used",
+        "SLACK_SIGNING_SECRET": "never-used",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "PORT": str(free_port()),
+        "DATABASE_URL": url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "another grokbot process" in stderr.decode() and "PostgreSQL" in stderr.decode()
+
+
+def test_a_heartbeat_from_a_dead_local_process_does_not_count() -> None:
+    from bot.services import _alive
+
+    host = socket.gethostname()[:40]
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    assert _alive(f"{host}-{os.getpid()}-abc123")
+    assert not _alive(f"{host}-{dead}-abc123")
+    assert _alive(f"another-host-{dead}-abc123")  # another machine: cannot tell, so it counts
