@@ -11,7 +11,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,7 +47,7 @@ from bot.grok import (
     image_part,
     user_hash,
 )
-from bot.platform import Incoming, Place, Platform, Reply
+from bot.platform import Command, Incoming, Place, Platform, Reply
 from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
@@ -63,6 +63,7 @@ REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
 DEFAULT_REASONING_ALLOWANCE = 8_000
 NON_REASONING = ("non-reasoning", "grok-3", "grok-2")
 THINKING_TICK_S = 2.0
+WORD_COMMANDS = frozenset({"reset", "help", "usage"})  # a message of just this word runs it
 CACHE_SIZE = 10_000  # conversations and system prompts remembered per process
 SYSTEM_PROMPT_TTL_S = 60.0
 
@@ -182,6 +183,16 @@ class Engine:
 
     async def _route(self, incoming: Incoming, platform: Platform) -> None:
         command = incoming.command
+        word = incoming.text.strip().strip("!.?").lower()
+        # "@Grok reset" in a thread: slash commands carry no thread, so a mention or a message that
+        # is just a command word runs it where it was said.
+        if (
+            command is None
+            and word in WORD_COMMANDS
+            and (incoming.addressed or await self.conversation_place(incoming) is not None)
+        ):
+            command = Command(name=word)
+            incoming = replace(incoming, command=command)
         if command is None or command.name == "ask":
             turn = await self._resolve_turn(incoming)
             if turn is not None:

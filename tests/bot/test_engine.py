@@ -543,3 +543,21 @@ async def test_a_delivered_answer_that_cannot_be_recorded_gets_no_apology(
     await env.say("hello")
     assert env.platform.last.text == "complete answer" and env.platform.last.final
     assert not any("error id" in m.text for m in env.platform.messages)
+
+
+async def test_a_mention_that_says_reset_forgets_that_thread(env: EngineEnv) -> None:
+    thread = Place("fake", "W1", "C1", "thread-1")
+    await env.say("remember 42", place=thread)
+    await env.say("reset", place=thread, addressed=False)  # a plain word inside the conversation
+    assert "Forgot this conversation" in env.platform.last.text
+    await env.say("what number?", place=thread)
+    assert [m["role"] for m in env.fake.chat_requests()[-1].json["messages"]] == ["system", "user"]
+
+
+async def test_a_word_command_outside_a_conversation_is_ignored_unless_addressed(env: EngineEnv) -> None:
+    elsewhere = Place("fake", "W1", "C1", "not-a-conversation")
+    await env.say("help", place=elsewhere, addressed=False)
+    assert env.platform.messages == []
+    await env.say("help!", place=elsewhere)  # a mention
+    assert "Grok commands" in env.platform.last.text
+    assert env.fake.chat_requests() == []
