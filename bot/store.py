@@ -5,26 +5,19 @@ Functions take a session factory and return plain values; table rows never leave
 
 from __future__ import annotations
 
-import types
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import Sessions
+from bot.db import Sessions, conflict_insert
 from bot.grok import Completion, Usage
 from bot.platform import Place
 from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn
-
-
-def _dialect_module(session: AsyncSession) -> types.ModuleType:
-    """The dialect's insert module, for INSERT … ON CONFLICT (SQLite and PostgreSQL share the form)."""
-    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
 
 
 def _at(place: Place) -> list[ColumnElement[bool]]:
@@ -65,9 +58,8 @@ class TurnRecord:
 async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -> ConversationRef:
     """The conversation at `place`, created on first use (race-safe across instances)."""
     async with sessions() as session:
-        module = _dialect_module(session)
         statement = (
-            module.insert(Conversation)
+            conflict_insert(session, Conversation)
             .values(
                 platform=place.platform,
                 workspace=place.workspace,
@@ -217,7 +209,7 @@ async def _link(session: AsyncSession, conversation_id: int, links: Links, now: 
         }
         for message_id in ids
     ]
-    await session.exec(_dialect_module(session).insert(MessageRef).values(values).on_conflict_do_nothing())
+    await session.exec(conflict_insert(session, MessageRef).values(values).on_conflict_do_nothing())
 
 
 async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:
@@ -314,8 +306,7 @@ async def set_system_prompt(
 ) -> None:
     channel = "" if whole_workspace else place.channel
     async with sessions() as session:
-        module = _dialect_module(session)
-        statement = module.insert(PlaceSetting).values(
+        statement = conflict_insert(session, PlaceSetting).values(
             platform=place.platform,
             workspace=place.workspace,
             channel=channel,

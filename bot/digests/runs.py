@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Update, update
 from sqlmodel import col, select
 
-from bot.db import Sessions
+from bot.db import Sessions, conflict_insert
 from bot.digests.compose import compose
 from bot.engine import describe
 from bot.errors import GrokError, PlatformError
@@ -115,10 +114,9 @@ class Runs:
             )
             if won.rowcount != 1:
                 return 0
-            module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
             # UNIQUE(digest_id, slot) is the backstop: a slot that already has a run is not rerun.
             inserted = await session.exec(
-                module.insert(DigestRun)
+                conflict_insert(session, DigestRun)
                 .values(
                     digest_id=row.id,
                     slot=slot,
@@ -312,14 +310,9 @@ class Runs:
         now = self._clock()
         async with self._sessions.begin() as session:
             moved = await session.exec(
-                update(DigestRun)
-                .where(
-                    col(DigestRun.id) == run_id,
-                    col(DigestRun.status) == start,
-                    col(DigestRun.lease_owner) == self._me,
+                _leased_run(run_id, start, self._me).values(
+                    status=end, lease_until=now + self._lease, **values
                 )
-                .values(status=end, lease_until=now + self._lease, **values)
-                .execution_options(synchronize_session=False)
             )
         if moved.rowcount != 1:
             raise LeaseLost
@@ -339,14 +332,9 @@ class Runs:
         now = self._clock()
         async with self._sessions.begin() as session:
             moved = await session.exec(
-                update(DigestRun)
-                .where(
-                    col(DigestRun.id) == run_id,
-                    col(DigestRun.status) == start,
-                    col(DigestRun.lease_owner) == self._me,
+                _leased_run(run_id, start, self._me).values(
+                    status=end, lease_owner=None, lease_until=None, finished_at=now, **values
                 )
-                .values(status=end, lease_owner=None, lease_until=None, finished_at=now, **values)
-                .execution_options(synchronize_session=False)
             )
             if moved.rowcount != 1:
                 raise LeaseLost
@@ -361,3 +349,14 @@ class Runs:
                     .values(last_run_at=until)
                     .execution_options(synchronize_session=False)
                 )
+
+
+def _leased_run(run_id: int, start: str, owner: str) -> Update:
+    """UPDATE of run `run_id` in state `start` while `owner` holds its lease (else no row moves)."""
+    return (
+        update(DigestRun)
+        .where(
+            col(DigestRun.id) == run_id, col(DigestRun.status) == start, col(DigestRun.lease_owner) == owner
+        )
+        .execution_options(synchronize_session=False)
+    )

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from bot.db import Sessions
+from bot.db import Sessions, conflict_insert
 from bot.jobs.deferred import Deferrals
 from bot.tables import Heartbeat
 
@@ -138,8 +137,9 @@ class Jobs:
 async def beat(sessions: Sessions, *, instance: str, component: str, now: datetime) -> None:
     """Upsert this process part's heartbeat (read by /readyz)."""
     async with sessions.begin() as session:
-        module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = module.insert(Heartbeat).values(instance=instance[:64], component=component, beat_at=now)
+        statement = conflict_insert(session, Heartbeat).values(
+            instance=instance[:64], component=component, beat_at=now
+        )
         await session.exec(
             statement.on_conflict_do_update(index_elements=["instance", "component"], set_={"beat_at": now})
         )

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Update, delete, func, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.db import conflict_insert
 from bot.errors import QuotaExceeded
 from bot.quotas.values import Charge, Subject
 from bot.tables import QuotaCounter, QuotaOverride, QuotaReservation, UsageEvent
@@ -34,17 +34,10 @@ class Target:
     resets_at: datetime = field(compare=False)
 
 
-def insert(session: AsyncSession, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
-    """INSERT with the dialect's ON CONFLICT clauses (the generic insert has none)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 async def ensure(session: AsyncSession, target: Target, now: datetime) -> None:
     """Create the counter row at 0 unless it exists (a new period is a new row)."""
     create = (
-        insert(session, QuotaCounter)
+        conflict_insert(session, QuotaCounter)
         .values(
             subject=target.subject, period_key=target.period_key, used=0, limit=target.limit, updated_at=now
         )
@@ -135,7 +128,7 @@ async def close_stale(session: AsyncSession, *, before: datetime, now: datetime)
 async def record(session: AsyncSession, subject: Subject, charge: Charge, now: datetime) -> bool:
     """Append the ledger row; False when its idempotency key was charged before."""
     append = (
-        insert(session, UsageEvent)
+        conflict_insert(session, UsageEvent)
         .values(
             idempotency_key=charge.idempotency_key,
             platform=subject.platform,
@@ -195,7 +188,7 @@ async def upsert_override(
     """Create or update the user's override row; fields absent from `changes` stay as they were."""
     stamp = {"set_by": set_by[:64], "updated_at": now}
     upsert = (
-        insert(session, QuotaOverride)
+        conflict_insert(session, QuotaOverride)
         .values(
             platform=subject.platform,
             workspace=subject.workspace,
