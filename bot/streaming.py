@@ -50,7 +50,7 @@ def open_fence(text: str) -> Fence | None:
     return current
 
 
-def _cut_point(text: str, limit: int) -> int:
+def cut_point(text: str, limit: int) -> int:
     """Where to cut `text` so the first part is at most `limit` long: a paragraph, line or word end."""
     window = text[:limit]
     for separator in ("\n\n", "\n", " "):
@@ -67,10 +67,10 @@ def take_part(carry: str, rest: str, limit: int) -> tuple[str, int, str]:
     block cut by the split is closed at the end of this part and reopened, with its language, next.
     """
     body_limit = limit - len(carry)
-    cut = _cut_point(rest, body_limit)
+    cut = cut_point(rest, body_limit)
     fence = open_fence(carry + rest[:cut])
     if fence is not None:
-        cut = _cut_point(rest, body_limit - len(fence.marker) - 1)
+        cut = cut_point(rest, body_limit - len(fence.marker) - 1)
         fence = open_fence(carry + rest[:cut])
     head = carry + rest[:cut]
     if fence is None:

@@ -22,6 +22,7 @@ from adapters.slack.api import SlackRefused
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
 from bot.errors import PlatformError
 from bot.platform import Image, Place
+from bot.streaming import cut_point
 
 if TYPE_CHECKING:
     from adapters.slack.platform import SlackPlatform
@@ -188,7 +189,7 @@ class SlackReply:
             self._parts.append(_Part(part.start + len(part.shown)))
             return
         # Even the first piece is too long for Slack: show a shorter one and go on from there.
-        cut = _cut(want, max(MIN_PIECE, len(want) // 2))
+        cut = cut_point(want, max(MIN_PIECE, len(want) // 2))
         if cut >= len(want):
             raise PlatformError("Slack refused even a short message as too long")
         if part.ts:
@@ -331,13 +332,3 @@ class SlackReply:
         if error in NO_STREAM_ANYWHERE:
             log.warning("Slack refused native streaming (%s); using chat.update from now on", error)
             self._api.native_streaming = False
-
-
-def _cut(text: str, limit: int) -> int:
-    """An index ≤ limit at a paragraph, line or word end (else `limit`)."""
-    window = text[:limit]
-    for separator in ("\n\n", "\n", " "):
-        at = window.rfind(separator)
-        if at > limit // 3:
-            return at + len(separator)
-    return limit
