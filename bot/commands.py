@@ -16,9 +16,9 @@ from PIL import Image as PILImage
 
 from bot import store
 from bot.errors import BadInput, PermissionDenied
-from bot.grok import ChatRequest, GeneratedImage
-from bot.platform import Image, Incoming, Place, Platform
-from bot.quotas import Reservation, Subject, format_usd
+from bot.grok import GeneratedImage
+from bot.platform import Image, Incoming, Platform
+from bot.quotas import Subject, format_usd
 from bot.settings import usd_to_ticks
 
 if TYPE_CHECKING:
@@ -41,21 +41,6 @@ talking; threads I answer in are conversations."""
 
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
-
-
-class DeferralSink(Protocol):
-    async def submit(
-        self,
-        *,
-        place: Place,
-        user_id: str,
-        request: ChatRequest,
-        reservation: Reservation | None,
-        conversation_id: int | None,
-        reply_to: str = "",
-    ) -> str:
-        """Start a deferred completion and remember where to deliver it; returns xAI's request id."""
-        ...
 
 
 class DigestBook(Protocol):
@@ -114,7 +99,7 @@ async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) 
     period = options.get("period", "").lower()
     if period not in ("", "day", "today", "month"):
         raise BadInput("`period` accepts `day` or `month`.")
-    subject = Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
+    subject = engine.payer(incoming)
     summary = await engine.quotas.summary(subject, is_admin=engine.is_exempt(incoming))
     lines = [f"**Your Grok usage** ({engine.settings.grokbot_timezone})"]
     if period in ("", "day", "today"):

@@ -10,8 +10,9 @@ import logging
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +48,7 @@ from bot.grok import (
     image_part,
     user_hash,
 )
+from bot.jobs import Deferrals
 from bot.platform import Command, Incoming, Place, Platform, Reply
 from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
 from bot.settings import Settings
@@ -103,7 +105,8 @@ class Pending:
     conversation_id: int
     user_turn: store.TurnRecord
     prompt_tokens: int  # our estimate, used when the API reports no usage
-    reasoning_tail: str = ""
+    # The latest reasoning pieces; joined only when the thinking status is shown.
+    reasoning: deque[str] = field(default_factory=lambda: deque(maxlen=64))
 
 
 class Engine:
@@ -116,7 +119,7 @@ class Engine:
         quotas: Quotas,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
-        deferrals: commands.DeferralSink | None = None,
+        deferrals: Deferrals | None = None,
         digests: commands.DigestBook | None = None,
     ) -> None:
         self.settings = settings
@@ -163,6 +166,11 @@ class Engine:
     def is_admin(self, incoming: Incoming) -> bool:
         """May run admin commands: GROKBOT_ADMINS, or an admin the platform vouches for."""
         return incoming.author.is_admin or self.settings.is_admin(incoming.place.platform, incoming.author.id)
+
+    @staticmethod
+    def payer(incoming: Incoming) -> Subject:
+        """Whose quota a request from `incoming` draws on: its author, in its workspace."""
+        return Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
 
     def is_exempt(self, incoming: Incoming) -> bool:
         """Spends without limits: only the operator's GROKBOT_ADMINS. A server's own admins are not
@@ -293,7 +301,7 @@ class Engine:
     async def _converse(self, turn: Turn, platform: Platform) -> None:
         incoming = turn.incoming
         images = await self._image_parts(incoming, platform)
-        subject = Subject(turn.place.platform, turn.place.workspace, incoming.author.id)
+        subject = self.payer(incoming)
         async with self._lock(turn.place.key):
             now = self.clock()
             conversation = await self._conversation(turn.place)
@@ -403,7 +411,6 @@ class Engine:
         started = self.monotonic()
         await writer.status("💭 Thinking…" if thinking else "✍️ Writing…")
         ticker = asyncio.create_task(self._think(writer, pending, started)) if thinking else None
-        reasoning_tail: list[str] = []
         answering = False
         try:
             async with contextlib.aclosing(self.grok.stream(pending.request)) as events:
@@ -417,10 +424,7 @@ class Engine:
                                 writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
                         writer.append(event.text)
                     elif type(event) is ReasoningDelta:
-                        reasoning_tail.append(event.text)
-                        if len(reasoning_tail) > 64:
-                            del reasoning_tail[:32]
-                        pending.reasoning_tail = "".join(reasoning_tail)[-160:]
+                        pending.reasoning.append(event.text)
                     elif isinstance(event, StreamEnd):
                         return event.completion
         finally:
@@ -433,7 +437,7 @@ class Engine:
         while True:
             await asyncio.sleep(THINKING_TICK_S)
             seconds = self.monotonic() - started
-            tail = pending.reasoning_tail.strip().rsplit("\n", 1)[-1][-120:]
+            tail = "".join(pending.reasoning)[-160:].strip().rsplit("\n", 1)[-1][-120:]
             line = f"💭 Thinking… {seconds:.0f} s"
             await writer.status(f"{line}\n> {tail}" if tail else line)
 
@@ -476,7 +480,7 @@ class Engine:
         Every path after the reservation either settles it (the images reached the chat) or
         releases it, and the reply always ends with the images or with what went wrong."""
         model = self.settings.grokbot_image_model
-        subject = Subject(incoming.place.platform, incoming.place.workspace, incoming.author.id)
+        subject = self.payer(incoming)
         price = self.grok.prices.image_ticks(model, count)
         reservation = await self.quotas.reserve(
             subject, ticks=price, images=count, is_admin=self.is_exempt(incoming)
