@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import multiprocessing
 import statistics
@@ -27,14 +26,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.timing import answer_text, print_table, save
+
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_stream.json"
 SENTENCE = "the quick brown fox jumps over a lazy dog while grok streams every token into discord"
 WORDS = SENTENCE.split(" ")
-
-
-def answer_text(words: int) -> str:
-    body = " ".join(WORDS[i % len(WORDS)] for i in range(words))
-    return body[0].upper() + body[1:] + "."
 
 
 # -- the fakes, in a child process --------------------------------------------------------------
@@ -139,7 +135,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bot.services import http_client
     from bot.settings import Settings
 
-    text = answer_text(args.words)
+    text = answer_text(args.words, WORDS)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     fakes = context.Process(target=serve_fakes, args=(child, text, args.tps), daemon=True)
@@ -281,10 +277,7 @@ def report(results: dict[str, Any]) -> None:
         ("burst: answers complete / wall time", f"{burst['complete']} / {burst['seconds']:.1f} s", ""),
         ("burst: CPU per 1,000 streamed tokens", f"{burst['cpu_s_per_1000_tokens']:.3f} s", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>14}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>14}  {target}")
+    print_table(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,11 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     results = asyncio.run(run(args))
     report(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(
-        f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
-    )
+    save(results, RESULTS)
 
 
 if __name__ == "__main__":

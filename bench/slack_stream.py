@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import json
 import logging
 import multiprocessing
 import pstats
@@ -29,13 +28,10 @@ import aiohttp
 import httpx
 from aiohttp import web
 
+from bench.timing import answer_text, print_table, save
+
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_stream.json"
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "grok")  # fmt: skip
-
-
-def answer_text(words: int) -> str:
-    body = " ".join(WORDS[i % len(WORDS)] for i in range(words))
-    return body[0].upper() + body[1:] + "."
 
 
 # -- the fakes, in a child process --------------------------------------------------------------
@@ -130,9 +126,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bot.settings import Settings
     from bot.web import WebServer
 
+    text = answer_text(args.words, WORDS)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    fakes = context.Process(target=serve_fakes, args=(child, answer_text(args.words), args.tps), daemon=True)
+    fakes = context.Process(target=serve_fakes, args=(child, text, args.tps), daemon=True)
     fakes.start()
     info = parent.recv()
     tmp = tempfile.TemporaryDirectory()
@@ -208,7 +205,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "edits": len(versions),
                     "tokens": tokens,
                     "cpu_s": cpu,
-                    "complete": final == answer_text(args.words),
+                    "complete": final == text,
                 }
             )
             baseline.append(await upstream_only())  # interleaved, under the same conditions
@@ -225,9 +222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         burst_cpu = time.process_time() - cpu
         dumped = await call("/dump", threads)
         burst_complete = sum(
-            1
-            for messages in dumped["threads"]
-            if "".join(m["versions"][-1][1] for m in messages) == answer_text(args.words)
+            1 for messages in dumped["threads"] if "".join(m["versions"][-1][1] for m in messages) == text
         )
         results = {
             "answers": singles,
@@ -294,10 +289,7 @@ def report(results: dict[str, Any]) -> None:
         (f"429s in a burst of {burst['answers']} answers", str(burst["rate_limited_429"]), "0"),
         ("burst: answers complete / wall time", f"{burst['complete']} / {burst['seconds']:.1f} s", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>14}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>14}  {target}")
+    print_table(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,11 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     report(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(
-        f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
-    )
+    save(results, RESULTS)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""The Grok client the streaming benchmarks use: it notes when each text delta reached the bot."""
+"""What the streaming benchmarks share: a Grok client that notes when each text delta reached the
+bot, the answer they stream, and how they print and save their figures."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncGenerator
-from typing import ClassVar
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 from bot.grok import ChatRequest, ContentDelta, GrokClient, StreamEvent
 
@@ -33,3 +36,23 @@ class TimedGrok(GrokClient):
             mine = arrivals[start:]
             first, last = (mine[0][0], mine[-1][0]) if mine else (0.0, 0.0)
             self.marks.append((first, last, len(mine)))
+
+
+def answer_text(words: int, vocabulary: Sequence[str]) -> str:
+    """A sentence of `words` words cycling through `vocabulary`."""
+    body = " ".join(vocabulary[i % len(vocabulary)] for i in range(words))
+    return body[0].upper() + body[1:] + "."
+
+
+def print_table(rows: Sequence[tuple[str, str, str]]) -> None:
+    """(measure, value, target) rows, aligned."""
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>14}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+
+
+def save(results: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
