@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from bench.timing import TimedGrok  # noqa: E402
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
-from bot.grok import ChatMessage, ChatRequest, GrokClient  # noqa: E402
+from bot.grok import ChatMessage, ChatRequest, GrokClient, Pacing  # noqa: E402
+from bot.grok.net import AsyncioTransport  # noqa: E402
 from bot.platform import Author, Incoming, Place  # noqa: E402
 from bot.quotas import Quotas  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -70,8 +71,9 @@ def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
 
 async def client_alone(streams: int, *, base_url: str) -> float:
     """CPU seconds per 1,000 chunks for the same streams read by the Grok client with no engine."""
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams + 8)) as http:
-        grok = GrokClient(http, api_key=API_KEY, base_url=base_url)
+    limits = httpx.Limits(max_connections=streams + 8)
+    async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
+        grok = GrokClient(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
         request = ChatRequest(model="grok-4.3", messages=(ChatMessage("user", "tell me a story"),))
         chunks = 0
 
@@ -105,8 +107,9 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
         DEFAULT_CAPABILITIES, max_message_length=100_000, edit_interval=interval, scope_edits_per_minute=1e6
     )
     platform = FakePlatform(capabilities=caps)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=streams + 8)) as http:
-        grok = TimedGrok(http, api_key=API_KEY, base_url=base_url)
+    limits = httpx.Limits(max_connections=streams + 8)
+    async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
+        grok = TimedGrok(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
         quotas = Quotas(sessions, settings, clock=lambda: datetime.now(UTC))
         engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
         # One answer first, unmeasured: a running service has its connections open and its SQL

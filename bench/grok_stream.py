@@ -2,8 +2,10 @@
 goes; prints chunks per second and client CPU microseconds per chunk, writes bench/results/grok_stream.json.
 
 The fake runs in a child process, so time.process_time measures the client alone. Beside the client,
-a raw httpx-sse loop (aiter_sse + json.loads, nothing else) shows the floor the libraries set; both with
-the fake writing chunks in batches, and one chunk per write (as a real server at reading speed does).
+a raw httpx-sse loop (aiter_sse + json.loads, nothing else) shows the floor the libraries set; each with
+the fake writing chunks in batches, one chunk per write as fast as it can, and one chunk per write at
+100 chunks a second (a chat: each chunk wakes an idle process); each over grokbot's asyncio transport
+(bot/grok/net.py) and over httpx's default anyio one.
 Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5]
 """
 
@@ -28,9 +30,11 @@ import httpx  # noqa: E402
 from httpx_sse import aconnect_sse  # noqa: E402
 
 from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEnd  # noqa: E402
+from bot.grok.net import AsyncioTransport  # noqa: E402
 from tests.fakes.xai import FakeXAI, ScriptedReply  # noqa: E402
 
 CHUNK_CHARS = 4  # about one token per chunk, like the real API
+PACED = "100/s"  # 300 chunks at 100 a second: each chunk wakes an idle process, as in a chat
 
 
 def serve(conn: Connection, chunks: int) -> None:
@@ -39,17 +43,18 @@ def serve(conn: Connection, chunks: int) -> None:
     server does at reading speed (the client then pays its per-read costs for every chunk)."""
 
     async def main() -> None:
-        batched, single = FakeXAI(), FakeXAI()
+        batched, single, paced = FakeXAI(), FakeXAI(), FakeXAI()
         text = "word" * chunks
         batched.default_reply = ScriptedReply(text=text, chunk_chars=CHUNK_CHARS)
         single.default_reply = ScriptedReply(text=text, chunk_chars=CHUNK_CHARS, tokens_per_second=1e7)
-        await batched.start()
-        await single.start()
-        conn.send((batched.base_url, single.base_url, batched.api_key))
+        paced.default_reply = ScriptedReply(text="word" * 300, chunk_chars=CHUNK_CHARS, tokens_per_second=100)
+        for fake in (batched, single, paced):
+            await fake.start()
+        conn.send((batched.base_url, single.base_url, paced.base_url, batched.api_key))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)
-        await batched.stop()
-        await single.stop()
+        for fake in (batched, single, paced):
+            await fake.stop()
 
     asyncio.run(main())
 
@@ -100,17 +105,20 @@ def row(name: str, runs: list[tuple[int, float, float]]) -> dict[str, Any]:
 
 
 async def measure(urls: dict[str, str], key: str, runs: int) -> list[dict[str, Any]]:
+    """Each read path over grokbot's transport (bot/grok/net.py) and over httpx's default."""
     timeout = httpx.Timeout(60.0, connect=10.0)
     rows = []
-    async with httpx.AsyncClient(timeout=timeout) as http:
-        for mode, base_url in urls.items():
-            grok = GrokClient(http, api_key=key, base_url=base_url)
-            await through_client(grok)  # warm up: connection, imports, caches
-            await raw_floor(http, base_url, key)
-            client_runs = [await through_client(grok) for _ in range(runs)]
-            floor_runs = [await raw_floor(http, base_url, key) for _ in range(runs)]
-            rows.append(row(f"GrokClient.stream {mode}", client_runs))
-            rows.append(row(f"raw httpx-sse {mode}", floor_runs))
+    for net in ("asyncio", "anyio"):
+        transport = AsyncioTransport() if net == "asyncio" else None
+        async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
+            for mode, base_url in urls.items():
+                grok = GrokClient(http, api_key=key, base_url=base_url)
+                await through_client(grok)  # warm up: connection, imports, caches
+                await raw_floor(http, base_url, key)
+                client_runs = [await through_client(grok) for _ in range(runs)]
+                floor_runs = [await raw_floor(http, base_url, key) for _ in range(runs)]
+                rows.append(row(f"GrokClient {mode} {net}", client_runs))
+                rows.append(row(f"raw httpx-sse {mode} {net}", floor_runs))
     return rows
 
 
@@ -124,16 +132,16 @@ def main() -> None:
     server = context.Process(target=serve, args=(child, args.chunks), daemon=True)
     server.start()
     try:
-        batched_url, single_url, key = parent.recv()
-        urls = {"batched": batched_url, "1/write": single_url}
+        batched_url, single_url, paced_url, key = parent.recv()
+        urls = {"batched": batched_url, "1/write": single_url, PACED: paced_url}
         rows = asyncio.run(measure(urls, key, args.runs))
     finally:
         parent.send("stop")
         server.join(timeout=10)
-    print(f"{'path':<28} {'chunks':>7} {'chunks/s':>10} {'CPU µs/chunk':>13} {'CPU s/1k chunks':>16}")
+    print(f"{'path':<34} {'chunks':>7} {'chunks/s':>10} {'CPU µs/chunk':>13} {'CPU s/1k chunks':>16}")
     for r in rows:
         print(
-            f"{r['path']:<28} {r['chunks']:>7} {r['chunks_per_s']:>10} "
+            f"{r['path']:<34} {r['chunks']:>7} {r['chunks_per_s']:>10} "
             f"{r['cpu_us_per_chunk']:>13} {r['cpu_s_per_1000_chunks']:>16}"
         )
     out = ROOT / "bench" / "results"

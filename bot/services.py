@@ -24,6 +24,8 @@ from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo
+from bot.grok.net import AsyncioTransport
+from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
 from bot.jobs import Deferrals, Jobs, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
@@ -34,10 +36,13 @@ log = logging.getLogger(__name__)
 
 
 def http_client() -> httpx.AsyncClient:
-    """The one shared HTTP client for xAI: keep-alive, explicit timeouts (streams read per chunk)."""
+    """The one shared HTTP client for xAI: keep-alive, explicit timeouts (streams read per chunk),
+    on the lean asyncio network layer (bot/grok/net.py). Room for every paced stream at once
+    (Pacing's concurrency) plus the unpaced calls beside them."""
+    limits = httpx.Limits(max_connections=PACED_STREAMS + 16, max_keepalive_connections=32)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        transport=AsyncioTransport(limits=limits),
     )
 
 

@@ -26,6 +26,10 @@ class Budget:
 
 
 WINDOW = 60.0  # seconds: the "minute" of requests and tokens per minute
+# Requests open at once. xAI limits requests and tokens per minute, not concurrency; this only keeps
+# a burst from opening more connections than the shared pool holds. Each person waiting for an
+# answer holds one, so it is sized for a busy community, not a handful.
+CONCURRENCY = 64
 
 
 class _Entry:
@@ -114,7 +118,7 @@ class Pacing:
     def __init__(
         self,
         *,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
         rpm: int = 480,
         tpm: int = 2_000_000,
         budgets: Mapping[str, Budget] | None = None,

@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from bot import store
 from bot.grok import GrokClient
+from bot.grok.net import AsyncioTransport
 from bot.platform import Attachment, Author, Command, Place
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
@@ -373,7 +374,7 @@ async def test_the_api_key_never_reaches_a_message_or_a_log(
     import httpx
 
     secret = "xai-THIS-IS-SECRET-123"
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         wrong = GrokClient(http, api_key=secret, base_url=fake_xai.base_url)
         env = build(fake_xai, wrong, sessions)
         with caplog.at_level(logging.DEBUG):

@@ -48,6 +48,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from bot.grok import GrokClient, RetryPolicy
+from bot.grok.net import AsyncioTransport
 
 API_KEY = "xai-test-key"
 TEAM_ID = "5ea6f6bd-0000-4000-8000-fa4e7eam0001"
@@ -854,7 +855,7 @@ async def fake_xai() -> AsyncIterator[FakeXAI]:
 @pytest_asyncio.fixture
 async def grok(fake_xai: FakeXAI) -> AsyncIterator[GrokClient]:
     """A GrokClient on a fresh httpx.AsyncClient pointed at `fake_xai`; retry waits near zero."""
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         yield GrokClient(http, api_key=fake_xai.api_key, base_url=fake_xai.base_url, retry=FAST_RETRY)
 
 

@@ -15,6 +15,7 @@ from bot.grok import (
     TextPart,
     user_hash,
 )
+from bot.grok.net import AsyncioTransport
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import Clock, ask, client
 
@@ -100,7 +101,7 @@ async def test_reasoning_effort_only_to_allow_listed_models(fake_xai: FakeXAI, g
 
 
 async def test_reasoning_400_drops_effort_and_retries_once(fake_xai: FakeXAI) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, reasoning_effort_models=("grok-4*",))
         completion = await grok.complete(ask(model="grok-4-0709", reasoning_effort="high"))
         assert completion.text.startswith("Echo:")

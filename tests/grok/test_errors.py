@@ -16,6 +16,7 @@ from bot.errors import (
     GrokUnavailable,
 )
 from bot.grok import GrokClient, RetryPolicy
+from bot.grok.net import AsyncioTransport
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import Sleeps, ask, client
 
@@ -47,7 +48,7 @@ async def test_status_maps_to_error(
 
 
 async def test_wrong_key_is_auth_failed_though_400(fake_xai: FakeXAI) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = GrokClient(http, api_key="xai-wrong-key-0123456789", base_url=fake_xai.base_url)
         with pytest.raises(GrokAuthFailed) as caught:
             await grok.list_models()
@@ -132,7 +133,7 @@ async def test_retry_after_is_honoured(fake_xai: FakeXAI) -> None:
     sleeps = Sleeps()
     fake_xai.fail_next(429, retry_after=2.5)
     fake_xai.fail_next(503, retry_after=1)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, retry=RetryPolicy(), sleep=sleeps)
         await grok.complete(ask())
     assert sleeps.delays == [2.5, 1.0]
@@ -141,7 +142,7 @@ async def test_retry_after_is_honoured(fake_xai: FakeXAI) -> None:
 async def test_too_long_retry_after_goes_up(fake_xai: FakeXAI) -> None:
     sleeps = Sleeps()
     fake_xai.fail_next(429, retry_after=600)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, retry=RetryPolicy(max_retry_after=60), sleep=sleeps)
         with pytest.raises(GrokRateLimited) as caught:
             await grok.complete(ask())
@@ -152,7 +153,7 @@ async def test_too_long_retry_after_goes_up(fake_xai: FakeXAI) -> None:
 async def test_backoff_without_retry_after_is_jittered_exponential(fake_xai: FakeXAI) -> None:
     sleeps = Sleeps()
     fake_xai.fail_next(503, times=3)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, retry=RetryPolicy(attempts=4, base=0.5, cap=20), sleep=sleeps)
         await grok.complete(ask())
     assert len(sleeps.delays) == 3
@@ -175,7 +176,7 @@ async def test_connection_errors_are_retried_then_unavailable() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sleeps = Sleeps()
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = GrokClient(http, api_key="xai-k", base_url=f"http://127.0.0.1:{port}/v1", sleep=sleeps)
         with pytest.raises(GrokUnavailable, match="ConnectError"):
             await grok.complete(ask())

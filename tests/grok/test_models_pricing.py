@@ -16,6 +16,7 @@ from bot.grok import (
     Usage,
     estimate_prompt_tokens,
 )
+from bot.grok.net import AsyncioTransport
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import ask, client
 
@@ -57,7 +58,7 @@ async def test_api_key_info(fake_xai: FakeXAI, grok: GrokClient) -> None:
 
 async def test_refresh_prices_from_language_models(fake_xai: FakeXAI) -> None:
     book = PriceBook(tokens={"grok-3": TokenPrices(1, 1, 1)}, images={"grok-imagine-image": 5})
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, prices=book)
         assert await grok.refresh_prices() is True
     assert grok.prices is book

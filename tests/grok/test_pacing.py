@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import GrokRateLimited
 from bot.grok import Budget, ContentDelta, Pacing
+from bot.grok.net import AsyncioTransport
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai  # noqa: F401
 from tests.grok import Clock, Sleeps, ask, client
 
@@ -16,7 +17,7 @@ from tests.grok import Clock, Sleeps, ask, client
 async def test_concurrency_limit_holds_for_completions(fake_xai: FakeXAI) -> None:
     for i in range(6):
         fake_xai.queue_reply(ScriptedReply(text=f"reply {i}", first_token_delay=0.15))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, pacing=Pacing(concurrency=2))
         results = await asyncio.gather(*(grok.complete(ask(f"q{i}")) for i in range(6)))
     assert sorted(r.text for r in results) == [f"reply {i}" for i in range(6)]
@@ -30,7 +31,7 @@ async def test_concurrency_limit_holds_for_streams(fake_xai: FakeXAI) -> None:
         pieces = [e.text async for e in grok.stream(ask(grok_text)) if isinstance(e, ContentDelta)]
         return "".join(pieces)
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, pacing=Pacing(concurrency=2))
         texts = await asyncio.gather(*(one(f"q{i}") for i in range(6)))
     assert texts == ["abcdefgh"] * 6
@@ -43,7 +44,7 @@ async def test_rpm_budget_queues_instead_of_drawing_429(fake_xai: FakeXAI) -> No
     sleeps = Sleeps(clock)
     fake_xai.now = clock
     fake_xai.rpm_limit = 2
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, pacing=Pacing(rpm=2, clock=clock, sleep=sleeps))
         for i in range(3):
             await grok.complete(ask(f"q{i}"))
@@ -54,7 +55,7 @@ async def test_rpm_budget_queues_instead_of_drawing_429(fake_xai: FakeXAI) -> No
 async def test_without_the_budget_the_fake_answers_429(fake_xai: FakeXAI) -> None:
     fake_xai.now = Clock()
     fake_xai.rpm_limit = 2
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http)
         await grok.complete(ask())
         await grok.complete(ask())

@@ -10,6 +10,7 @@ import pytest
 
 from bot.errors import GrokStreamBroken, GrokUnavailable
 from bot.grok import ContentDelta, GrokClient, ReasoningDelta, StreamEnd, StreamEvent, Timeouts
+from bot.grok.net import AsyncioTransport
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import ask, client
 
@@ -128,7 +129,7 @@ async def test_cut_before_finish_is_broken(fake_xai: FakeXAI, grok: GrokClient) 
 
 async def test_stall_times_out_as_broken(fake_xai: FakeXAI) -> None:
     fake_xai.queue_reply(ScriptedReply(text="abcdefgh", fault=Fault("stall", 1, stall_seconds=10)))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, timeouts=Timeouts(stream_read=0.3))
         with pytest.raises(GrokStreamBroken) as caught:
             await collect(grok)
@@ -139,7 +140,7 @@ async def test_stall_times_out_as_broken(fake_xai: FakeXAI) -> None:
 
 async def test_non_streamed_read_timeout_is_unavailable(fake_xai: FakeXAI) -> None:
     fake_xai.queue_reply(ScriptedReply(text="late", first_token_delay=5))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, timeouts=Timeouts(read=0.3))
         with pytest.raises(GrokUnavailable):
             await grok.complete(ask())
