@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 # Models that take `reasoning_effort` (reference §2; it changes with every generation).
 REASONING_EFFORT_MODELS = ("grok-3-mini*", "grok-4.3*", "grok-4.5*", "grok-4.6*")
 OUTPUT_ESTIMATE = 1024  # tokens reserved for a reply whose max_tokens is not set
+# After a stream's first event, its reads are gathered up to this long (bot/grok/net.py): a chat
+# shows the answer once a second, and the first words and the end ([DONE]) still go out at once.
+# Each token then costs a fraction of a wake-up; what is shown is at most this much later.
+READ_GATHER_S = 0.04
 
 
 class GrokClient:
@@ -74,8 +78,10 @@ class GrokClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         timeouts: Timeouts | None = None,
         reasoning_effort_models: Sequence[str] = REASONING_EFFORT_MODELS,
+        read_gather_s: float = READ_GATHER_S,
     ) -> None:
         self.pacing = pacing or Pacing()
+        self.read_gather_s = read_gather_s
         self.prices = prices or PriceBook()
         self.reasoning_effort_models = tuple(reasoning_effort_models)
         self.transport = Transport(
@@ -138,8 +144,18 @@ class GrokClient:
                         response = source.response
                         if response.status_code == 200:
                             finished = functools.partial(self._finished, permit=permit, how="stream")
-                            async for event in read_stream(source, finished):
-                                yield event
+                            network = response.extensions.get("network_stream")
+                            gather = getattr(network, "gather", None) if self.read_gather_s else None
+                            gathering = False
+                            try:
+                                async for event in read_stream(source, finished):
+                                    yield event
+                                    if gather is not None and not gathering:  # the first went out at once
+                                        gather(self.read_gather_s, urgent=b"[DONE]")
+                                        gathering = True
+                            finally:
+                                if gather is not None and gathering:
+                                    gather(0.0)  # the connection goes back to the pool
                             return
                         await response.aread()
                         failure = Failure.of(response)

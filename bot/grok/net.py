@@ -43,6 +43,12 @@ class _Protocol(asyncio.Protocol):
         self.reader: asyncio.Future[None] | None = None
         self.writable: asyncio.Future[None] | None = None  # set while writing is paused
         self.reading_paused = False
+        # Gathering (see AsyncioStream.gather): wake a waiting reader at most every `gather` seconds.
+        self.gather = 0.0
+        self.urgent = b""
+        self.woken_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -55,7 +61,25 @@ class _Protocol(asyncio.Protocol):
             self.transport.pause_reading()
             self.reading_paused = True
         reader = self.reader
+        if reader is None or reader.done():
+            return
+        if not self.gather or (self.urgent and self.urgent in data):
+            self.wake()
+        elif self.timer is None:
+            due = self.woken_at + self.gather
+            if self.loop.time() >= due:
+                self.wake()
+            else:
+                self.timer = self.loop.call_at(due, self.wake)
+
+    def wake(self) -> None:
+        """Hand what is buffered to the waiting reader now."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        reader = self.reader
         if reader is not None and not reader.done():
+            self.woken_at = self.loop.time()
             reader.set_result(None)
 
     def eof_received(self) -> bool:
@@ -78,10 +102,22 @@ class _Protocol(asyncio.Protocol):
             writable.set_result(None)
 
     def take(self, max_bytes: int) -> bytes:
-        data = self.chunks.popleft()
-        if len(data) > max_bytes:
-            self.chunks.appendleft(data[max_bytes:])
-            data = data[:max_bytes]
+        """Up to `max_bytes` of what is buffered, in one piece."""
+        chunks = self.chunks
+        if self.size <= max_bytes:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+        else:
+            parts: list[bytes] = []
+            wanted = max_bytes
+            while wanted:
+                part = chunks.popleft()
+                if len(part) > wanted:
+                    chunks.appendleft(part[wanted:])
+                    part = part[:wanted]
+                parts.append(part)
+                wanted -= len(part)
+            data = b"".join(parts)
         self.size -= len(data)
         if self.reading_paused and self.size < READ_LOW_WATER and self.transport is not None:
             self.transport.resume_reading()
@@ -89,6 +125,7 @@ class _Protocol(asyncio.Protocol):
         return data
 
     def _wake_all(self) -> None:
+        self.wake()
         for waiter in (self.reader, self.writable):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -105,6 +142,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self._transport = transport
         self._protocol = protocol
+
+    def gather(self, seconds: float, *, urgent: bytes = b"") -> None:
+        """While data keeps arriving, wake a waiting reader at most once every `seconds` (0: at
+        every arrival), except at once on data containing `urgent`, at the end of the connection,
+        or when gathering is turned off. A stream read only to be shown once a second need not
+        run its whole read path for every chunk: gathering a few chunks per wake-up divides that
+        cost, for a delay of at most `seconds`."""
+        protocol = self._protocol
+        protocol.gather = seconds
+        protocol.urgent = urgent
+        if not seconds and protocol.chunks:
+            protocol.wake()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol

@@ -657,6 +657,8 @@ class FakeSlack:
             if not args.get("recipient_team_id"):
                 raise SlackError("missing_recipient_team_id")
         text = self._stream_text(args)
+        if len(text) > self.stream_limit:  # a stream may not start past what it may grow to
+            raise SlackError("msg_too_long")
         message = FakeMessage(self.next_ts(), channel.id, BOT_USER_ID, bot_id=BOT_ID, markdown=text)
         message.thread_ts = self._thread_ts(channel, args)
         message.streaming = True

@@ -212,6 +212,9 @@ class FakeXAI:
         self.force_image_urls = False
         self.include_usage_chunk = True
         self.running_usage = False
+        # Benchmarks: when a dict, each streamed write is logged under the request's x-grok-conv-id
+        # as (time.perf_counter() after the write, answer characters sent so far).
+        self.send_log: dict[str, list[tuple[float, int]]] | None = None
         self.report_cost = True
         self.cached_tokens = 0
         self.credits_exhausted: int | None = None
@@ -764,6 +767,8 @@ class _Answer:
         paced = reply.tokens_per_second is not None or reply.fault is not None
         gap = 1.0 / reply.tokens_per_second if reply.tokens_per_second else 0.0
         running = self.fake.running_usage
+        log = self.fake.send_log
+        sends = None if log is None else log.setdefault(request.headers.get("x-grok-conv-id", ""), [])
         buffer: list[bytes] = []
         sent_text = sent_reasoning = 0
         try:
@@ -795,6 +800,8 @@ class _Answer:
                 if paced or len(buffer) >= 64 or index == 0:
                     await response.write(b"".join(buffer))
                     buffer.clear()
+                    if sends is not None:
+                        sends.append((time.perf_counter(), sent_text))
                     if gap:
                         await self.fake._pause(gap)
             fault = reply.fault

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.grok.net import READ_HIGH_WATER, AsyncioBackend, AsyncioTransport
+from bot.grok.net import READ_HIGH_WATER, AsyncioBackend, AsyncioStream, AsyncioTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -230,4 +230,79 @@ async def test_backend_reports_addresses_and_readability() -> None:
         assert await stream.read(100, timeout=1.0) == b""  # the server closed
         with pytest.raises(httpcore.WriteError):
             await stream.write(b"late", timeout=1.0)
+        await stream.aclose()
+
+
+async def dripping(server_parts: list[tuple[float, bytes]]) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for pause, part in server_parts:
+            await asyncio.sleep(pause)
+            writer.write(part)
+            await writer.drain()
+        await asyncio.sleep(30)
+
+    return handler
+
+
+async def connect(server: Server) -> AsyncioStream:
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=1.0)
+    assert isinstance(stream, AsyncioStream)
+    return stream
+
+
+async def test_gathering_hands_over_many_chunks_per_wake_up() -> None:
+    parts = [(0.0, b"first")] + [(0.005, b"%02d" % n) for n in range(20)]
+    async with Server(await dripping(parts)) as server:
+        stream = await connect(server)
+        assert await stream.read(100, timeout=5.0) == b"first"
+        stream.gather(0.25)
+        received, reads = b"", 0
+        while len(received) < 40:
+            received += await stream.read(100, timeout=5.0)
+            reads += 1
+        assert received == b"".join(b"%02d" % n for n in range(20))
+        assert reads <= 5  # 20 chunks over about 0.1 s, woken at most every 0.25 s
+        await stream.aclose()
+
+
+async def test_gathering_still_wakes_at_once_for_the_urgent_bytes_and_the_end() -> None:
+    parts = [(0.0, b"first"), (0.05, b"more"), (0.05, b"[DONE]")]
+    async with Server(await dripping(parts)) as server:
+        stream = await connect(server)
+        assert await stream.read(100, timeout=5.0) == b"first"
+        stream.gather(60.0, urgent=b"[DONE]")
+        # A whole minute of gathering, yet the urgent bytes bring everything at once.
+        got = await asyncio.wait_for(stream.read(100, timeout=5.0), 5.0)
+        if got == b"more":  # the two arrived in separate reads only if `more` came first alone
+            got += await asyncio.wait_for(stream.read(100, timeout=5.0), 5.0)
+        assert got == b"more[DONE]"
+        await stream.aclose()
+
+    async def closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"first")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"last")
+        await writer.drain()
+
+    async with Server(closes) as server:
+        stream = await connect(server)
+        assert await stream.read(100, timeout=5.0) == b"first"
+        stream.gather(60.0)
+        assert await asyncio.wait_for(stream.read(100, timeout=5.0), 5.0) == b"last"  # the close
+        assert await stream.read(100, timeout=5.0) == b""
+
+
+async def test_turning_gathering_off_hands_over_what_waits() -> None:
+    parts = [(0.0, b"first"), (0.05, b"second")]
+    async with Server(await dripping(parts)) as server:
+        stream = await connect(server)
+        assert await stream.read(100, timeout=5.0) == b"first"
+        stream.gather(60.0)
+        reading = asyncio.create_task(stream.read(100, timeout=5.0))
+        await asyncio.sleep(0.3)  # "second" has arrived and waits for the gathering timer
+        assert not reading.done()
+        stream.gather(0.0)
+        assert await asyncio.wait_for(reading, 5.0) == b"second"
         await stream.aclose()
