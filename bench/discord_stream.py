@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import answer_text, print_table, save
+from bench.timing import answer_text, print_table, save, sent_span
 
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_stream.json"
 SENTENCE = "the quick brown fox jumps over a lazy dog while grok streams every token into discord"
@@ -52,6 +52,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
     users = [discord_fake.add_user(f"user{i}", guild_id=guild) for i in range(12)]
     # Chunks of ~4 characters: about one token each, as xAI streams them.
     xai.default_reply = ScriptedReply(text=text, tokens_per_second=tps, chunk_chars=4)
+    xai.send_log = {}
 
     async def mentions(request: web.Request) -> web.Response:
         body = await request.json()
@@ -80,7 +81,12 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
         for r in discord_fake.requests:
             routes[r.route] = routes.get(r.route, 0) + 1
         return web.json_response(
-            {"answers": answers, "rate_limited": len(discord_fake.rate_limited), "routes": routes}
+            {
+                "answers": answers,
+                "rate_limited": len(discord_fake.rate_limited),
+                "routes": routes,
+                "sends": xai.send_log,
+            }
         )
 
     control = web.Application()
@@ -186,8 +192,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sent = await call("/mentions", {"channel": 1 + n, "count": 1})
             await answered(n + 1)
             cpu = time.process_time() - cpu
-            first, last, tokens = TimedGrok.marks[-1]
+            _, _, tokens = TimedGrok.marks[-1]
             dumped = await call("/dump", {"channel": sent["channel"]})
+            first, last = sent_span(dumped["sends"])
             [messages] = dumped["answers"].values()
             singles.append({**measure(messages, first, last, text), "tokens": tokens, "cpu_s": cpu})
 

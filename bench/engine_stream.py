@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.timing import TimedGrok  # noqa: E402
+from bench.timing import TimedGrok, to_send_times  # noqa: E402
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.grok import ChatMessage, ChatRequest, GrokClient, Pacing  # noqa: E402
@@ -53,17 +53,23 @@ def free_port() -> int:
 def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
     text = " ".join(f"word{i}" for i in range(words))
     script = (
-        "import asyncio, sys\n"
+        "import asyncio, json, sys\n"
         "from tests.fakes.xai import FakeXAI, ScriptedReply\n"
         "async def main():\n"
         "    fake = FakeXAI()\n"
         f"    fake.default_reply = ScriptedReply(text={text!r}, chunk_chars=6, tokens_per_second={tps})\n"
+        "    fake.send_log = {}\n"
         f"    await fake.start(port={port})\n"
         "    print('ready', flush=True)\n"
-        "    await asyncio.Event().wait()\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    while await loop.run_in_executor(None, sys.stdin.readline):  # each line asks for the log\n"
+        "        print(json.dumps(fake.send_log), flush=True)\n"
+        "        fake.send_log.clear()\n"
         "asyncio.run(main())\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.PIPE
+    )
     assert process.stdout is not None
     process.stdout.readline()
     return process
@@ -87,6 +93,15 @@ async def client_alone(streams: int, *, base_url: str) -> float:
         return (time.process_time() - cpu0) / max(1, chunks) * 1000
 
 
+def send_log(fake: subprocess.Popen[bytes]) -> dict[str, list[list[float]]]:
+    """The fake's writes since the last call: (time, answer characters sent) per conversation."""
+    assert fake.stdin is not None and fake.stdout is not None
+    fake.stdin.write(b"dump\n")
+    fake.stdin.flush()
+    log: dict[str, list[list[float]]] = json.loads(fake.stdout.readline())
+    return log
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -94,7 +109,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(streams: int, *, base_url: str, interval: float, measure_memory: bool) -> dict[str, Any]:
+async def run(
+    streams: int, *, fake: subprocess.Popen[bytes], base_url: str, interval: float, measure_memory: bool
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp())
     url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     await asyncio.to_thread(upgrade, url)
@@ -118,6 +135,7 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
         await engine.handle(warm, FakePlatform(capabilities=caps))
         grok.arrivals.clear()
         TimedGrok.marks.clear()
+        send_log(fake)
         incomings = [
             Incoming(
                 place=Place("bench", f"w{n}", "c", f"t{n}"),
@@ -142,6 +160,10 @@ async def run(streams: int, *, base_url: str, interval: float, measure_memory: b
         await asyncio.gather(*tasks)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await db.dispose()
+    # Each delta timed from when the fake wrote it, not from when the bot parsed it.
+    sends = send_log(fake)
+    for conv, arrivals in grok.arrivals.items():
+        grok.arrivals[conv] = to_send_times(arrivals, sends[conv])
 
     # Match each upstream chunk to the first edit of its message that shows it.
     by_message: dict[str, list[tuple[float, int]]] = {}
@@ -196,11 +218,13 @@ async def main() -> None:
     results = []
     try:
         for streams in args.streams:
-            run_one = run(streams, base_url=base_url, interval=args.interval, measure_memory=False)
+            run_one = run(streams, fake=fake, base_url=base_url, interval=args.interval, measure_memory=False)
             results.append(await run_one)
             alone = await client_alone(streams, base_url=base_url)
             results[-1]["client_alone_cpu_s_per_1k"] = round(alone, 4)
-        memory = await run(max(args.streams), base_url=base_url, interval=args.interval, measure_memory=True)
+        memory = await run(
+            max(args.streams), fake=fake, base_url=base_url, interval=args.interval, measure_memory=True
+        )
         results[-1]["memory_kib_per_conversation"] = memory["memory_kib_per_conversation"]
     finally:
         fake.terminate()

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 from aiohttp import web
 
-from bench.timing import answer_text, print_table, save
+from bench.timing import answer_text, print_table, save, sent_span
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_stream.json"
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "grok")  # fmt: skip
@@ -57,6 +56,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
     for user in users:
         slack.add_user(user, user.lower())
     xai.default_reply = ScriptedReply(text=text, tokens_per_second=tps)
+    xai.send_log = {}
     state: dict[str, Any] = {"app": ""}
 
     async def set_app(request: web.Request) -> web.Response:
@@ -86,7 +86,9 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
         calls: dict[str, int] = {}
         for call in slack.calls:
             calls[call.method] = calls.get(call.method, 0) + 1
-        return web.json_response({"threads": out, "rate_limited": slack.rate_limited, "calls": calls})
+        return web.json_response(
+            {"threads": out, "rate_limited": slack.rate_limited, "calls": calls, "sends": xai.send_log}
+        )
 
     control = web.Application()
     control.router.add_post("/app", set_app)
@@ -123,6 +125,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bot.engine import Engine, utc_now
     from bot.grok import ChatMessage, ChatRequest, GrokClient
     from bot.quotas import Quotas
+    from bot.services import http_client
     from bot.settings import Settings
     from bot.web import WebServer
 
@@ -148,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     db = create_engine(url)
     sessions = session_factory(db)
-    http = httpx.AsyncClient(timeout=60)
+    http = http_client()  # the service's own: bot/grok/net.py's transport
     grok = TimedGrok(http, api_key=info["xai_api_key"], base_url=info["xai_base_url"])
     engine = Engine(settings, grok=grok, sessions=sessions, quotas=Quotas(sessions, settings, clock=utc_now))
     server = WebServer(port=0, host="127.0.0.1")
@@ -188,8 +191,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             [thread] = await call("/mentions", {"count": 1})
             await adapter.idle()
             cpu = time.process_time() - cpu
-            first, last, tokens = TimedGrok.marks[-1]
+            _, _, tokens = TimedGrok.marks[-1]
             dumped = await call("/dump", [thread])
+            first, last = sent_span(dumped["sends"])
             [messages] = dumped["threads"]
             versions = [v for m in messages for v in m["versions"]]
             final = "".join(m["versions"][-1][1] for m in messages)

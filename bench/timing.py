@@ -56,3 +56,26 @@ def save(results: Mapping[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+
+
+def sent_span(log: Mapping[str, Sequence[Sequence[float]]]) -> tuple[float, float]:
+    """(first, last) time the fake xAI wrote answer text for the newest conversation in its
+    `send_log` (calls without a conversation id, like the upstream-only baseline, are left out).
+    Measuring from the upstream writes, not from when the bot parsed them, keeps the figures honest
+    whatever the bot's reads gather."""
+    newest = [entries for conv, entries in log.items() if conv][-1]
+    return float(newest[0][0]), float(newest[-1][0])
+
+
+def to_send_times(
+    arrivals: Sequence[tuple[float, int]], sends: Sequence[Sequence[float]]
+) -> list[tuple[float, int]]:
+    """`arrivals` ((time, answer length so far) per delta the bot parsed) with each time replaced
+    by when the fake wrote the bytes that completed that length."""
+    out: list[tuple[float, int]] = []
+    index = 0
+    for _, length in arrivals:
+        while index < len(sends) - 1 and sends[index][1] < length:
+            index += 1
+        out.append((float(sends[index][0]), length))
+    return out
