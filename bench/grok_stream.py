@@ -5,7 +5,8 @@ The fake runs in a child process, so time.process_time measures the client alone
 a raw httpx-sse loop (aiter_sse + json.loads, nothing else) shows the floor the libraries set; each with
 the fake writing chunks in batches, one chunk per write as fast as it can, and one chunk per write at
 100 chunks a second (a chat: each chunk wakes an idle process); each over grokbot's asyncio transport
-(bot/grok/net.py) and over httpx's default anyio one.
+(bot/grok/net.py) and over httpx's default anyio one. At 100/s, "bare socket reads" is an asyncio
+Protocol that only counts what arrives: the cost of being woken once per chunk, on this machine.
 Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5]
 """
 
@@ -88,6 +89,39 @@ async def raw_floor(http: httpx.AsyncClient, base_url: str, key: str) -> tuple[i
     return chunks, time.perf_counter() - wall, time.process_time() - cpu
 
 
+class _Counting(asyncio.Protocol):
+    def __init__(self, done: asyncio.Future[int]) -> None:
+        self.done = done
+        self.reads = 0
+        self.tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.reads += 1
+        self.tail = (self.tail + data)[-32:]
+        if b"[DONE]" in self.tail and not self.done.done():
+            self.done.set_result(self.reads)
+
+
+async def socket_floor(base_url: str, key: str) -> tuple[int, float, float]:
+    """The same stream read by a bare asyncio Protocol that only counts its reads: no HTTP, SSE
+    or JSON parsing. What every chunk costs this machine before any library runs."""
+    url = httpx.URL(base_url)
+    body = json.dumps({"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "stream": True})
+    head = (
+        f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.host}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+    wall, cpu = time.perf_counter(), time.process_time()
+    transport, _ = await loop.create_connection(lambda: _Counting(done), url.host, url.port)
+    transport.write(head.encode() + body.encode())
+    reads = await done
+    transport.close()
+    return reads, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def row(name: str, runs: list[tuple[int, float, float]]) -> dict[str, Any]:
     chunks = runs[0][0]
     wall = statistics.median(r[1] for r in runs)
@@ -119,6 +153,9 @@ async def measure(urls: dict[str, str], key: str, runs: int) -> list[dict[str, A
                 floor_runs = [await raw_floor(http, base_url, key) for _ in range(runs)]
                 rows.append(row(f"GrokClient {mode} {net}", client_runs))
                 rows.append(row(f"raw httpx-sse {mode} {net}", floor_runs))
+                if mode == PACED and net == "asyncio":
+                    socket_runs = [await socket_floor(base_url, key) for _ in range(runs)]
+                    rows.append(row(f"bare socket reads {mode}", socket_runs))
     return rows
 
 
