@@ -5,6 +5,7 @@ listings and live prices over one shared httpx.AsyncClient, with pacing and retr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fnmatch
 import functools
@@ -61,6 +62,7 @@ OUTPUT_ESTIMATE = 1024  # tokens reserved for a reply whose max_tokens is not se
 # shows the answer once a second, and the first words and the end ([DONE]) still go out at once.
 # Each token then costs a fraction of a wake-up; what is shown is at most this much later.
 READ_GATHER_S = 0.04
+DRAIN_S = 0.5  # after [DONE], how long the rest of the response may take before the connection is dropped
 
 
 class GrokClient:
@@ -147,8 +149,11 @@ class GrokClient:
                             network = response.extensions.get("network_stream")
                             gather = getattr(network, "gather", None) if self.read_gather_s else None
                             gathering = False
+
+                            # At [DONE] the rest (the response's end) is due at once: stop gathering.
+                            ended = functools.partial(gather, 0.0) if gather is not None else _nothing
                             try:
-                                async for event in read_stream(source, finished):
+                                async for event in read_stream(source, finished, ended):
                                     yield event
                                     if gather is not None and not gathering:  # the first went out at once
                                         gather(self.read_gather_s, urgent=b"[DONE]")
@@ -352,8 +357,12 @@ class GrokClient:
         return True
 
 
+def _nothing() -> None:
+    pass
+
+
 async def read_stream(
-    source: EventSource, finished: Callable[[Completion], None]
+    source: EventSource, finished: Callable[[Completion], None], ended: Callable[[], None] = _nothing
 ) -> AsyncGenerator[StreamEvent, None]:
     """The events of an open 200 stream, ending with StreamEnd; GrokStreamBroken (with what had
     arrived) on a garbled line, a cut or stalled connection, or an end without [DONE] or finish.
@@ -364,13 +373,16 @@ async def read_stream(
     usage: Any = None
     done = False
     loads = json.loads
+    events = source.aiter_sse()
     try:
-        async for sse in source.aiter_sse():
+        async for sse in events:
             data = sse.data
             if not data:
                 continue
             if data == "[DONE]":
                 done = True
+                ended()
+                await _drain(events)
                 break
             chunk = loads(data)
             if not cid:
@@ -419,6 +431,16 @@ async def read_stream(
     )
     finished(completion)
     yield StreamEnd(completion)
+
+
+async def _drain(events: AsyncGenerator[Any, None]) -> None:
+    """Read past [DONE] to the end of the response (normally already arrived with it), so its
+    connection goes back to the pool instead of being closed: the next answer then starts without
+    a new TCP and TLS handshake. A server that keeps the stream open gets DRAIN_S, then the close."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                pass
 
 
 def _broken(what: str, text: list[str], reasoning: list[str]) -> GrokStreamBroken:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import aclosing
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
 from bot.errors import GrokStreamBroken, GrokUnavailable
 from bot.grok import ContentDelta, GrokClient, ReasoningDelta, StreamEnd, StreamEvent, Timeouts
-from bot.grok.net import AsyncioTransport
+from bot.grok.net import AsyncioBackend, AsyncioTransport
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import ask, client
 
@@ -169,3 +171,32 @@ async def test_a_200_that_is_not_an_event_stream_is_broken(fake_xai: FakeXAI, gr
     fake_xai.fail_next(200, body={"id": "x", "choices": []})
     with pytest.raises(GrokStreamBroken, match="not an event stream"):
         await collect(grok)
+
+
+async def test_streams_reuse_their_connection_and_stop_gathering(
+    fake_xai: FakeXAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After [DONE] the client reads to the response's end, so the connection goes back to the
+    pool (no new TCP and TLS handshake per answer), and it no longer gathers reads: with a minute
+    of gathering left on, the next call on it would wait a minute."""
+    opened = 0
+    connect = AsyncioBackend.connect_tcp
+
+    async def counting(self: AsyncioBackend, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        nonlocal opened
+        opened += 1
+        return await connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", counting)
+    fake_xai.default_reply = ScriptedReply(
+        text="one two three four five", chunk_chars=3, tokens_per_second=300
+    )
+    async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
+        grok = client(fake_xai, http, read_gather_s=60.0)
+        for _ in range(3):
+            events = [event async for event in grok.stream(ask())]
+            assert isinstance(events[-1], StreamEnd)
+            assert events[-1].completion.text == "one two three four five"
+        completion = await asyncio.wait_for(grok.complete(ask()), 10.0)
+    assert completion.text == "one two three four five"
+    assert opened == 1
