@@ -7,9 +7,12 @@ lease_owner) that also renews the lease, so a step whose lease was taken over ma
     pending --202/error--> pending (next_poll_at backs off 2 s -> 30 s, lease dropped)
     pending --200--> fetched  (the completion is stored BEFORE anything is posted: xAI serves it once)
     pending --404 or past expires_at--> gone
-    fetched --turn recorded, quota settled (both idempotent)--> delivering (the parts to post fixed)
+    fetched --the parts to post fixed--> delivering
     gone    --reservation released (idempotent)--> delivering (one part: the "expired" notice)
-    delivering --each part: mark "attempting i", post, record its id--> delivered | expired
+    delivering --each part: mark "attempting i", post, record its id; then the turn recorded and
+               the quota settled (both idempotent)--> delivered | expired
+    delivering --5th failed post--> failed (reservation released: an answer nobody saw is neither
+               charged nor kept in the conversation)
 
 Delivery is at most once per part. Before part i is posted the row says "attempting i"; after, it
 holds the message id. A successor that finds an attempt without an id cannot know whether the post

@@ -1,5 +1,6 @@
-"""Deferrals: a deferred xAI completion from submit through poll, store and accounting to a delivery
-of at most once per part, each step claimed in the database (the state machine is drawn in bot.jobs)."""
+"""Deferrals: a deferred xAI completion from submit through poll and store to a delivery of at most
+once per part, then accounting, each step claimed in the database (the state machine is drawn in
+bot.jobs)."""
 
 from __future__ import annotations
 
@@ -204,7 +205,7 @@ class Deferrals:
         if work.status == "pending" and not await self._poll(work):
             return
         if work.status == "fetched":
-            await self._account(work)
+            await self._prepare(work)
         elif work.status == "gone":
             await self._give_up(work)
         if work.status == "delivering":
@@ -261,8 +262,18 @@ class Deferrals:
         await self._step("fetched", work)
         return True
 
+    async def _prepare(self, work: _Work) -> None:
+        """Fix the parts to post. Nothing is charged or remembered before they are posted."""
+        completion = _completion(work.state["completion"])
+        limit = self._platforms[work.place.platform].capabilities.max_message_length
+        work.state.update(
+            parts=split_message(completion.text or EMPTY_ANSWER, limit), posted=[], final="delivered"
+        )
+        await self._move(work, to="delivering", result_json=json.dumps(work.state))
+
     async def _account(self, work: _Work) -> None:
-        """Record the assistant turn and charge the real cost (each idempotent), then fix the parts."""
+        """The answer is posted: record the assistant turn and charge the real cost (each
+        idempotent, so a successor repeating this after a crash changes nothing)."""
         completion = _completion(work.state["completion"])
         usage = completion.usage or Usage()
         cost = self._grok.prices.cost_ticks(completion.model or work.model, usage)
@@ -290,12 +301,6 @@ class Deferrals:
             await self._quotas.settle(Reservation(id=work.reservation_id, subject=subject), charge)
         else:
             await self._quotas.charge(subject, charge)
-        await self._step("accounted", work)
-        limit = self._platforms[work.place.platform].capabilities.max_message_length
-        work.state.update(
-            parts=split_message(completion.text or EMPTY_ANSWER, limit), posted=[], final="delivered"
-        )
-        await self._move(work, to="delivering", result_json=json.dumps(work.state))
 
     async def _turn_recorded(self, work: _Work) -> bool:
         async with self._sessions() as session:
@@ -347,6 +352,9 @@ class Deferrals:
             posted.append(message_id)
             state["attempting"] = None
             await self._save(work)
+        if state["final"] == "delivered":
+            await self._account(work)
+            await self._step("accounted", work)
         if work.conversation_id is not None:
             await store.link_messages(
                 self._sessions,
@@ -369,6 +377,10 @@ class Deferrals:
             work.state["attempting"] = None
         if failures >= MAX_DELIVERY_FAILURES:
             log.error("deferred %s: delivery failed for good: %s", work.xai_request_id, exc)
+            if work.reservation_id is not None and work.state.get("final") == "delivered":
+                # Nobody saw the answer: it is neither charged nor kept in the conversation.
+                subject = Subject(work.place.platform, work.place.workspace, work.user_id)
+                await self._quotas.release(Reservation(id=work.reservation_id, subject=subject))
             await self._move(
                 work, to="failed", release=True, result_json=json.dumps(work.state), error=str(exc)
             )

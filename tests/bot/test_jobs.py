@@ -245,10 +245,10 @@ class CrashAt(Deferrals):
 RESTARTS = [
     ("submitted", 1, False),  # nothing claimed yet
     ("claimed", 1, False),  # lease taken, no GET yet
-    ("fetched", 1, False),  # the 200 body is stored, nothing accounted
-    ("accounted", 1, False),  # turn recorded and quota settled, parts not fixed
+    ("fetched", 1, False),  # the 200 body is stored, parts not fixed
     ("posted", 1, True),  # the platform has the message, its id is not recorded: the window
-    ("recorded", 1, False),  # ids recorded, not marked delivered
+    ("accounted", 1, False),  # posted and recorded, turn kept and quota settled, not linked
+    ("recorded", 1, False),  # messages linked, not marked delivered
     ("done", 1, False),  # marked delivered
 ]
 
@@ -370,6 +370,26 @@ async def test_a_refused_post_is_retried_later_and_delivered_once(
     await run_until_closed(d, clock, sessions)
     assert texts(platform) == ["Eventually."]
     assert len(await ledger(sessions)) == 1
+
+
+async def test_an_answer_that_can_never_be_posted_is_neither_charged_nor_remembered(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), RefusingPlatform(name="discord")
+    platform.refusals = 1_000  # the bot lost access to the channel, say
+    quotas = make_quotas(sessions, clock)
+    d = deferrals(sessions, grok, quotas, platform, clock)
+    fake_xai.queue_reply(ScriptedReply(text="Nobody reads this.", deferred_pending_polls=0, cost_ticks=COST))
+    await submit(d, quotas, sessions, clock)
+    await run_until_closed(d, clock, sessions)
+    [row] = await deferred_rows(sessions)
+    assert row.status == "failed"
+    assert platform.messages == []
+    assert await ledger(sessions) == []  # not charged
+    assert await reservation_states(sessions) == ["released"]  # the hold given back
+    conv = await store.find_conversation(sessions, PLACE)
+    turns = [] if conv is None else await store.recent_turns(sessions, conv.id)
+    assert "Nobody reads this." not in [t.text for t in turns]  # not in the history either
 
 
 class SentButUnanswered(FakePlatform):
