@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bot.grok import ChatRequest, ContentDelta, GrokClient, StreamEvent
+from bot.grok import ChatRequest, ContentDelta, Gathering, GrokClient, StreamEvent
 
 
 class TimedGrok(GrokClient):
@@ -22,12 +22,14 @@ class TimedGrok(GrokClient):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.arrivals: dict[str, list[tuple[float, int]]] = {}
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def stream(
+        self, request: ChatRequest, *, gathering: Gathering | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
         arrivals = self.arrivals.setdefault(request.conv_id or "", [])
         start = len(arrivals)
         length = 0
         try:
-            async for event in super().stream(request):
+            async for event in super().stream(request, gathering=gathering):
                 if type(event) is ContentDelta:
                     length += len(event.text)
                     arrivals.append((time.perf_counter(), length))

@@ -40,6 +40,7 @@ from bot.grok import (
     ChatRequest,
     Completion,
     ContentDelta,
+    Gathering,
     GrokClient,
     ImagePart,
     ReasoningDelta,
@@ -412,8 +413,10 @@ class Engine:
         await writer.status("💭 Thinking…" if thinking else "✍️ Writing…")
         ticker = asyncio.create_task(self._think(writer, pending, started)) if thinking else None
         answering = False
+        gathering = Gathering()
+        writer.before_edit = gathering.flush  # each edit shows what the connection holds
         try:
-            async with contextlib.aclosing(self.grok.stream(pending.request)) as events:
+            async with contextlib.aclosing(self.grok.stream(pending.request, gathering=gathering)) as events:
                 async for event in events:
                     if type(event) is ContentDelta:
                         if not answering:

@@ -166,6 +166,9 @@ class EditBudgets:
 # -- one streamed answer --------------------------------------------------------------------------
 
 
+MIN_LOOK_S = 0.05  # a writer with a `before_edit` source looks for new text at least this far apart
+
+
 class StreamWriter:
     """Streams one answer into `place`. `append` never blocks; a flusher task edits in the background.
 
@@ -207,6 +210,9 @@ class StreamWriter:
         self._background: set[asyncio.Task[None]] = set()
         self.edits = 0
         self.first_visible_at: float | None = None
+        # Called just before each interim edit, so that what the source holds is appended first
+        # (the source's task runs during one yield): Gathering.flush for a Grok stream.
+        self.before_edit: Callable[[], None] | None = None
 
     @property
     def text(self) -> str:
@@ -242,7 +248,12 @@ class StreamWriter:
 
     async def _flush_loop(self) -> None:
         while not self._closed:
-            await self._wake.wait()
+            if self.before_edit is None:
+                await self._wake.wait()
+            else:  # gathered text is appended only when asked for: ask once per interval
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(self._interval, MIN_LOOK_S)):
+                        await self._wake.wait()
             self._wake.clear()
             if self._closed:
                 return
@@ -251,6 +262,11 @@ class StreamWriter:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._closing.wait()
+                if self._closed:
+                    return
+            if self.before_edit is not None:
+                self.before_edit()
+                await asyncio.sleep(0)
                 if self._closed:
                     return
             try:

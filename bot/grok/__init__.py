@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.grok.client import REASONING_EFFORT_MODELS, GrokClient
+from bot.grok.client import REASONING_EFFORT_MODELS, Gathering, GrokClient
 from bot.grok.images import ACCEPTED as ACCEPTED_IMAGES
 from bot.grok.images import MAX_IMAGE_BYTES, image_part, sniff_image_type, user_hash
 from bot.grok.pacing import Budget, Pacing, Permit, RetryPolicy
@@ -44,6 +44,7 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "ContentDelta",
+    "Gathering",
     "GeneratedImage",
     "GrokClient",
     "ImagePart",

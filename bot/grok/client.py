@@ -60,9 +60,27 @@ REASONING_EFFORT_MODELS = ("grok-3-mini*", "grok-4.3*", "grok-4.5*", "grok-4.6*"
 OUTPUT_ESTIMATE = 1024  # tokens reserved for a reply whose max_tokens is not set
 # After a stream's first event, its reads are gathered up to this long (bot/grok/net.py): a chat
 # shows the answer once a second, and the first words and the end ([DONE]) still go out at once.
-# Each token then costs a fraction of a wake-up; what is shown is at most this much later.
-READ_GATHER_S = 0.04
+# Each token then costs a fraction of a wake-up. A reader that shows the text at set times calls
+# `Gathering.flush()` just before each showing, so nothing it shows is late; another reader gets
+# each chunk at most this much later.
+READ_GATHER_S = 0.25
 DRAIN_S = 0.5  # after [DONE], how long the rest of the response may take before the connection is dropped
+
+
+class Gathering:
+    """A stream reader's handle on its gathered reads (pass one to `GrokClient.stream`):
+    `flush()` hands what the connection holds to the reader at once; a no-op when nothing gathers.
+    The reader's task must run before the data is parsed: yield (`asyncio.sleep(0)`) after it."""
+
+    def __init__(self) -> None:
+        self._flush: Callable[[], None] = _nothing
+
+    def flush(self) -> None:
+        self._flush()
+
+    def attach(self, flush: Callable[[], None] | None) -> None:
+        """The client: what `flush` calls while a stream gathers (None: nothing)."""
+        self._flush = flush or _nothing
 
 
 class GrokClient:
@@ -121,7 +139,9 @@ class GrokClient:
         self._finished(completion, permit=permit, how="complete")
         return completion
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def stream(
+        self, request: ChatRequest, *, gathering: Gathering | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Deltas as they arrive, then exactly one StreamEnd. Retries happen only before the
         stream opened; any break after that raises GrokStreamBroken with what had arrived.
         Close it (`contextlib.aclosing`) when stopping early, so its slot is released."""
@@ -148,18 +168,21 @@ class GrokClient:
                             finished = functools.partial(self._finished, permit=permit, how="stream")
                             network = response.extensions.get("network_stream")
                             gather = getattr(network, "gather", None) if self.read_gather_s else None
-                            gathering = False
-
+                            gathered = False
                             # At [DONE] the rest (the response's end) is due at once: stop gathering.
                             ended = functools.partial(gather, 0.0) if gather is not None else _nothing
                             try:
                                 async for event in read_stream(source, finished, ended):
                                     yield event
-                                    if gather is not None and not gathering:  # the first went out at once
+                                    if gather is not None and not gathered:  # the first went out at once
                                         gather(self.read_gather_s, urgent=b"[DONE]")
-                                        gathering = True
+                                        gathered = True
+                                        if gathering is not None:
+                                            gathering.attach(getattr(network, "flush", None))
                             finally:
-                                if gather is not None and gathering:
+                                if gathering is not None:
+                                    gathering.attach(None)
+                                if gather is not None and gathered:
                                     gather(0.0)  # the connection goes back to the pool
                             return
                         await response.aread()

@@ -78,7 +78,7 @@ class _Protocol(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         reader = self.reader
-        if reader is not None and not reader.done():
+        if reader is not None and not reader.done() and (self.chunks or self.eof):
             self.woken_at = self.loop.time()
             reader.set_result(None)
 
@@ -155,10 +155,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if not seconds and protocol.chunks:
             protocol.wake()
 
+    def flush(self) -> None:
+        """Hand what is gathered to the waiting reader now; gathering goes on."""
+        self._protocol.wake()
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.chunks:
-            if not protocol.eof:
+            while not protocol.chunks and not protocol.eof:
                 await self._wait_readable(seconds=timeout)
             if not protocol.chunks:
                 if protocol.error is not None:

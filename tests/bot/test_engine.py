@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 from dataclasses import replace
 from typing import Any
@@ -562,3 +563,16 @@ async def test_a_word_command_outside_a_conversation_is_ignored_unless_addressed
     await env.say("help!", place=elsewhere)  # a mention
     assert "Grok commands" in env.platform.last.text
     assert env.fake.chat_requests() == []
+
+
+async def test_gathered_reads_are_flushed_before_each_edit(env: EngineEnv) -> None:
+    """With reads gathered for a whole minute, each interim edit (every 0.2 s here) still shows
+    what had arrived: the writer flushes the connection's gathered bytes just before editing."""
+    env.engine.grok.read_gather_s = 60.0
+    answer = "".join(f"word{i} " for i in range(120))
+    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=6, tokens_per_second=100))  # ~1.2 s
+    await env.say("count for me")
+    assert env.platform.visible_text() == answer
+    interim = [e.text for e in env.platform.events if e.kind == "update" and e.text.strip()]
+    assert len(set(interim)) >= 3  # growing text while it streamed, not the first words and then all
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(interim))

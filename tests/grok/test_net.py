@@ -306,3 +306,23 @@ async def test_turning_gathering_off_hands_over_what_waits() -> None:
         stream.gather(0.0)
         assert await asyncio.wait_for(reading, 5.0) == b"second"
         await stream.aclose()
+
+
+async def test_flush_hands_over_what_is_gathered_and_gathering_goes_on() -> None:
+    parts = [(0.0, b"first"), (0.05, b"second"), (0.3, b"third")]
+    async with Server(await dripping(parts)) as server:
+        stream = await connect(server)
+        assert await stream.read(100, timeout=5.0) == b"first"
+        stream.gather(60.0)
+        reading = asyncio.create_task(stream.read(100, timeout=5.0))
+        stream.flush()  # nothing gathered yet: the reader keeps waiting, no empty read
+        await asyncio.sleep(0.2)  # "second" has arrived and is gathered
+        assert not reading.done()
+        stream.flush()
+        assert await asyncio.wait_for(reading, 5.0) == b"second"
+        reading = asyncio.create_task(stream.read(100, timeout=5.0))
+        await asyncio.sleep(0.5)  # "third" arrived: still gathered, since the flush did not stop it
+        assert not reading.done()
+        stream.flush()
+        assert await asyncio.wait_for(reading, 5.0) == b"third"
+        await stream.aclose()
