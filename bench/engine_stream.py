@@ -9,6 +9,7 @@ engine), and memory per active conversation (tracemalloc, in a separate pass). R
 answer. Writes bench/results/engine_stream.json.
 
     python bench/engine_stream.py [--streams 1 200] [--words 300] [--tps 100] [--interval 1.0] [--repeat 5]
+        [--gather 0.25]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bench.timing import TimedGrok, to_send_times  # noqa: E402
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.grok import ChatMessage, ChatRequest, GrokClient, Pacing  # noqa: E402
+from bot.grok.client import READ_GATHER_S  # noqa: E402
 from bot.grok.net import AsyncioTransport  # noqa: E402
 from bot.platform import Author, Incoming, Place  # noqa: E402
 from bot.quotas import Quotas  # noqa: E402
@@ -43,6 +45,7 @@ from bot.settings import Settings  # noqa: E402
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform  # noqa: E402
 
 API_KEY = "xai-test-key"
+GATHER = [READ_GATHER_S]  # --gather: how long the client gathers a stream's reads
 
 
 def free_port() -> int:
@@ -81,6 +84,7 @@ async def client_alone(streams: int, *, base_url: str) -> float:
     limits = httpx.Limits(max_connections=streams + 8)
     async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
         grok = GrokClient(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
+        grok.read_gather_s = GATHER[0]
         request = ChatRequest(model="grok-4.3", messages=(ChatMessage("user", "tell me a story"),))
         chunks = 0
 
@@ -128,6 +132,7 @@ async def run(
     limits = httpx.Limits(max_connections=streams + 8)
     async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
         grok = TimedGrok(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
+        grok.read_gather_s = GATHER[0]
         quotas = Quotas(sessions, settings, clock=lambda: datetime.now(UTC))
         engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
         # One answer first, unmeasured: a running service has its connections open and its SQL
@@ -215,7 +220,11 @@ async def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=5, help="runs of fewer than 20 streams (median reported)"
     )
+    parser.add_argument(
+        "--gather", type=float, default=READ_GATHER_S, help="seconds a stream's reads gather (0: none)"
+    )
     args = parser.parse_args()
+    GATHER[0] = args.gather
     port = free_port()
     fake = start_fake(port, words=args.words, tps=args.tps)
     base_url = f"http://127.0.0.1:{port}/v1"
