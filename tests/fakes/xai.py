@@ -213,7 +213,7 @@ class FakeXAI:
         self.include_usage_chunk = True
         self.running_usage = False
         # Benchmarks: when a dict, each streamed write is logged under the request's x-grok-conv-id
-        # as (time.perf_counter() after the write, answer characters sent so far).
+        # as (time.perf_counter() as the write starts, answer characters sent with it).
         self.send_log: dict[str, list[tuple[float, int]]] | None = None
         self.report_cost = True
         self.cached_tokens = 0
@@ -798,10 +798,10 @@ class _Answer:
                     buffer.extend(self._chunk([{"index": 0, "delta": {}}]) for _ in range(reply.empty_deltas))
                     buffer.extend(b": keep-alive\n\n" for _ in range(reply.comments))
                 if paced or len(buffer) >= 64 or index == 0:
+                    if sends is not None:  # the time the bytes leave, before the write
+                        sends.append((time.perf_counter(), sent_text))
                     await response.write(b"".join(buffer))
                     buffer.clear()
-                    if sends is not None:
-                        sends.append((time.perf_counter(), sent_text))
                     if gap:
                         await self.fake._pause(gap)
             fault = reply.fault
