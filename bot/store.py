@@ -56,7 +56,12 @@ class TurnRecord:
 
 
 async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -> ConversationRef:
-    """The conversation at `place`, created on first use (race-safe across instances)."""
+    """The conversation at `place`, created on first use (race-safe across instances). An existing
+    one costs one read and no write; a new one an INSERT … RETURNING, and a read again only for the
+    loser of a race to create it."""
+    found = await find_conversation(sessions, place)
+    if found is not None:
+        return found
     async with sessions() as session:
         statement = (
             conflict_insert(session, Conversation)
@@ -70,16 +75,15 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
                 updated_at=now,
             )
             .on_conflict_do_nothing()
+            .returning(col(Conversation.id), col(Conversation.grok_conv_id))
         )
-        await session.exec(statement)
-        conversation_id, grok_conv_id = (
-            await session.exec(
-                select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
-            )
-        ).one()
+        created = (await session.exec(statement)).one_or_none()
         await session.commit()
-    assert conversation_id is not None
-    return ConversationRef(id=conversation_id, place=place, grok_conv_id=grok_conv_id)
+    if created is None:  # another instance created it meanwhile
+        found = await find_conversation(sessions, place)
+        assert found is not None
+        return found
+    return ConversationRef(id=created[0], place=place, grok_conv_id=created[1])
 
 
 async def find_conversation(sessions: Sessions, place: Place) -> ConversationRef | None:
