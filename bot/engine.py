@@ -267,14 +267,16 @@ class Engine:
         return ref
 
     async def _system_prompt(self, place: Place) -> str | None:
-        """The place's system prompt, re-read at most once a minute."""
-        cached = self._system_prompts.get(place.key)
+        """The channel's system prompt (else the workspace's), re-read at most once a minute. Kept
+        per channel, not per thread: every new thread in a channel would otherwise read it again."""
+        key = f"{place.platform}:{place.workspace}:{place.channel}"
+        cached = self._system_prompts.get(key)
         if cached is not None and self.monotonic() - cached[0] < SYSTEM_PROMPT_TTL_S:
             return cached[1]
         prompt = await store.system_prompt_for(self.sessions, place)
         if len(self._system_prompts) >= CACHE_SIZE:
             self._system_prompts.pop(next(iter(self._system_prompts)))
-        self._system_prompts[place.key] = (self.monotonic(), prompt)
+        self._system_prompts[key] = (self.monotonic(), prompt)
         return prompt
 
     def _lock(self, key: str) -> asyncio.Lock:

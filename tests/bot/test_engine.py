@@ -576,3 +576,46 @@ async def test_gathered_reads_are_flushed_before_each_edit(env: EngineEnv) -> No
     interim = [e.text for e in env.platform.events if e.kind == "update" and e.text.strip()]
     assert len(set(interim)) >= 3  # growing text while it streamed, not the first words and then all
     assert all(len(a) < len(b) for a, b in itertools.pairwise(interim))
+
+
+def system_prompts(env: EngineEnv) -> list[str]:
+    """The system message of every chat request so far."""
+    out = []
+    for request in env.fake.chat_requests():
+        first = request.json["messages"][0]
+        assert first["role"] == "system"
+        content = first["content"]
+        out.append(content if isinstance(content, str) else "".join(p.get("text", "") for p in content))
+    return out
+
+
+async def test_a_channel_prompt_wins_over_the_workspace_prompt(env: EngineEnv) -> None:
+    sessions, now = env.engine.sessions, env.clock()
+    await store.set_system_prompt(
+        sessions, PLACE, "Answer like a pirate.", whole_workspace=True, by="U0", now=now
+    )
+    haiku = Place(PLACE.platform, PLACE.workspace, "C2", "T9")
+    await store.set_system_prompt(
+        sessions, haiku, "Answer in haiku.", whole_workspace=False, by="U0", now=now
+    )
+    elsewhere = Place(PLACE.platform, "W2", "C1", "T1")
+    await env.say("hello")  # C1 has no prompt of its own: the workspace's
+    await env.say("hello", place=haiku)
+    await env.say("hello", place=elsewhere)  # another workspace: the default
+    pirate, poem, default = system_prompts(env)
+    assert pirate == "Answer like a pirate."
+    assert poem == "Answer in haiku."
+    assert default not in {pirate, poem} and default  # the built-in prompt
+
+
+async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minute(env: EngineEnv) -> None:
+    now = [1_000.0]
+    env.engine.monotonic = lambda: now[0]
+    sessions = env.engine.sessions
+    await store.set_system_prompt(sessions, PLACE, "First.", whole_workspace=False, by="U0", now=env.clock())
+    await env.say("a")
+    await store.set_system_prompt(sessions, PLACE, "Second.", whole_workspace=False, by="U0", now=env.clock())
+    await env.say("b", place=Place(PLACE.platform, PLACE.workspace, PLACE.channel, "T2"))  # a new thread
+    now[0] += 61
+    await env.say("c", place=Place(PLACE.platform, PLACE.workspace, PLACE.channel, "T3"))
+    assert system_prompts(env) == ["First.", "First.", "Second."]
