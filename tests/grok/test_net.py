@@ -4,6 +4,7 @@ on purpose: timeouts, resets, idle closes, back-pressure both ways, keep-alive a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -251,33 +252,40 @@ async def connect(server: Server) -> AsyncioStream:
     return stream
 
 
-async def test_gathering_hands_over_many_chunks_per_wake_up() -> None:
-    parts = [(0.0, b"first")] + [(0.005, b"%02d" % n) for n in range(20)]
+@contextlib.asynccontextmanager
+async def gathering(
+    parts: list[tuple[float, bytes]], seconds: float, *, urgent: bytes = b""
+) -> AsyncIterator[AsyncioStream]:
+    """A stream from a server dripping `parts` (the first is b"first"), read once, then gathering."""
     async with Server(await dripping(parts)) as server:
         stream = await connect(server)
         assert await stream.read(100, timeout=5.0) == b"first"
-        stream.gather(0.25)
+        stream.gather(seconds, urgent=urgent)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+
+async def test_gathering_hands_over_many_chunks_per_wake_up() -> None:
+    parts = [(0.0, b"first")] + [(0.005, b"%02d" % n) for n in range(20)]
+    async with gathering(parts, 0.25) as stream:
         received, reads = b"", 0
         while len(received) < 40:
             received += await stream.read(100, timeout=5.0)
             reads += 1
         assert received == b"".join(b"%02d" % n for n in range(20))
         assert reads <= 5  # 20 chunks over about 0.1 s, woken at most every 0.25 s
-        await stream.aclose()
 
 
 async def test_gathering_still_wakes_at_once_for_the_urgent_bytes_and_the_end() -> None:
     parts = [(0.0, b"first"), (0.05, b"more"), (0.05, b"[DONE]")]
-    async with Server(await dripping(parts)) as server:
-        stream = await connect(server)
-        assert await stream.read(100, timeout=5.0) == b"first"
-        stream.gather(60.0, urgent=b"[DONE]")
+    async with gathering(parts, 60.0, urgent=b"[DONE]") as stream:
         # A whole minute of gathering, yet the urgent bytes bring everything at once.
         got = await asyncio.wait_for(stream.read(100, timeout=5.0), 5.0)
         if got == b"more":  # the two arrived in separate reads only if `more` came first alone
             got += await asyncio.wait_for(stream.read(100, timeout=5.0), 5.0)
         assert got == b"more[DONE]"
-        await stream.aclose()
 
     async def closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"first")
@@ -296,24 +304,17 @@ async def test_gathering_still_wakes_at_once_for_the_urgent_bytes_and_the_end() 
 
 async def test_turning_gathering_off_hands_over_what_waits() -> None:
     parts = [(0.0, b"first"), (0.05, b"second")]
-    async with Server(await dripping(parts)) as server:
-        stream = await connect(server)
-        assert await stream.read(100, timeout=5.0) == b"first"
-        stream.gather(60.0)
+    async with gathering(parts, 60.0) as stream:
         reading = asyncio.create_task(stream.read(100, timeout=5.0))
         await asyncio.sleep(0.3)  # "second" has arrived and waits for the gathering timer
         assert not reading.done()
         stream.gather(0.0)
         assert await asyncio.wait_for(reading, 5.0) == b"second"
-        await stream.aclose()
 
 
 async def test_flush_hands_over_what_is_gathered_and_gathering_goes_on() -> None:
     parts = [(0.0, b"first"), (0.05, b"second"), (0.3, b"third")]
-    async with Server(await dripping(parts)) as server:
-        stream = await connect(server)
-        assert await stream.read(100, timeout=5.0) == b"first"
-        stream.gather(60.0)
+    async with gathering(parts, 60.0) as stream:
         reading = asyncio.create_task(stream.read(100, timeout=5.0))
         stream.flush()  # nothing gathered yet: the reader keeps waiting, no empty read
         await asyncio.sleep(0.2)  # "second" has arrived and is gathered
@@ -325,4 +326,3 @@ async def test_flush_hands_over_what_is_gathered_and_gathering_goes_on() -> None
         assert not reading.done()
         stream.flush()
         assert await asyncio.wait_for(reading, 5.0) == b"third"
-        await stream.aclose()
