@@ -68,19 +68,31 @@ DRAIN_S = 0.5  # after [DONE], how long the rest of the response may take before
 
 
 class Gathering:
-    """A stream reader's handle on its gathered reads (pass one to `GrokClient.stream`):
-    `flush()` hands what the connection holds to the reader at once; a no-op when nothing gathers.
-    The reader's task must run before the data is parsed: yield (`asyncio.sleep(0)`) after it."""
+    """The gathering of one stream's reads (bot/grok/net.py): on from its first event, off at
+    [DONE] and at its end. A reader that shows the text at set times passes its own to
+    `GrokClient.stream` and calls `flush()` just before each showing, which hands what the
+    connection holds to the stream at once; it must then yield (`asyncio.sleep(0)`) for the data
+    to be parsed. Every call is a no-op while nothing gathers."""
 
     def __init__(self) -> None:
-        self._flush: Callable[[], None] = _nothing
+        self._network: Any = None  # the open stream's connection while it gathers
 
     def flush(self) -> None:
-        self._flush()
+        if self._network is not None:
+            self._network.flush()
 
-    def attach(self, flush: Callable[[], None] | None) -> None:
-        """The client: what `flush` calls while a stream gathers (None: nothing)."""
-        self._flush = flush or _nothing
+    def start(self, network: Any, seconds: float) -> None:
+        """Gather the reads of `network` (when it can: net.AsyncioStream) up to `seconds`."""
+        if seconds and hasattr(network, "gather"):
+            network.gather(seconds, urgent=b"[DONE]")
+            self._network = network
+
+    def stop(self) -> None:
+        """Hand each read over at once again (the rest of the response is due, or the
+        connection goes back to the pool)."""
+        if self._network is not None:
+            self._network.gather(0.0)
+            self._network = None
 
 
 class GrokClient:
@@ -166,24 +178,17 @@ class GrokClient:
                         response = source.response
                         if response.status_code == 200:
                             finished = functools.partial(self._finished, permit=permit, how="stream")
-                            network = response.extensions.get("network_stream")
-                            gather = getattr(network, "gather", None) if self.read_gather_s else None
-                            gathered = False
-                            # At [DONE] the rest (the response's end) is due at once: stop gathering.
-                            ended = functools.partial(gather, 0.0) if gather is not None else _nothing
+                            reads = gathering or Gathering()
+                            first = True
                             try:
-                                async for event in read_stream(source, finished, ended):
+                                async for event in read_stream(source, finished, reads.stop):
                                     yield event
-                                    if gather is not None and not gathered:  # the first went out at once
-                                        gather(self.read_gather_s, urgent=b"[DONE]")
-                                        gathered = True
-                                        if gathering is not None:
-                                            gathering.attach(getattr(network, "flush", None))
+                                    if first:  # it went out at once; the rest may gather
+                                        first = False
+                                        network = response.extensions.get("network_stream")
+                                        reads.start(network, self.read_gather_s)
                             finally:
-                                if gathering is not None:
-                                    gathering.attach(None)
-                                if gather is not None and gathered:
-                                    gather(0.0)  # the connection goes back to the pool
+                                reads.stop()
                             return
                         await response.aread()
                         failure = Failure.of(response)

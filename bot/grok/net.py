@@ -125,10 +125,10 @@ class _Protocol(asyncio.Protocol):
         return data
 
     def _wake_all(self) -> None:
-        self.wake()
-        for waiter in (self.reader, self.writable):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        self.wake()  # eof is set: the reader goes even with nothing buffered
+        writable = self.writable
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
 
 def _expire(waiter: asyncio.Future[None], error: Exception) -> None:
@@ -152,7 +152,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         protocol = self._protocol
         protocol.gather = seconds
         protocol.urgent = urgent
-        if not seconds and protocol.chunks:
+        if not seconds:
             protocol.wake()
 
     def flush(self) -> None:
