@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import answer_text, print_table, save, sent_span
+from bench.timing import answer_rows, answer_text, print_table, save, sent_span
 
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_stream.json"
 SENTENCE = "the quick brown fox jumps over a lazy dog while grok streams every token into discord"
@@ -258,20 +258,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> None:
     burst = results["burst"]
     rows = [
-        (
-            "first words visible after first upstream token, p50",
-            f"{results['first_visible_ms_p50']:.1f} ms",
-            "≤ 10 ms",
-        ),
-        (
-            "whole answer visible after last upstream token, p50",
-            f"{results['complete_ms_p50']:.1f} ms",
-            "≤ 20 ms",
-        ),
-        ("edits (visible versions) per answer", f"{results['edits_per_answer']:.1f}", ""),
-        ("tokens per answer", f"{results['tokens_per_answer']:.0f}", ""),
-        ("CPU per answer", f"{results['cpu_s_per_answer'] * 1000:.0f} ms", ""),
-        ("CPU per 1,000 streamed tokens", f"{results['cpu_s_per_1000_tokens']:.3f} s", "≤ 0.09 s"),
+        *answer_rows(results, cpu_target="≤ 0.09 s"),
         (
             "  of which the xAI client alone (same stream, no engine/Discord)",
             f"{results['xai_client_alone_cpu_s_per_1000_tokens']:.3f} s",

@@ -26,7 +26,7 @@ import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -45,7 +45,7 @@ from bot.settings import Settings  # noqa: E402
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform  # noqa: E402
 
 API_KEY = "xai-test-key"
-GATHER = [READ_GATHER_S]  # --gather: how long the client gathers a stream's reads
+G = TypeVar("G", bound=GrokClient)
 
 
 def free_port() -> int:
@@ -79,12 +79,23 @@ def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
     return process
 
 
-async def client_alone(streams: int, *, base_url: str) -> float:
+def http_for(streams: int) -> httpx.AsyncClient:
+    """The service's kind of HTTP client, with a connection for every stream."""
+    return httpx.AsyncClient(transport=AsyncioTransport(limits=httpx.Limits(max_connections=streams + 8)))
+
+
+def grok_for(
+    cls: type[GrokClient], http: httpx.AsyncClient, streams: int, base_url: str, gather: float
+) -> Any:
+    return cls(
+        http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams), read_gather_s=gather
+    )
+
+
+async def client_alone(streams: int, *, base_url: str, gather: float) -> float:
     """CPU seconds per 1,000 chunks for the same streams read by the Grok client with no engine."""
-    limits = httpx.Limits(max_connections=streams + 8)
-    async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
-        grok = GrokClient(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
-        grok.read_gather_s = GATHER[0]
+    async with http_for(streams) as http:
+        grok = grok_for(GrokClient, http, streams, base_url, gather)
         request = ChatRequest(model="grok-4.3", messages=(ChatMessage("user", "tell me a story"),))
         chunks = 0
 
@@ -115,7 +126,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(
-    streams: int, *, fake: subprocess.Popen[bytes], base_url: str, interval: float, measure_memory: bool
+    streams: int,
+    *,
+    fake: subprocess.Popen[bytes],
+    base_url: str,
+    interval: float,
+    gather: float,
+    measure_memory: bool,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp())
     url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
@@ -129,10 +146,8 @@ async def run(
         DEFAULT_CAPABILITIES, max_message_length=100_000, edit_interval=interval, scope_edits_per_minute=1e6
     )
     platform = FakePlatform(capabilities=caps)
-    limits = httpx.Limits(max_connections=streams + 8)
-    async with httpx.AsyncClient(transport=AsyncioTransport(limits=limits)) as http:
-        grok = TimedGrok(http, api_key=API_KEY, base_url=base_url, pacing=Pacing(concurrency=streams))
-        grok.read_gather_s = GATHER[0]
+    async with http_for(streams) as http:
+        grok = grok_for(TimedGrok, http, streams, base_url, gather)
         quotas = Quotas(sessions, settings, clock=lambda: datetime.now(UTC))
         engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
         # One answer first, unmeasured: a running service has its connections open and its SQL
@@ -224,32 +239,26 @@ async def main() -> None:
         "--gather", type=float, default=READ_GATHER_S, help="seconds a stream's reads gather (0: none)"
     )
     args = parser.parse_args()
-    GATHER[0] = args.gather
     port = free_port()
     fake = start_fake(port, words=args.words, tps=args.tps)
     base_url = f"http://127.0.0.1:{port}/v1"
     results = []
+    timing = {"interval": args.interval, "gather": args.gather}
     try:
         for streams in args.streams:
             # One answer's CPU varies by a third from run to run on a shared machine: small runs
             # repeat, interleaved with the client-alone runs, and report the median run.
             runs, alones = [], []
             for _ in range(args.repeat if streams < 20 else 1):
-                runs.append(
-                    await run(
-                        streams, fake=fake, base_url=base_url, interval=args.interval, measure_memory=False
-                    )
-                )
-                alones.append(round(await client_alone(streams, base_url=base_url), 4))
+                runs.append(await run(streams, fake=fake, base_url=base_url, **timing, measure_memory=False))
+                alones.append(round(await client_alone(streams, base_url=base_url, gather=args.gather), 4))
             runs.sort(key=lambda r: float(r["cpu_s_per_1k_tokens"]))
             median = runs[len(runs) // 2]
             median["cpu_s_per_1k_tokens_runs"] = [r["cpu_s_per_1k_tokens"] for r in runs]
             median["client_alone_cpu_s_per_1k"] = sorted(alones)[len(alones) // 2]
             median["client_alone_cpu_s_per_1k_runs"] = sorted(alones)
             results.append(median)
-        memory = await run(
-            max(args.streams), fake=fake, base_url=base_url, interval=args.interval, measure_memory=True
-        )
+        memory = await run(max(args.streams), fake=fake, base_url=base_url, **timing, measure_memory=True)
         results[-1]["memory_kib_per_conversation"] = memory["memory_kib_per_conversation"]
     finally:
         fake.terminate()

@@ -46,6 +46,26 @@ def answer_text(words: int, vocabulary: Sequence[str]) -> str:
     return body[0].upper() + body[1:] + "."
 
 
+def answer_rows(results: Mapping[str, Any], *, cpu_target: str) -> list[tuple[str, str, str]]:
+    """The rows the adapter benchmarks report first: latency, edits, tokens and CPU of one answer."""
+    return [
+        (
+            "first words visible after first upstream token, p50",
+            f"{results['first_visible_ms_p50']:.1f} ms",
+            "≤ 10 ms",
+        ),
+        (
+            "whole answer visible after last upstream token, p50",
+            f"{results['complete_ms_p50']:.1f} ms",
+            "≤ 20 ms",
+        ),
+        ("edits (visible versions) per answer", f"{results['edits_per_answer']:.1f}", ""),
+        ("tokens per answer", f"{results['tokens_per_answer']:.0f}", ""),
+        ("CPU per answer", f"{results['cpu_s_per_answer'] * 1000:.0f} ms", ""),
+        ("CPU per 1,000 streamed tokens", f"{results['cpu_s_per_1000_tokens']:.3f} s", cpu_target),
+    ]
+
+
 def print_table(rows: Sequence[tuple[str, str, str]]) -> None:
     """(measure, value, target) rows, aligned."""
     width = max(len(r[0]) for r in rows)
