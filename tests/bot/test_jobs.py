@@ -7,7 +7,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -62,6 +62,18 @@ def deferrals(
     )
 
 
+P = TypeVar("P", bound=FakePlatform)
+
+
+def setup(
+    sessions: Sessions, grok: GrokClient, platform: P, **kwargs: Any
+) -> tuple[Clock, P, Quotas, Deferrals]:
+    """A clock, `platform`, quotas on that clock and a Deferrals over them (kwargs: `deferrals`'s)."""
+    clock = Clock()
+    quotas = make_quotas(sessions, clock)
+    return clock, platform, quotas, deferrals(sessions, grok, quotas, platform, clock, **kwargs)
+
+
 async def submit(
     d: Deferrals, quotas: Quotas, sessions: Sessions, clock: Clock, *, conversation: bool = True
 ) -> tuple[str, Reservation]:
@@ -97,9 +109,7 @@ def texts(platform: FakePlatform) -> list[str]:
 async def test_delivered_once_after_202s_with_turn_cost_and_links(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, FakePlatform(name="discord"))
     fake_xai.queue_reply(
         ScriptedReply(text="Rayleigh scattering.", deferred_pending_polls=3, cost_ticks=COST)
     )
@@ -147,9 +157,7 @@ async def test_delivered_once_after_202s_with_turn_cost_and_links(
 async def test_backoff_grows_from_2_to_30_seconds(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, FakePlatform(name="discord"))
     fake_xai.queue_reply(ScriptedReply(text="late", deferred_pending_polls=7))
     await submit(d, quotas, sessions, clock)
     waits = []
@@ -169,9 +177,7 @@ async def test_backoff_grows_from_2_to_30_seconds(
 async def test_long_answer_is_split_into_new_messages(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, FakePlatform(name="discord"))
     answer = "\n\n".join(f"Paragraph {i}: " + "word " * 80 for i in range(12))  # ~5k characters
     fake_xai.queue_reply(ScriptedReply(text=answer, deferred_pending_polls=0))
     await submit(d, quotas, sessions, clock)
@@ -191,9 +197,7 @@ async def test_long_answer_is_split_into_new_messages(
 async def test_404_is_reported_and_the_reservation_released(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, FakePlatform(name="discord"))
     fake_xai.now = lambda: clock.now.timestamp()
     fake_xai.deferred_ttl = 60.0  # the fake forgets the job after a minute: the next GET is a 404
     fake_xai.queue_reply(ScriptedReply(text="never seen", deferred_pending_polls=100))
@@ -213,9 +217,7 @@ async def test_404_is_reported_and_the_reservation_released(
 async def test_past_24_hours_is_reported_as_expired(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, FakePlatform(name="discord"))
     fake_xai.queue_reply(ScriptedReply(text="too slow", deferred_pending_polls=10**6))
     await submit(d, quotas, sessions, clock)
     clock.advance(seconds=5)
@@ -257,9 +259,7 @@ RESTARTS = [
 async def test_a_restart_after_each_step_delivers_exactly_once(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, crash_at: str, answers: int, note: bool
 ) -> None:
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    first = deferrals(sessions, grok, quotas, platform, clock, cls=CrashAt)
+    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), cls=CrashAt)
     first.crash_at = crash_at  # type: ignore[attr-defined]
     fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=1, cost_ticks=COST))
     rid, _ = await submit(first, quotas, sessions, clock)
@@ -300,9 +300,7 @@ async def test_a_crash_before_the_post_loses_that_part_but_never_doubles_it(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
     """The documented window: marked "attempting", died before the platform call returned."""
-    clock, platform = Clock(), FakePlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    first = deferrals(sessions, grok, quotas, platform, clock, cls=CrashAt)
+    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), cls=CrashAt)
     first.crash_at = "attempting"  # type: ignore[attr-defined]
     fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=0))
     await submit(first, quotas, sessions, clock)
@@ -357,9 +355,7 @@ class RefusingPlatform(FakePlatform):
 async def test_a_refused_post_is_retried_later_and_delivered_once(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), RefusingPlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, RefusingPlatform(name="discord"))
     fake_xai.queue_reply(ScriptedReply(text="Eventually.", deferred_pending_polls=0))
     await submit(d, quotas, sessions, clock)
     clock.advance(seconds=2)
@@ -375,10 +371,8 @@ async def test_a_refused_post_is_retried_later_and_delivered_once(
 async def test_an_answer_that_can_never_be_posted_is_neither_charged_nor_remembered(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), RefusingPlatform(name="discord")
+    clock, platform, quotas, d = setup(sessions, grok, RefusingPlatform(name="discord"))
     platform.refusals = 1_000  # the bot lost access to the channel, say
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
     fake_xai.queue_reply(ScriptedReply(text="Nobody reads this.", deferred_pending_polls=0, cost_ticks=COST))
     await submit(d, quotas, sessions, clock)
     await run_until_closed(d, clock, sessions)
@@ -408,9 +402,7 @@ class SentButUnanswered(FakePlatform):
 async def test_a_post_that_may_have_happened_is_never_posted_again(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), SentButUnanswered(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock)
+    clock, platform, quotas, d = setup(sessions, grok, SentButUnanswered(name="discord"))
     fake_xai.queue_reply(ScriptedReply(text="Only once, please.", deferred_pending_polls=0))
     await submit(d, quotas, sessions, clock)
     clock.advance(seconds=2)
@@ -488,9 +480,9 @@ async def test_three_instances_race_over_100_requests_delivering_each_once(
 async def test_the_timer_polls_beats_and_stops_cleanly(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), SignallingPlatform(name="discord")
-    quotas = make_quotas(sessions, clock)
-    d = deferrals(sessions, grok, quotas, platform, clock, first_poll=timedelta(0), max_poll=timedelta(0))
+    clock, platform, quotas, d = setup(
+        sessions, grok, SignallingPlatform(name="discord"), first_poll=timedelta(0), max_poll=timedelta(0)
+    )
     fake_xai.queue_reply(ScriptedReply(text="via the timer", deferred_pending_polls=2))
     await submit(d, quotas, sessions, clock)
     jobs = Jobs(
