@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import answer_rows, answer_text, print_table, save, sent_span
+from bench.timing import add_loop_option, answer_rows, answer_text, print_table, run_on, save, sent_span
 
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_stream.json"
 SENTENCE = "the quick brown fox jumps over a lazy dog while grok streams every token into discord"
@@ -281,11 +281,12 @@ def main(argv: list[str] | None = None) -> None:
         "--answers", type=int, default=5, help="sequential answers measured (each in its channel)"
     )
     parser.add_argument("--burst", type=int, default=10, help="simultaneous answers in one channel")
+    add_loop_option(parser)
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--tps", type=float, default=100.0, help="upstream tokens per second")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    results = asyncio.run(run(args))
+    results = {"loop": args.loop, **run_on(args.loop, run(args))}
     report(results)
     save(results, RESULTS)
 

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.timing import TimedGrok, to_send_times  # noqa: E402
+from bench.timing import TimedGrok, add_loop_option, run_on, to_send_times  # noqa: E402
 from bot.db import create_engine, session_factory, upgrade  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.grok import ChatMessage, ChatRequest, GrokClient, Pacing  # noqa: E402
@@ -224,7 +224,7 @@ async def run(
     }
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -238,7 +238,12 @@ async def main() -> None:
     parser.add_argument(
         "--gather", type=float, default=READ_GATHER_S, help="seconds a stream's reads gather (0: none)"
     )
+    add_loop_option(parser)
     args = parser.parse_args()
+    run_on(args.loop, measure(args))
+
+
+async def measure(args: argparse.Namespace) -> None:
     port = free_port()
     fake = start_fake(port, words=args.words, tps=args.tps)
     base_url = f"http://127.0.0.1:{port}/v1"
@@ -257,6 +262,7 @@ async def main() -> None:
             median["cpu_s_per_1k_tokens_runs"] = [r["cpu_s_per_1k_tokens"] for r in runs]
             median["client_alone_cpu_s_per_1k"] = sorted(alones)[len(alones) // 2]
             median["client_alone_cpu_s_per_1k_runs"] = sorted(alones)
+            median["loop"] = args.loop
             results.append(median)
         memory = await run(max(args.streams), fake=fake, base_url=base_url, **timing, measure_memory=True)
         results[-1]["memory_kib_per_conversation"] = memory["memory_kib_per_conversation"]
@@ -284,4 +290,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

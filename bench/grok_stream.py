@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from httpx_sse import aconnect_sse  # noqa: E402
 
+from bench.timing import add_loop_option, run_on  # noqa: E402
 from bot.grok import ChatMessage, ChatRequest, ContentDelta, GrokClient, StreamEnd  # noqa: E402
 from bot.grok.net import AsyncioTransport  # noqa: E402
 from tests.fakes.xai import FakeXAI, ScriptedReply  # noqa: E402
@@ -163,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    add_loop_option(parser)
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
@@ -171,7 +173,7 @@ def main() -> None:
     try:
         batched_url, single_url, paced_url, key = parent.recv()
         urls = {"batched": batched_url, "1/write": single_url, PACED: paced_url}
-        rows = asyncio.run(measure(urls, key, args.runs))
+        rows = run_on(args.loop, measure(urls, key, args.runs))
     finally:
         parent.send("stop")
         server.join(timeout=10)
@@ -186,6 +188,7 @@ def main() -> None:
     result = {
         "benchmark": "grok_stream",
         "chunk_chars": CHUNK_CHARS,
+        "loop": args.loop,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import answer_rows, answer_text, print_table, save, sent_span
+from bench.timing import add_loop_option, answer_rows, answer_text, print_table, run_on, save, sent_span
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_stream.json"
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "grok")  # fmt: skip
@@ -290,9 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", type=int, default=20, help="simultaneous answers in one workspace")
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--tps", type=float, default=100.0, help="upstream tokens per second")
+    add_loop_option(parser)
     parser.add_argument("--profile", action="store_true", help="print where the CPU of the answers went")
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args))
+    results = {"loop": args.loop, **run_on(args.loop, run(args))}
     report(results)
     save(results, RESULTS)
 

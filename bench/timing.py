@@ -3,13 +3,34 @@ bot, the answer they stream, and how they print and save their figures."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+from bot.aio import loop_factory, loop_name
 from bot.grok import ChatRequest, ContentDelta, Gathering, GrokClient, StreamEvent
+
+T = TypeVar("T")
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default=loop_name(),
+        help="the bot's event loop (default: grokbot's own, bot/aio.py)",
+    )
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run the bot's side of a benchmark on the named event loop (the fakes keep their own)."""
+    factory = asyncio.new_event_loop if loop == "asyncio" else loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 class TimedGrok(GrokClient):

@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
+from bot.aio import loop_name
+from bot.aio import run as run_loop
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("grokbot")
@@ -100,7 +102,7 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     if _missing_key(settings):
         return EXIT_CONFIG
     try:
-        return asyncio.run(serve(settings))
+        return run_loop(serve(settings))
     except StartupError as exc:
         print(f"grokbot cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -161,7 +163,12 @@ async def serve(settings: Settings) -> int:
         await web.start()
         stoppers.append(web.stop)
         services.jobs.start()
-        log.info("grokbot is running on port %d (instance %s)", web.port, services.instance_id)
+        log.info(
+            "grokbot is running on port %d (instance %s, %s event loop)",
+            web.port,
+            services.instance_id,
+            loop_name(),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -199,21 +206,21 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
             await services.close()
 
     logging.getLogger().setLevel(logging.WARNING)  # the terminal is the conversation
-    asyncio.run(session())
+    run_loop(session())
     return EXIT_OK
 
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.services import check
 
-    return EXIT_OK if asyncio.run(check(settings, out=sys.stdout)) else EXIT_FAILED
+    return EXIT_OK if run_loop(check(settings, out=sys.stdout)) else EXIT_FAILED
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services import usage_report
 
     try:
-        text = asyncio.run(usage_report(settings, since=args.since, user=args.user, fmt=args.format))
+        text = run_loop(usage_report(settings, since=args.since, user=args.user, fmt=args.format))
     except ValueError as exc:
         print(f"grokbot usage: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -3,6 +3,10 @@
 PostgreSQL: each test session creates its own database on the server named by
 GROKBOT_TEST_POSTGRES_URL (default: the local server), migrates it once, and empties it between
 tests. No server → those cases skip with the reason, unless GROKBOT_REQUIRE_POSTGRES=1.
+
+Event loop: every async test runs on the loop grokbot runs on (bot.aio: uvloop where installed);
+the network layer's own tests (tests/grok/test_net.py) run on asyncio's loop as well, since
+grokbot falls back to it where uvloop is not installed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +25,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import bot.tables  # noqa: F401
+from bot.aio import loop_factory
 from bot.db import Sessions, create_engine, session_factory, upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GROKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("GROKBOT_REQUIRE_POSTGRES") == "1"
+
+
+BOTH_LOOPS = ("tests/grok/test_net.py",)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factory = loop_factory()
+    loops = {"uvloop" if factory is not asyncio.new_event_loop else "asyncio": factory}
+    if any(item.nodeid.startswith(path) for path in BOTH_LOOPS):
+        loops["asyncio"] = asyncio.new_event_loop
+    return loops
 
 
 async def _admin_execute(statement: str) -> None:

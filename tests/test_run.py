@@ -88,7 +88,9 @@ async def test_grokbot_run_serves_slack_and_health_then_stops_on_sigterm(
             stdout, stderr = await process.communicate()
         assert returncode == 0, stderr.decode()[-2000:]
         logs = stdout.decode() + stderr.decode()
-        assert "grokbot is running" in logs
+        assert f"grokbot is running on port {port} (instance" in logs
+        # uvloop is a dependency everywhere but Windows
+        assert f"{'asyncio' if sys.platform == 'win32' else 'uvloop'} event loop)" in logs
         assert BOT_TOKEN not in logs and SIGNING_SECRET not in logs and fake_xai.api_key not in logs
 
 

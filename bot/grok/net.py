@@ -19,7 +19,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -51,8 +51,7 @@ class _Protocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -227,9 +226,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as exc:
             self._transport.close()
             raise httpcore.ConnectError(str(exc)) from exc
-        assert isinstance(transport, asyncio.Transport)
-        self._protocol.transport = transport
-        return AsyncioStream(transport, self._protocol)
+        self._protocol.transport = cast(asyncio.Transport, transport)
+        return AsyncioStream(self._protocol.transport, self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # httpcore asks this of an idle pooled connection
@@ -284,7 +282,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 def _opened(
     transport: asyncio.BaseTransport, protocol: _Protocol, options: Iterable[SocketOption] | None
 ) -> AsyncioStream:
-    assert isinstance(transport, asyncio.Transport)
+    transport = cast(asyncio.Transport, transport)
     sock: socket.socket | None = transport.get_extra_info("socket")
     if sock is not None:
         for option in options or ():
