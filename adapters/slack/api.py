@@ -20,6 +20,7 @@ from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
 log = logging.getLogger(__name__)
 
 AUX_RETRIES = 3  # 429s absorbed for calls that are not edits (the engine paces edits itself)
+RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
 
 
 # What a refusal means for the person who asked (the engine shows "That did not work: ...").
@@ -32,6 +33,7 @@ HINTS = {
     "invalid_auth": "my Slack token is not valid; an admin should check SLACK_BOT_TOKEN.",
     "token_revoked": "my Slack token was revoked; an admin should reinstall the app.",
     "account_inactive": "my Slack token belongs to a deactivated app or workspace.",
+    "message_limit_exceeded": "this workspace has reached its plan's message limit.",
 }
 
 
@@ -79,7 +81,10 @@ class SlackApi:
             try:
                 response = await request()
             except SlackApiError as exc:
-                if exc.response.status_code == 429:
+                code = exc.response.get("error")
+                # HTTP 429 with Retry-After; the posting methods also document `rate_limited`
+                # ("posted too many messages") as an ok:false answer, with or without the header.
+                if exc.response.status_code == 429 or code in RATE_LIMITED:
                     retry_after = _retry_after(exc.response.headers)
                     self.rate_limited += 1
                     self._calls.labels(method, "ratelimited").inc()
@@ -91,7 +96,7 @@ class SlackApi:
                         ) from None
                     await asyncio.sleep(retry_after)
                     continue
-                error = str(exc.response.get("error") or f"http_{exc.response.status_code}")
+                error = str(code or f"http_{exc.response.status_code}")
                 self._calls.labels(method, error).inc()
                 raise SlackRefused(method, error) from None
             except aiohttp.ClientConnectorError as exc:  # never reached Slack

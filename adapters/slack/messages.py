@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FEEDBACK_ACTION = "grok_feedback"
 TEXT_CHARS = 3_900  # one message's mrkdwn `text` (msg_too_long at about 4,000)
-STREAM_LIFETIME_S = 600.0
+STREAM_LIFETIME_S = 300.0  # observed: Slack ends a stream about five minutes after its start
 
 
 class SlackMessages:
@@ -41,15 +41,20 @@ class SlackMessages:
         self._open_streams: dict[str, dict[str, float]] = {}
 
     def may_stream(self, place: Place) -> bool:
-        """Whether a new native stream can still be stopped in time: every stream ends with one
-        chat.stopStream (Tier 2, 20 a minute), so busy workspaces answer with chat.update instead."""
+        """Whether a new native stream can start now and still be stopped in time: every stream
+        starts with one chat.startStream and ends with one chat.stopStream (both Tier 2, 20 a
+        minute), so busy workspaces answer with chat.postMessage and chat.update instead."""
         if not self.native_streaming:
             return False
         streams = self._open_streams.setdefault(place.workspace, {})
         now = time.monotonic()
         for ts in [ts for ts, started in streams.items() if now - started > STREAM_LIFETIME_S]:
             del streams[ts]
-        return self.api.pacer.headroom("chat.stopStream", place.workspace) > len(streams)
+        pacer = self.api.pacer
+        return (
+            pacer.headroom("chat.startStream", place.workspace) > 0
+            and pacer.headroom("chat.stopStream", place.workspace) > len(streams)
+        )
 
     def would_wait(self, method: str, place: Place) -> bool:
         return self.api.pacer.would_wait(method, place.workspace, place.channel)

@@ -28,8 +28,9 @@ POSTING = Limit(300, per_channel_per_s=1.0)  # the workspace-wide cap is unpubli
 
 LIMITS: dict[str, Limit] = {
     "chat.postMessage": POSTING,
-    # Tier unpublished (platforms.md S7); it posts a message, so it is held to the posting limit.
-    "chat.startStream": POSTING,
+    # Tier 2 in Slack's method spec (platforms.md S7 found none); it posts a message, so it is
+    # also held to the posting limit per channel.
+    "chat.startStream": Limit(20, per_channel_per_s=1.0),
     "chat.appendStream": TIER_4,
     "chat.stopStream": TIER_2,
     "chat.update": TIER_3,

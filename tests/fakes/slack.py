@@ -53,6 +53,7 @@ METHOD_TIERS = {
     "chat.update": 3,
     "chat.delete": 3,
     "chat.postEphemeral": 4,
+    "chat.startStream": 2,  # and the posting limit per channel
     "chat.appendStream": 4,
     "chat.stopStream": 2,
     "assistant.threads.setStatus": 3,  # "special" and unpublished: modelled as Tier 3

@@ -97,3 +97,15 @@ async def test_a_channel_without_the_bot_gets_a_clear_hint(stack: Stack) -> None
     await stack.settle()
     assert stack.slack.bot_messages(GENERAL) == []
     assert "/invite @Grok" in stack.slack.responses[-1]["text"]
+
+
+async def test_an_ok_false_rate_limited_is_waited_out_not_refused(stack: Stack) -> None:
+    # Slack's posting methods also answer `{"ok": false, "error": "rate_limited"}` (HTTP 200).
+    stack.slack.fail["chat.postEphemeral"].append("rate_limited")
+    await stack.sender.command("help", user=ANA, channel=GENERAL)
+    await stack.settle()
+    [ephemeral] = stack.slack.ephemerals
+    assert "*Grok commands*" in ephemeral["text"]
+    assert stack.slack.responses == []  # not mistaken for a refusal (the response_url fallback)
+    assert stack.adapter.api.rate_limited == 1
+    assert [c.error for c in stack.slack.calls_to("chat.postEphemeral")] == ["rate_limited", ""]

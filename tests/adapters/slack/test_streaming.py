@@ -6,10 +6,12 @@ import asyncio
 import random
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.platform import Capabilities
 from tests.adapters.slack.conftest import ANA, BO, GENERAL, RANDOM, Stack, StackFactory
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
 from tests.fakes.xai import Fault, ScriptedReply
 
 
@@ -172,3 +174,41 @@ async def test_msg_too_long_on_edited_answers_continues_too(
     assert all(len(p.content) <= 1_500 for p in parts)
     assert "".join(p.content for p in parts) == answer
     assert any(b["type"] == "context_actions" for b in parts[-1].blocks)
+
+
+async def test_past_twenty_stream_starts_a_minute_answers_are_edited(stack: Stack, fake_slack: FakeSlack) -> None:
+    # chat.startStream is Tier 2 (20 a minute per workspace): with this minute's starts used up,
+    # an answer is posted and edited instead of queueing (or drawing a 429) for a stream.
+    pacer = stack.adapter.api.pacer
+    while pacer.try_acquire("chat.startStream", fake_slack.team_id):
+        pass
+    answer = "Posted and edited, since no stream could start. " * 12
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=300, chunk_chars=6))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "hello")
+    await stack.settle()
+    [part] = stack.answers(GENERAL, message.ts)
+    assert part.content == answer
+    assert not fake_slack.calls_to("chat.startStream")
+    assert fake_slack.calls_to("chat.update")
+    assert fake_slack.rate_limited == 0
+    assert stack.adapter.platform.messages.native_streaming  # only this answer went without
+
+
+async def test_the_fake_holds_stream_starts_to_tier_2(fake_slack: FakeSlack) -> None:
+    channels = [f"C0TIER2{index:02d}" for index in range(21)]  # one start each: no posting limit
+    for channel in channels:
+        fake_slack.add_channel(channel)
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    statuses = []
+    for channel in channels:
+        try:
+            await client.chat_startStream(
+                channel=channel,
+                thread_ts="1700000000.000100",
+                recipient_user_id=ANA,
+                recipient_team_id=fake_slack.team_id,
+            )
+            statuses.append(200)
+        except SlackApiError as exc:
+            statuses.append(exc.response.status_code)
+    assert statuses == [200] * 20 + [429]
