@@ -51,10 +51,9 @@ class SlackMessages:
         for ts in [ts for ts, started in streams.items() if now - started > STREAM_LIFETIME_S]:
             del streams[ts]
         pacer = self.api.pacer
-        return (
-            pacer.headroom("chat.startStream", place.workspace) > 0
-            and pacer.headroom("chat.stopStream", place.workspace) > len(streams)
-        )
+        starts = pacer.headroom("chat.startStream", place.workspace)
+        stops = pacer.headroom("chat.stopStream", place.workspace)
+        return starts > 0 and stops > len(streams)
 
     def would_wait(self, method: str, place: Place) -> bool:
         return self.api.pacer.would_wait(method, place.workspace, place.channel)
