@@ -21,6 +21,7 @@ from bot import commands, store
 from bot.conversation import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
 from bot.db import Sessions
 from bot.errors import (
+    AnswerStopped,
     BadInput,
     BotError,
     DeferredGone,
@@ -383,10 +384,14 @@ class Engine:
             interval=self.settings.grokbot_edit_interval_s,
             clock=self.monotonic,
         )
+        completion: Completion | None = None
         try:
             await writer.open()
             completion = await self._pump(writer, pending)
             await writer.finish()
+        except AnswerStopped:
+            await self._record_stopped(pending, completion, writer)
+            return
         except BotError as exc:
             # Nothing complete was delivered: refund the whole reservation.
             await self.quotas.release(pending.reservation)
@@ -420,6 +425,8 @@ class Engine:
         try:
             async with contextlib.aclosing(self.grok.stream(pending.request, gathering=gathering)) as events:
                 async for event in events:
+                    if writer.stopped:  # closing the stream stops the generation upstream
+                        raise AnswerStopped("the answer was stopped in the chat")
                     if type(event) is ContentDelta:
                         if not answering:
                             answering = True
@@ -447,34 +454,79 @@ class Engine:
             await writer.status(f"{line}\n> {tail}" if tail else line)
 
     async def _record_answer(self, pending: Pending, completion: Completion, writer: StreamWriter) -> None:
-        turn = pending.turn
         usage = completion.usage or Usage(
             prompt_tokens=pending.prompt_tokens, completion_tokens=estimate_tokens(completion.text)
         )
-        cost = self.grok.prices.cost_ticks(completion.model or turn.model, usage)
-        incoming = turn.incoming
+        model = completion.model or pending.turn.model
+        cost = await self._settle_chat(pending, usage, model=model, request_id=completion.id)
+        answer = store.assistant_turn(completion, model=pending.turn.model, usage=usage, cost_ticks=cost)
+        await self._add_answer_turns(pending, answer, writer)
+
+    async def _record_stopped(
+        self, pending: Pending, completion: Completion | None, writer: StreamWriter
+    ) -> None:
+        """The person stopped the answer in the chat: nothing more is shown. What Grok generated
+        until then is billed by xAI, so it is charged (never the whole estimate), and the history
+        keeps what the chat showed."""
+        turn = pending.turn
+        log.info("answer stopped in the chat in %s", turn.place.key)
+        if completion is not None and completion.usage is not None:
+            usage, model = completion.usage, completion.model or turn.model
+        else:  # stopped mid-stream: no usage came, so estimate what was generated
+            usage = Usage(
+                prompt_tokens=pending.prompt_tokens,
+                completion_tokens=estimate_tokens(writer.text),
+                reasoning_tokens=estimate_tokens("".join(pending.reasoning)),
+            )
+            model = turn.model
+        try:
+            cost = await self._settle_chat(
+                pending, usage, model=model, request_id=completion.id if completion else ""
+            )
+            answer = store.TurnRecord(
+                role="assistant",
+                text=writer.shown_text,
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cost_ticks=cost,
+                finish_reason="stopped",
+            )
+            await self._add_answer_turns(pending, answer, writer)
+        except (SQLAlchemyError, OSError):
+            log.exception("could not record a stopped answer in %s", turn.place.key)
+
+    async def _settle_chat(self, pending: Pending, usage: Usage, *, model: str, request_id: str) -> int:
+        """Settle the turn's reservation with what `usage` costs; the cost in ticks."""
+        turn = pending.turn
+        cost = self.grok.prices.cost_ticks(model, usage)
         await self.quotas.settle(
             pending.reservation,
             Charge(
                 kind="chat",
-                model=completion.model or turn.model,
+                model=model,
                 cost_ticks=cost,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 cached_tokens=usage.cached_tokens,
-                xai_request_id=completion.id,
+                xai_request_id=request_id,
                 conversation_key=turn.place.key,
-                idempotency_key=self._idempotency_key("chat", incoming),
+                idempotency_key=self._idempotency_key("chat", turn.incoming),
             ),
         )
-        answer = store.assistant_turn(completion, model=turn.model, usage=usage, cost_ticks=cost)
-        now = self.clock()
+        return cost
+
+    async def _add_answer_turns(
+        self, pending: Pending, answer: store.TurnRecord, writer: StreamWriter
+    ) -> None:
+        incoming = pending.turn.incoming
         links = store.Links(
-            turn.place.platform, incoming.place.channel, (incoming.message_id, *writer.message_ids)
+            incoming.place.platform, incoming.place.channel, (incoming.message_id, *writer.message_ids)
         )
         await store.add_turns(
-            self.sessions, pending.conversation_id, [pending.user_turn, answer], now=now, links=links
+            self.sessions, pending.conversation_id, [pending.user_turn, answer], now=self.clock(), links=links
         )
 
     # -- images -------------------------------------------------------------------------------

@@ -122,6 +122,11 @@ class PlatformUncertain(PlatformError):
     Work that must not be repeated (a delivered answer) treats it as done-perhaps, not as refused."""
 
 
+class AnswerStopped(PlatformError):
+    """The person stopped the answer in the chat (Slack's stop button on a streamed answer): the
+    platform takes no more of it, so the engine stops reading Grok's stream and shows nothing more."""
+
+
 class PlatformRateLimited(PlatformError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         self.retry_after = retry_after

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.errors import PlatformError, PlatformRateLimited
+from bot.errors import AnswerStopped, PlatformError, PlatformRateLimited
 from bot.platform import Image, Place, Platform, Reply
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,8 @@ class StreamWriter:
         self._background: set[asyncio.Task[None]] = set()
         self.edits = 0
         self.first_visible_at: float | None = None
+        self.stopped = False  # the person stopped the answer in the chat (AnswerStopped)
+        self._visible = 0  # characters of the full text (prefix included) shown so far
         # Called just before each interim edit, so that what the source holds is appended first
         # (the source's task runs during one yield): Gathering.flush for a Grok stream.
         self.before_edit: Callable[[], None] | None = None
@@ -271,6 +273,9 @@ class StreamWriter:
                     return
             try:
                 await self._push(final=False)
+            except AnswerStopped:
+                self.stopped = self._closed = True
+                return
             except PlatformRateLimited as exc:
                 await self._rate_limited(exc)
                 self._wake.set()
@@ -297,6 +302,7 @@ class StreamWriter:
         else:
             return
         self._shown = body
+        self._visible = len(full)
         self._last_edit = self._clock()
         self.edits += 1
         if self.first_visible_at is None:
@@ -310,6 +316,7 @@ class StreamWriter:
         await self._reply.finish(head)
         self.edits += 1
         self._sealed += used
+        self._visible = max(self._visible, self._sealed)
         self._carry = carry
         await self._open_next(reply_to=self._reply.message_id)
 
@@ -364,15 +371,26 @@ class StreamWriter:
         if self._flusher is not None:
             await self._flusher
 
+    @property
+    def shown_text(self) -> str:
+        """The part of the answer (without the prefix) that the chat has shown."""
+        return self.text[: max(0, self._visible - len(self._prefix))]
+
     async def finish(self, *, images: Sequence[Image] = ()) -> None:
         """Show the whole answer as final. Retries rate-limited and failed edits; a message that
-        keeps refusing is left and the rest goes to a new one, so the final text always lands."""
+        keeps refusing is left and the rest goes to a new one, so the final text always lands.
+        AnswerStopped when the person stopped the answer (now or before)."""
         await self._stop_flusher()
         refused = 0
         for attempt in range(FINAL_ATTEMPTS):
+            if self.stopped:
+                raise AnswerStopped("the answer was stopped in the chat")
             try:
                 await self._push(final=True, images=images)
                 return
+            except AnswerStopped:
+                self.stopped = True
+                raise
             except PlatformRateLimited as exc:
                 if attempt == FINAL_ATTEMPTS - 1:
                     raise
@@ -387,8 +405,11 @@ class StreamWriter:
                     refused = 0
 
     async def fail(self, message: str) -> None:
-        """Keep what was shown (bringing it up to date first), and say what happened."""
+        """Keep what was shown (bringing it up to date first), and say what happened; nothing
+        once the person stopped the answer."""
         await self._stop_flusher()
+        if self.stopped:
+            return
         if self._reply is None:  # the first message could not even be opened
             await self._platform.post_text(self._place, message)
             return

@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import Block
 
 from adapters.slack.api import SlackRefused
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
-from bot.errors import PlatformError
+from bot.errors import AnswerStopped, PlatformError
 from bot.platform import Image, Place
 from bot.streaming import cut_point
 
@@ -46,6 +46,8 @@ NO_STREAM = frozenset(
     }
 )  # fmt: skip
 NO_STREAM_ANYWHERE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type"})
+# The person pressed the stream's stop button: Slack takes no more of this answer.
+STOPPED = "stopped_by_user"
 # The final message's blocks (markdown block, feedback buttons) were refused: send plain markdown_text.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
@@ -113,12 +115,20 @@ class SlackReply:
         async with self._lock:
             if self._done:
                 raise PlatformError("this answer is already finished")
-            await self._show(text)
+            try:
+                await self._show(text)
+            except SlackRefused as exc:
+                self._check_stopped(exc)
+                raise
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
         async with self._lock:
             if not self._done:
-                await self._finish(text, images=images)
+                try:
+                    await self._finish(text, images=images)
+                except SlackRefused as exc:
+                    self._check_stopped(exc)
+                    raise
                 self._done = True
 
     async def fail(self, message: str) -> None:
@@ -126,7 +136,22 @@ class SlackReply:
             if self._done:
                 return
             self._done = True
-            await self._fail(f"⚠️ {message}")
+            try:
+                await self._fail(f"⚠️ {message}")
+            except SlackRefused as exc:
+                if exc.error != STOPPED:  # stopped: the person needs no notice
+                    raise
+
+    def _check_stopped(self, exc: SlackRefused) -> None:
+        """AnswerStopped when Slack refused because the person stopped the stream."""
+        if exc.error != STOPPED:
+            return
+        self._done = True
+        part = self._part
+        if part.streaming:
+            part.streaming = False
+            self._api.stream_closed(self._place, part.ts)
+        raise AnswerStopped("the answer was stopped in Slack") from None
 
     # -- showing text ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.errors import PlatformError
+from bot.errors import AnswerStopped, PlatformError
 from bot.platform import Place
 from bot.streaming import EditBudget, EditBudgets, StreamWriter, open_fence, split_message
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
@@ -209,6 +209,29 @@ async def test_interim_edit_errors_are_not_fatal() -> None:
     await stream(platform, [f"x{i} " for i in range(30)], delay=0.003)
     assert platform.last.final
     assert platform.last.text == "".join(f"x{i} " for i in range(30))
+
+
+async def test_an_answer_stopped_in_the_chat_shows_nothing_more() -> None:
+    class Stoppable(FakePlatform):
+        def check_budget(self, message):  # type: ignore[no-untyped-def]
+            if message.edits >= 2:  # the person pressed stop after the second edit
+                raise AnswerStopped("stopped")
+            super().check_budget(message)
+
+    platform = Stoppable()
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
+    await writer.open()
+    for index in range(40):
+        writer.append(f"s{index} ")
+        await asyncio.sleep(0.003)
+    assert writer.stopped
+    with pytest.raises(AnswerStopped):
+        await writer.finish()
+    await writer.fail("must not be shown")
+    [message] = platform.messages
+    assert not message.final and not message.failed
+    assert writer.shown_text == message.text  # what the chat showed when it stopped
+    assert writer.text.startswith(message.text) and len(writer.text) > len(message.text)
 
 
 async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:

@@ -160,6 +160,7 @@ class FakeMessage:
     files: list[str] = field(default_factory=list)
     streaming: bool = False
     stream_started: float = 0.0
+    stopped_by_user: bool = False  # the person pressed the stream's stop button
     recipient: str = ""
     edits: int = 0
     versions: list[tuple[float, str]] = field(default_factory=list)  # (perf_counter, content)
@@ -389,6 +390,13 @@ class FakeSlack:
         for messages in self.messages.values():
             for message in messages:
                 message.streaming = False
+
+    def stop_by_user(self, channel: str, ts: str) -> None:
+        """The person presses stop on a streaming message: Slack ends the stream, and appends
+        and stops get `stopped_by_user` from then on."""
+        [message] = [m for m in self.messages[channel] if m.ts == ts]
+        message.streaming = False
+        message.stopped_by_user = True
 
     def sender(self, app_url: str, *, session: aiohttp.ClientSession | None = None) -> EventSender:
         return EventSender(self, app_url, session or self._require_session())
@@ -670,6 +678,8 @@ class FakeSlack:
 
     def _streaming_message(self, args: Mapping[str, Any]) -> FakeMessage:
         message = self._bot_message(args)
+        if message.stopped_by_user:
+            raise SlackError("stopped_by_user")
         if self._expired(message):
             raise SlackError("message_not_in_streaming_state")
         return message

@@ -203,6 +203,7 @@ class FakeXAI:
         self.base_url = ""
         self.origin = ""
         self.requests: list[RecordedRequest] = []
+        self.streams_cut = 0  # streams whose client closed the connection before the end
         self.now: Callable[[], float] = time.time
         self.default_reply: ScriptedReply | None = None
         self.fingerprint = "fp_fake0c0ffee"
@@ -821,7 +822,7 @@ class _Answer:
             await response.write(b"".join(buffer))
             await response.write_eof()
         except ConnectionResetError:
-            pass  # the client went away
+            self.fake.streams_cut += 1  # the client went away before the end
         return response
 
     async def _fault(

@@ -8,8 +8,12 @@ import random
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import col, select
 
+from bot.conversation import estimate_tokens
+from bot.grok import Usage
 from bot.platform import Capabilities
+from bot.tables import Turn, UsageEvent
 from tests.adapters.slack.conftest import ANA, BO, GENERAL, RANDOM, Stack, StackFactory
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 from tests.fakes.xai import Fault, ScriptedReply
@@ -176,7 +180,9 @@ async def test_msg_too_long_on_edited_answers_continues_too(
     assert any(b["type"] == "context_actions" for b in parts[-1].blocks)
 
 
-async def test_past_twenty_stream_starts_a_minute_answers_are_edited(stack: Stack, fake_slack: FakeSlack) -> None:
+async def test_past_twenty_stream_starts_a_minute_answers_are_edited(
+    stack: Stack, fake_slack: FakeSlack
+) -> None:
     # chat.startStream is Tier 2 (20 a minute per workspace): with this minute's starts used up,
     # an answer is posted and edited instead of queueing (or drawing a 429) for a stream.
     pacer = stack.adapter.api.pacer
@@ -212,3 +218,35 @@ async def test_the_fake_holds_stream_starts_to_tier_2(fake_slack: FakeSlack) -> 
         except SlackApiError as exc:
             statuses.append(exc.response.status_code)
     assert statuses == [200] * 20 + [429]
+
+
+async def test_a_stream_stopped_in_slack_ends_the_answer_there(stack: Stack, fake_slack: FakeSlack) -> None:
+    answer = paragraphs(12, seed=3)
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=80, chunk_chars=6))
+    message, _ = await stack.sender.mention(GENERAL, ANA, "a long story, please")
+    for _ in range(500):
+        parts = stack.answers(GENERAL, message.ts)
+        if parts and parts[0].streaming and len(parts[0].content) > 40:
+            break
+        await asyncio.sleep(0.01)
+    [part] = stack.answers(GENERAL, message.ts)
+    fake_slack.stop_by_user(GENERAL, part.ts)
+    shown = part.content
+    await stack.settle()
+    [part] = stack.answers(GENERAL, message.ts)
+    # Nothing more is shown: no rest of the answer, no warning, no feedback buttons, no rewrite.
+    assert part.content == shown and answer.startswith(shown) and len(shown) < len(answer)
+    assert not part.blocks and not fake_slack.calls_to("chat.update")
+    refused = [c.method for c in fake_slack.calls if c.error == "stopped_by_user"]
+    assert refused == ["chat.appendStream"]  # the first refusal ended the answer
+    assert stack.xai.streams_cut == 1  # Grok's stream was closed, which stops the generation
+    async with stack.engine.sessions() as session:
+        [turn] = (await session.exec(select(Turn).where(col(Turn.role) == "assistant"))).all()
+        [event] = (await session.exec(select(UsageEvent))).all()
+    assert turn.finish_reason == "stopped" and turn.text == shown
+    # Charged for what Grok generated before the stop: more than nothing, less than the whole answer.
+    full = stack.engine.grok.prices.cost_ticks(
+        event.model, Usage(prompt_tokens=event.prompt_tokens, completion_tokens=estimate_tokens(answer))
+    )
+    assert 0 < event.cost_ticks < full
+    assert event.completion_tokens >= estimate_tokens(shown)
