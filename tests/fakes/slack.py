@@ -111,11 +111,14 @@ class FakeChannel:
     name: str
     is_im: bool = False
     is_private: bool = False
+    is_mpim: bool = False  # a group direct message
     user: str = ""  # the other member of a DM
 
     @property
     def channel_type(self) -> str:
-        return "im" if self.is_im else ("group" if self.is_private else "channel")
+        if self.is_im or self.is_mpim:
+            return "im" if self.is_im else "mpim"
+        return "group" if self.is_private else "channel"
 
 
 @dataclass

@@ -41,6 +41,19 @@ async def test_a_thread_follow_up_is_answered_without_a_mention_and_with_history
     assert "and doubled?" in contents[-1]
 
 
+async def test_a_group_dm_is_a_channel_with_threads(stack: Stack) -> None:
+    stack.slack.add_channel("G0GROUPDM1", is_mpim=True)
+    stack.xai.queue_reply(ScriptedReply(text="Hi both."))
+    message, _ = await stack.sender.mention("G0GROUPDM1", ANA, "hello")
+    await stack.sender.message("G0GROUPDM1", BO, "unaddressed, outside the thread")
+    await stack.settle()
+    stack.xai.queue_reply(ScriptedReply(text="Still here."))
+    await stack.sender.message("G0GROUPDM1", BO, "and you?", thread_ts=message.ts)
+    await stack.settle()
+    assert [m.content for m in stack.answers("G0GROUPDM1", message.ts)] == ["Hi both.", "Still here."]
+    assert len(stack.xai.chat_requests()) == 2
+
+
 async def test_unaddressed_channel_chatter_is_ignored(stack: Stack) -> None:
     top, _ = await stack.sender.message(GENERAL, ANA, "lunch anyone?")
     await stack.sender.message(GENERAL, BO, "sure", thread_ts=top.ts)

@@ -12,10 +12,10 @@ MANIFEST = (Path(adapters.slack.__file__).parent / "manifest.yml").read_text()
 def test_the_manifest_names_every_scope_event_and_url() -> None:
     for scope in (
         "app_mentions:read", "chat:write", "commands", "files:read", "files:write", "im:history",
-        "channels:history", "groups:history", "users:read", "assistant:write",
+        "channels:history", "groups:history", "mpim:history", "users:read", "assistant:write",
     ):  # fmt: skip
         assert f"- {scope} " in MANIFEST or MANIFEST.rstrip().endswith(f"- {scope}"), scope
-    for event in ("app_mention", "message.im", "message.channels", "message.groups"):
+    for event in ("app_mention", "message.im", "message.channels", "message.groups", "message.mpim"):
         assert f"      - {event}\n" in MANIFEST, event
     assert "command: /grok" in MANIFEST
     assert MANIFEST.count("url: https://YOUR-HOST/slack/events") == 3  # events, /grok, interactivity
