@@ -40,7 +40,7 @@ from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, re
 from adapters.slack.messages import FEEDBACK_ACTION
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
 from adapters.slack.pacing import Pacer
-from adapters.slack.platform import SlackPlatform
+from adapters.slack.platform import ANSWERING_COMMAND, SlackPlatform
 from bot.errors import BadInput, PlatformError
 from bot.platform import Author, Capabilities, Command, Incoming, Place, Platform, parse_command_text
 from bot.settings import Settings
@@ -326,4 +326,8 @@ class SlackAdapter:
             command=parsed,
             event_id=str(command.get("trigger_id") or ""),
         )
-        await self.engine.handle(incoming, self.platform)
+        token = ANSWERING_COMMAND.set((channel, user))
+        try:
+            await self.engine.handle(incoming, self.platform)
+        finally:
+            ANSWERING_COMMAND.reset(token)

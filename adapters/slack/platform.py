@@ -11,6 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -36,6 +37,9 @@ MEMORY = 10_000
 RESPONSE_URL_TTL_S = 29 * 60.0  # Slack accepts up to 5 responses within 30 minutes
 MAX_DOWNLOAD = 50 * 1024 * 1024
 SLACK_FILE_HOSTS = (".slack.com", ".slack-edge.com", ".slack-files.com")
+# The /grok command being answered in this task: (channel, user). Its replies may fall back to the
+# command's response_url where the bot cannot post (a DM between two people, a group DM).
+ANSWERING_COMMAND: ContextVar[tuple[str, str] | None] = ContextVar("slack_command", default=None)
 
 
 def slack_capabilities(*, edit_interval: float | None = None, native_streaming: bool = True) -> Capabilities:
@@ -106,8 +110,17 @@ class SlackPlatform:
         user, team = self._recipients.get((place.channel, reply_to)) or self._recipients.get(
             (place.channel, "thread:" + thread), ("", "")
         )
+        command = ANSWERING_COMMAND.get()
+        relay = ""
+        if not thread and command is not None and command[0] == place.channel:
+            relay = self.response_url(place.channel, command[1])
         return SlackReply(
-            self, place, thread_ts=thread, recipient=user, recipient_team=team or place.workspace
+            self,
+            place,
+            thread_ts=thread,
+            recipient=user,
+            recipient_team=team or place.workspace,
+            relay_url=relay,
         )
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
@@ -273,20 +286,28 @@ class SlackPlatform:
             self._names.popitem(last=False)
         return author
 
+    def response_url(self, channel: str, user: str) -> str:
+        """The user's latest /grok response_url in `channel` while Slack still takes it, else ""."""
+        entry = self._response_urls.get((channel, user))
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else ""
+
+    async def respond(self, url: str, payload: dict[str, Any]) -> bool:
+        """POST `payload` to a slash command's response_url (no channel membership needed);
+        whether Slack took it."""
+        if self.http is None or not url:
+            return False
+        try:
+            async with self.http.post(url, json=payload) as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
     # -- internals -----------------------------------------------------------------------------
 
     async def _respond(self, channel: str, user: str, text: str) -> bool:
         """An ephemeral answer through the slash command's response_url, where one is still valid."""
-        entry = self._response_urls.get((channel, user))
-        if entry is None or entry[0] < time.monotonic() or self.http is None:
-            return False
-        try:
-            async with self.http.post(
-                entry[1], json={"response_type": "ephemeral", "text": text}
-            ) as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
+        url = self.response_url(channel, user)
+        return bool(url) and await self.respond(url, {"response_type": "ephemeral", "text": text})
 
     def _permalink(self, channel: str, ts: str) -> str:
         if not self.workspace_url:

@@ -48,6 +48,9 @@ NO_STREAM = frozenset(
 NO_STREAM_ANYWHERE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type"})
 # The person pressed the stream's stop button: Slack takes no more of this answer.
 STOPPED = "stopped_by_user"
+# The bot cannot post in this conversation (a DM between two people, a group DM, a private channel
+# it is not in): a /grok answer goes through the command's response_url instead.
+NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 # The final message's blocks (markdown block, feedback buttons) were refused: send plain markdown_text.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
@@ -65,9 +68,19 @@ class _Part:
 
 class SlackReply:
     def __init__(
-        self, platform: SlackPlatform, place: Place, *, thread_ts: str, recipient: str, recipient_team: str
+        self,
+        platform: SlackPlatform,
+        place: Place,
+        *,
+        thread_ts: str,
+        recipient: str,
+        recipient_team: str,
+        relay_url: str = "",
     ) -> None:
         self._platform = platform
+        # A /grok command's response_url: where the answer goes if the bot cannot post here.
+        self._relay_url = relay_url
+        self._relaying = False
         self._api = platform.messages
         self._place = place
         self._thread_ts = thread_ts
@@ -99,7 +112,7 @@ class SlackReply:
         """Slack's loading status in the thread; outside threads a placeholder message."""
         line = text.strip().split("\n", 1)[0][:100]
         async with self._lock:
-            if self._done or self._part.shown or line == self._status:
+            if self._done or self._relaying or self._part.shown or line == self._status:
                 return
             now = time.monotonic()
             if self._thread_ts:
@@ -108,27 +121,36 @@ class SlackReply:
                 if await self._api.set_status(self._place, self._thread_ts, line):
                     self._status, self._status_at = line, now
             elif not self._part.ts or now - self._status_at >= PLACEHOLDER_EVERY_S:
-                await self._placeholder(f"_{line}_")
+                try:
+                    await self._placeholder(f"_{line}_")
+                except SlackRefused as exc:
+                    self._relay_or_raise(exc)
+                    return
                 self._status, self._status_at = line, now
 
     async def update(self, text: str) -> None:
         async with self._lock:
             if self._done:
                 raise PlatformError("this answer is already finished")
+            if self._relaying:
+                return  # the answer goes out whole, at the end
             try:
                 await self._show(text)
             except SlackRefused as exc:
                 self._check_stopped(exc)
-                raise
+                self._relay_or_raise(exc)
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
         async with self._lock:
             if not self._done:
-                try:
-                    await self._finish(text, images=images)
-                except SlackRefused as exc:
-                    self._check_stopped(exc)
-                    raise
+                if not self._relaying:
+                    try:
+                        await self._finish(text, images=images)
+                    except SlackRefused as exc:
+                        self._check_stopped(exc)
+                        self._relay_or_raise(exc)
+                if self._relaying:
+                    await self._relay(text, images=images)
                 self._done = True
 
     async def fail(self, message: str) -> None:
@@ -136,11 +158,44 @@ class SlackReply:
             if self._done:
                 return
             self._done = True
+            notice = f"⚠️ {message}"
+            if self._relaying:
+                await self._platform.respond(self._relay_url, {"response_type": "ephemeral", "text": notice})
+                return
             try:
-                await self._fail(f"⚠️ {message}")
+                await self._fail(notice)
             except SlackRefused as exc:
                 if exc.error != STOPPED:  # stopped: the person needs no notice
                     raise
+
+    def _relay_or_raise(self, exc: SlackRefused) -> None:
+        """Answer through the command's response_url from now on when Slack refused the first
+        post because the bot cannot post here (and there is a response_url); else raise."""
+        if exc.error in NOT_A_MEMBER and self._relay_url and not self._parts[0].ts:
+            log.info(
+                "cannot post in %s (%s): answering through the command's response_url",
+                self._place.channel,
+                exc.error,
+            )
+            self._relaying = True
+            return
+        raise exc
+
+    async def _relay(self, text: str, *, images: Sequence[Image]) -> None:
+        """The whole answer as one in-channel response to the /grok command (no edits: a
+        response_url takes five posts in all)."""
+        if images:
+            raise PlatformError("I cannot upload images to a conversation I am not a member of")
+        if not text.strip():
+            return
+        blocks = [block.to_dict() for block in self._api.final_blocks(text, feedback=False)]
+        payload = {
+            "response_type": "in_channel",
+            "text": truncate(markdown_to_mrkdwn(text), FALLBACK_CHARS),
+            "blocks": blocks,
+        }
+        if not await self._platform.respond(self._relay_url, payload):
+            raise PlatformError("Slack did not take the answer through the command's response URL")
 
     def _check_stopped(self, exc: SlackRefused) -> None:
         """AnswerStopped when Slack refused because the person stopped the stream."""

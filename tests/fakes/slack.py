@@ -66,6 +66,7 @@ METHOD_TIERS = {
     "files.info": 4,
 }
 POSTING_METHODS = ("chat.postMessage", "chat.startStream")
+RESPONSE_URL_USES = 5
 POST_RATE_PER_CHANNEL = 1.0  # per second
 POST_BURST_PER_CHANNEL = 4
 KNOWN_BLOCKS = {
@@ -831,7 +832,11 @@ class FakeSlack:
         return web.Response(body=file.data, content_type=file.mimetype)
 
     async def _respond(self, request: web.Request) -> web.Response:
-        self.responses.append({"id": request.match_info["id"], **(await request.json())})
+        """A slash command's response_url: five posts at most (Slack's limit, within 30 minutes)."""
+        url_id = request.match_info["id"]
+        if sum(1 for r in self.responses if r["id"] == url_id) >= RESPONSE_URL_USES:
+            return web.Response(status=404, text="used_url")
+        self.responses.append({"id": url_id, **(await request.json())})
         return web.Response(text="ok")
 
     # events back to the app (Slack echoes the bot's own posts and edits) ---------------------------

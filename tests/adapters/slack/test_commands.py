@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
+
+from bot.tables import UsageEvent
 from tests.adapters.slack.conftest import ANA, BO, CY, GENERAL, Stack
 from tests.fakes.xai import ScriptedReply
 
@@ -89,14 +92,32 @@ async def test_private_answers_fall_back_to_the_response_url(stack: Stack) -> No
     assert response["response_type"] == "ephemeral" and "*Grok commands*" in response["text"]
 
 
-async def test_a_channel_without_the_bot_gets_a_clear_hint(stack: Stack) -> None:
+async def test_a_command_where_the_bot_cannot_post_is_answered_through_its_response_url(stack: Stack) -> None:
+    # A DM between two people or a group DM: /grok works there, chat.postMessage does not.
     stack.slack.fail["chat.postMessage"].extend(["not_in_channel"] * 20)
-    stack.slack.fail["chat.postEphemeral"].extend(["channel_not_found"] * 5)
-    stack.xai.queue_reply(ScriptedReply(text="You will not see this."))
+    answer = "Answered **without** joining:\n\n- one\n- two"
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=200))
     await stack.sender.command("are you there?", user=ANA, channel=GENERAL)
     await stack.settle()
     assert stack.slack.bot_messages(GENERAL) == []
-    assert "/invite @Grok" in stack.slack.responses[-1]["text"]
+    [response] = stack.slack.responses  # one post: a response_url takes five in all
+    assert response["response_type"] == "in_channel"
+    assert response["blocks"] == [{"type": "markdown", "text": answer}]
+    assert "*without*" in response["text"]  # the mrkdwn fallback for notifications
+    async with stack.engine.sessions() as session:
+        [event] = (await session.exec(select(UsageEvent))).all()
+    assert event.cost_ticks > 0  # delivered, so charged
+
+
+async def test_images_where_the_bot_cannot_post_are_refused_without_a_charge(stack: Stack) -> None:
+    stack.slack.fail["chat.postMessage"].extend(["not_in_channel"] * 20)
+    stack.slack.fail["files.completeUploadExternal"].extend(["not_in_channel"] * 5)
+    await stack.sender.command("imagine a red fox", user=ANA, channel=GENERAL)
+    await stack.settle()
+    [notice] = stack.slack.responses
+    assert notice["response_type"] == "ephemeral" and "/invite @Grok" in notice["text"]
+    async with stack.engine.sessions() as session:
+        assert (await session.exec(select(UsageEvent))).all() == []
 
 
 async def test_an_ok_false_rate_limited_is_waited_out_not_refused(stack: Stack) -> None:
