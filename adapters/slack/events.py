@@ -65,18 +65,27 @@ def clean_text(text: str, bot_user_id: str) -> str:
     return unescape(text).strip()
 
 
+# An Attachment's url for a file the event only names (Slack Connect's `file_access:
+# check_file_info`): SlackPlatform.download reads the file with files.info first.
+FILE_INFO = "slack-files-info:"
+
+
 def attachments_of(event: Mapping[str, Any]) -> tuple[Attachment, ...]:
-    files = event.get("files") or ()
-    return tuple(
-        Attachment(
-            filename=str(f.get("name") or f.get("title") or f.get("id", "file")),
-            content_type=f.get("mimetype"),
-            size=int(f.get("size") or 0),
-            url=str(f["url_private"]),
-        )
-        for f in files
-        if isinstance(f, Mapping) and f.get("url_private")  # tombstones and hidden files have none
-    )
+    """The message's files. Without `url_private` a file is a Slack Connect stub (resolved with
+    files.info when downloaded) or hidden or deleted (url "": the engine says it cannot be read)."""
+    attachments = []
+    for f in event.get("files") or ():
+        if not isinstance(f, Mapping):
+            continue
+        name = str(f.get("name") or f.get("title") or f.get("id") or "file")
+        if f.get("url_private"):
+            url = str(f["url_private"])
+        elif f.get("file_access") == "check_file_info" and f.get("id"):
+            url = FILE_INFO + str(f["id"])
+        else:
+            url = ""
+        attachments.append(Attachment(name, f.get("mimetype"), int(f.get("size") or 0), url=url))
+    return tuple(attachments)
 
 
 def thread_of(event: Mapping[str, Any]) -> str:

@@ -44,6 +44,7 @@ LIMITS: dict[str, Limit] = {
     "users.info": TIER_4,
     "files.getUploadURLExternal": TIER_4,
     "files.completeUploadExternal": TIER_4,
+    "files.info": TIER_4,
     "auth.test": TIER_4,
 }
 

@@ -22,11 +22,11 @@ from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.api import SlackApi, SlackRefused
-from adapters.slack.events import is_ts
+from adapters.slack.events import FILE_INFO, is_ts
 from adapters.slack.messages import TEXT_CHARS, SlackMessages
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
 from adapters.slack.reply import SlackReply
-from bot.errors import PlatformError
+from bot.errors import BadInput, PlatformError
 from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ NAME_TTL_S = 3600.0
 MEMORY = 10_000
 RESPONSE_URL_TTL_S = 29 * 60.0  # Slack accepts up to 5 responses within 30 minutes
 MAX_DOWNLOAD = 50 * 1024 * 1024
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # the engine's limit for image input; known here only after files.info
 SLACK_FILE_HOSTS = (".slack.com", ".slack-edge.com", ".slack-files.com")
 # The /grok command being answered in this task: (channel, user). Its replies may fall back to the
 # command's response_url where the bot cannot post (a DM between two people, a group DM).
@@ -162,6 +163,18 @@ class SlackPlatform:
             return attachment.data
         if self.http is None:
             raise PlatformError("the Slack adapter is not started")
+        if attachment.url.startswith(FILE_INFO):
+            attachment = await self._file_info(attachment)
+            if attachment.size > MAX_IMAGE_BYTES:  # the engine checked the stub's size (unknown)
+                raise BadInput(
+                    f"`{attachment.filename}` is {attachment.size / 1048576:.1f} MiB; I accept JPEG "
+                    "or PNG images up to 10 MiB."
+                )
+        if not attachment.url:
+            raise PlatformError(
+                f"I cannot open {attachment.filename}: Slack no longer shows it (it was deleted, or "
+                "the workspace's plan hides older files)"
+            )
         host = urlsplit(attachment.url).hostname or ""
         if not (host == self._api_host or host.endswith(SLACK_FILE_HOSTS)):
             raise PlatformError(f"{attachment.filename} is not a Slack file")  # the token stays with Slack
@@ -285,6 +298,25 @@ class SlackPlatform:
         while len(self._names) > MEMORY:
             self._names.popitem(last=False)
         return author
+
+    async def _file_info(self, stub: Attachment) -> Attachment:
+        """The file a Slack Connect event only names, from files.info."""
+        file_id = stub.url.removeprefix(FILE_INFO)
+        try:
+            response = await self.api.call(
+                "files.info", partial(self.client.files_info, file=file_id), team=""
+            )
+        except SlackRefused as exc:
+            raise PlatformError(
+                f"I cannot open {stub.filename}: Slack refused files.info ({exc.error})"
+            ) from None
+        file = response.get("file") or {}
+        return Attachment(
+            filename=str(file.get("name") or file.get("title") or stub.filename),
+            content_type=file.get("mimetype"),
+            size=int(file.get("size") or 0),
+            url=str(file.get("url_private") or ""),
+        )
 
     def response_url(self, channel: str, user: str) -> str:
         """The user's latest /grok response_url in `channel` while Slack still takes it, else ""."""

@@ -113,6 +113,7 @@ class FakeChannel:
     is_im: bool = False
     is_private: bool = False
     is_mpim: bool = False  # a group direct message
+    is_ext_shared: bool = False  # a Slack Connect channel: events carry file stubs only
     user: str = ""  # the other member of a DM
 
     @property
@@ -134,8 +135,11 @@ class FakeFile:
     uploaded: bool = False
     shared_to: list[tuple[str, str]] = field(default_factory=list)  # (channel, ts)
     user: str = BOT_USER_ID
+    mode: str = ""  # "hidden_by_limit" (a free plan's file limits) or "tombstone" (deleted)
 
     def json(self, base: str) -> dict[str, Any]:
+        if self.mode:  # Slack's hidden and deleted files carry no URLs
+            return {"id": self.id, "mode": self.mode, "name": self.name, "user": self.user}
         return {
             "id": self.id,
             "name": self.name,
@@ -727,6 +731,12 @@ class FakeSlack:
             "response_metadata": {"next_cursor": f"c:{start + limit}" if more else ""},
         }
 
+    async def m_files_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        file = self.files.get(str(args.get("file") or ""))
+        if file is None:
+            raise SlackError("file_not_found")
+        return {"file": file.json(self.base_url)}
+
     async def m_conversations_history(self, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
         oldest = float(args.get("oldest") or 0)
@@ -928,7 +938,10 @@ class EventSender:
             event["parent_user_id"] = self.slack.message(channel.id, message.thread_ts).user
         if files:
             event["subtype"] = "file_share"
-            event["files"] = [f.json(self.slack.base_url) for f in files]
+            if channel.is_ext_shared:  # "check_file_info": the app must call files.info
+                event["files"] = [{"id": f.id, "file_access": "check_file_info"} for f in files]
+            else:
+                event["files"] = [f.json(self.slack.base_url) for f in files]
         return event
 
     async def message(

@@ -51,3 +51,28 @@ def test_the_adapter_needs_its_secrets(stack: Stack) -> None:
     settings = stack.adapter.settings.model_copy(update={"slack_signing_secret": None})
     with pytest.raises(ValueError, match="SLACK_SIGNING_SECRET"):
         SlackAdapter(settings, stack.engine)
+
+
+async def test_a_slack_connect_file_is_read_with_files_info(stack: Stack) -> None:
+    # In Slack Connect channels the event names the file only: {"id", "file_access": "check_file_info"}.
+    stack.slack.add_channel("C0SHARED1", is_ext_shared=True)
+    png = tiny_png()
+    file = stack.slack.add_file(ANA, "shared.png", "image/png", png)
+    stack.xai.queue_reply(ScriptedReply(text="A shared square."))
+    message, _ = await stack.sender.mention("C0SHARED1", ANA, "what is this?", files=(file,))
+    await stack.settle()
+    assert stack.answer_text("C0SHARED1", message.ts) == "A shared square."
+    assert [c.args.get("file") for c in stack.slack.calls_to("files.info")] == [file.id]
+    content = stack.xai.chat_requests()[0].json["messages"][-1]["content"]
+    [image] = [part for part in content if part.get("type") == "image_url"]
+    assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+async def test_a_hidden_or_deleted_file_is_named_not_skipped(stack: Stack) -> None:
+    file = stack.slack.add_file(ANA, "old.png", "image/png", tiny_png())
+    file.mode = "hidden_by_limit"
+    await stack.sender.mention(GENERAL, ANA, "what was in this?", files=(file,))
+    await stack.settle()
+    assert stack.xai.chat_requests() == []  # not answered as if nothing had been attached
+    [notice] = [e["text"] for e in stack.slack.ephemerals]
+    assert "old.png" in notice and "no longer shows it" in notice
