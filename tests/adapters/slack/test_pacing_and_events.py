@@ -103,7 +103,8 @@ def test_incoming_from_events() -> None:
     assert incoming.text == "is 1 < 2 && 3 > 2?"
     assert incoming.addressed and incoming.event_id == "Ev1" and incoming.message_id == "5.5"
     assert [(a.filename, a.content_type, a.size, a.url) for a in incoming.attachments] == [
-        ("a.png", "image/png", 12, "https://files.slack.com/a")
+        ("a.png", "image/png", 12, "https://files.slack.com/a"),
+        ("F2", None, 0, ""),  # a deleted file has no URL: the user is told it cannot be read
     ]
     reply = {
         "type": "message",
