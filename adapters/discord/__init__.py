@@ -17,8 +17,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
 import discord
 import yarl
 
@@ -49,7 +50,7 @@ from bot.errors import PlatformError
 from bot.platform import Command, Incoming, Place
 from bot.settings import Settings
 
-__all__ = ["INVITE_PERMISSIONS", "DiscordAdapter", "DiscordPlatform", "invite_url"]
+__all__ = ["INVITE_PERMISSIONS", "DiscordAdapter", "DiscordPlatform", "bot_gateway", "invite_url"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,35 @@ def invite_url(client_id: int) -> str:
 
 
 def point_discord_py_at(settings: Settings) -> None:
-    """DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL (class attributes: they apply to the whole process)."""
+    """DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL (class attributes: they apply to the whole process).
+    Without an explicit DISCORD_GATEWAY_URL, `DiscordAdapter.start` replaces the gateway after login."""
     discord.http.Route.BASE = settings.discord_api_base_url.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+async def bot_gateway(client: discord.Client, *, fallback: str) -> str:
+    """The gateway URL from GET /gateway/bot, as Discord's docs ask (a plain discord.Client never asks):
+    used when DISCORD_GATEWAY_URL is not set, so DISCORD_API_BASE_URL alone decides both. `fallback`
+    (the setting's default) when the call fails."""
+    try:
+        _, url, limits = await client.http.get_bot_gateway()
+    except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("Discord: GET /gateway/bot failed (%s); connecting to %s", type(exc).__name__, fallback)
+        return fallback
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        log.warning("Discord: GET /gateway/bot answered %r; connecting to %s", url, fallback)
+        return fallback
+    log.info("Discord: gateway %s (from GET /gateway/bot)", url)
+    total, remaining = limits["total"], limits["remaining"]
+    if remaining <= max(total // 10, 1):
+        log.warning(
+            "Discord: only %d of %d gateway session starts (IDENTIFY) left until the daily reset in %d "
+            "min; when none are left, Discord resets the bot token",
+            remaining,
+            total,
+            limits["reset_after"] // 60_000,
+        )
+    return url
 
 
 class DiscordAdapter:
@@ -122,6 +149,9 @@ class DiscordAdapter:
             status = getattr(exc, "status", "")
             raise PlatformError(f"Discord login failed: {type(exc).__name__} {status}".rstrip()) from None
         assert self.client.application_id is not None
+        if "discord_gateway_url" not in self.settings.model_fields_set:
+            url = await bot_gateway(self.client, fallback=self.settings.discord_gateway_url)
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.invite_url = invite_url(self.client.application_id)
         log.info("Discord: invite the bot with %s", self.invite_url)
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
@@ -197,6 +227,8 @@ class DiscordAdapter:
         scopes: list[discord.Object | None] = [
             discord.Object(int(g)) for g in self.settings.discord_guild_ids
         ]
+        if scopes:
+            await self._warn_about_global_commands(app_id)
         for guild in scopes or [None]:
             name = "global" if guild is None else str(guild.id)
             try:
@@ -207,7 +239,8 @@ class DiscordAdapter:
                         tree.copy_global_to(guild=guild)
                         theirs = await self.client.http.get_guild_commands(app_id, guild.id)
                     ours = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
-                    if canonical_commands(ours) == canonical_commands(theirs):
+                    scope: Literal["global", "guild"] = "global" if guild is None else "guild"
+                    if canonical_commands(ours, scope=scope) == canonical_commands(theirs, scope=scope):
                         log.info("Discord: %s slash commands are up to date", name)
                         continue
                     await tree.sync(guild=guild)
@@ -216,6 +249,28 @@ class DiscordAdapter:
                 continue
             self.synced.append(name)
             log.info("Discord: synced %d slash commands (%s)", len(ours), name)
+
+    async def _warn_about_global_commands(self, app_id: int) -> None:
+        """Global commands left from a run without DISCORD_GUILD_IDS show beside the guild ones."""
+        try:
+            async with discord_errors("listing global commands"):
+                existing = await self.client.http.get_global_commands(app_id)
+        except PlatformError as exc:
+            log.debug("Discord: could not list global slash commands: %s", exc)
+            return
+        if existing:
+            names = ", ".join(sorted(f"/{c['name']}" for c in existing))
+            log.warning(
+                "Discord: this application also has %d global slash commands (%s). With DISCORD_GUILD_IDS "
+                "set, grokbot syncs guild commands only, so these show a second time in those servers' "
+                "command pickers. grokbot does not delete them; to clear them, bulk-overwrite the global "
+                "list with an empty one: PUT %s/applications/%s/commands with the body [] and the header "
+                "'Authorization: Bot <DISCORD_TOKEN>'.",
+                len(existing),
+                names,
+                discord.http.Route.BASE,
+                app_id,
+            )
 
     async def _run_command(
         self,

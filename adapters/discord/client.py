@@ -39,6 +39,7 @@ TOKEN_HELP = (
 )
 
 MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
 ANSWERED_TYPES = {discord.MessageType.default, discord.MessageType.reply}
 THREAD_TYPES = {
     discord.ChannelType.public_thread,
@@ -173,29 +174,54 @@ def attachment_of(attachment: discord.Attachment) -> Attachment:
     return Attachment(attachment.filename, attachment.content_type, attachment.size, url=attachment.url)
 
 
+def self_role_id(message: discord.Message) -> int | None:
+    """The bot's managed role in the message's guild (tags.bot_id is the bot), if any.
+
+    Discord's client often completes "@grokbot" to this role, so `<@&role>` addresses the bot too."""
+    role = message.guild.self_role if message.guild is not None else None
+    return role.id if role is not None else None
+
+
+def mentions_bot(message: discord.Message, bot_id: int) -> bool:
+    """`<@bot>`, or `<@&the bot's managed role>`."""
+    if bot_id in message.raw_mentions:
+        return True
+    role_id = self_role_id(message)
+    return role_id is not None and (
+        role_id in message.raw_role_mentions or any(r.id == role_id for r in message.role_mentions)
+    )
+
+
 def clean_text(message: discord.Message, bot_id: int) -> str:
-    """The message text without the bot's mention; other user mentions as @name."""
+    """The message text without the bot's mention (user or managed role); other user mentions as @name."""
     names = {user.id: user.display_name for user in message.mentions}
 
     def replace(match: re.Match[str]) -> str:
         user_id = int(match.group(1))
         return "" if user_id == bot_id else f"@{names.get(user_id, match.group(1))}"
 
-    return " ".join(MENTION.sub(replace, message.content).split())
+    text = MENTION.sub(replace, message.content)
+    role_id = self_role_id(message)
+    if role_id is not None:
+        text = ROLE_MENTION.sub(lambda m: "" if int(m.group(1)) == role_id else m.group(0), text)
+    return " ".join(text.split())
 
 
 def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Settings) -> Incoming | None:
     """The Incoming for a message meant for the bot, or None when it is not the bot's business.
 
-    Passed on: mentions, replies (the engine continues a conversation when the replied-to message is
-    the bot's), every message in a thread (answered when the thread, or the message it was started
-    from, belongs to a conversation) and DMs.
+    Passed on: mentions (of the bot or of its managed role), replies (the engine continues a
+    conversation when the replied-to message is the bot's; a forward is not a reply), every message in
+    a thread (answered when the thread, or the message it was started from, belongs to a conversation)
+    and DMs.
     """
     if message.author.bot or message.webhook_id is not None or message.type not in ANSWERED_TYPES:
         return None
     guild_id = message.guild.id if message.guild is not None else None
-    mentioned = bot_id in message.raw_mentions
+    mentioned = mentions_bot(message, bot_id)
     reference = message.reference
+    if reference is not None and reference.type is discord.MessageReferenceType.forward:
+        reference = None  # a forward quotes a message (in message_snapshots); it is not a reply to it
     reply_to = str(reference.message_id) if reference is not None and reference.message_id else ""
     if not reply_to and is_thread(message.channel):
         # A thread made from a message has that message's id: started from one of the bot's answers,

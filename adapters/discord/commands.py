@@ -135,8 +135,10 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
 
 # -- deciding whether to sync -----------------------------------------------------------------
 
+# contexts, integration_types and dm_permission exist only for globally-scoped commands (Discord's
+# GET leaves them out of guild commands), so they are compared for the global scope only.
 _COMMAND_KEYS = ("name", "description", "type", "options", "default_member_permissions", "nsfw")
-_COMMAND_LISTS = ("contexts", "integration_types")
+GUILD_INSTALL, USER_INSTALL = 0, 1
 _OPTION_KEYS = (
     "type",
     "name",
@@ -153,12 +155,17 @@ _OPTION_KEYS = (
 )
 
 
+def _unset(value: Any) -> bool:
+    """Discord leaves out what is unset; discord.py sends it as null, false or []. A 0 is a value."""
+    return value is None or value is False or (isinstance(value, list | dict | str) and not value)
+
+
 def _canonical_option(option: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _OPTION_KEYS:
-        value = option.get(key)
-        if value in (None, False, [], {}, ""):
-            continue  # Discord leaves out what is unset; discord.py sends it as null, false or []
+        value: Any = option.get(key)
+        if _unset(value):
+            continue
         if key == "options":
             value = [_canonical_option(o) for o in value]
         elif key == "choices":
@@ -167,19 +174,35 @@ def _canonical_option(option: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def canonical_commands(payloads: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Command payloads reduced to what defines them, so ours and Discord's copy compare equal."""
+def _global_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """contexts, integration_types and dm_permission with Discord's defaults filled in for null/missing."""
+    installs = sorted(payload.get("integration_types") or [GUILD_INSTALL])
+    contexts = payload.get("contexts")
+    if contexts is None:  # every context the installation types allow
+        contexts = [0, 1, 2] if USER_INSTALL in installs else [0, 1]
+    dm_permission = payload.get("dm_permission")
+    return {
+        "contexts": sorted(contexts),
+        "integration_types": installs,
+        "dm_permission": True if dm_permission is None else bool(dm_permission),
+    }
+
+
+def canonical_commands(
+    payloads: Sequence[Mapping[str, Any]], *, scope: Literal["global", "guild"]
+) -> list[dict[str, Any]]:
+    """Command payloads reduced to what defines them in `scope`, so ours and Discord's copy compare equal."""
     commands = []
     for payload in payloads:
         command: dict[str, Any] = {"type": 1}
         for key in _COMMAND_KEYS:
-            value = payload.get(key)
-            if value in (None, False, [], {}, ""):
+            value: Any = payload.get(key)
+            if key == "default_member_permissions" and value is not None:
+                value = str(value)  # discord.py sends an int, Discord answers a string
+            if _unset(value):
                 continue
             command[key] = [_canonical_option(o) for o in value] if key == "options" else value
-        for key in _COMMAND_LISTS:
-            value = payload.get(key)
-            if value:
-                command[key] = sorted(value)
+        if scope == "global":
+            command.update(_global_fields(payload))
         commands.append(command)
     return sorted(commands, key=lambda c: (c["type"], c["name"]))

@@ -247,7 +247,8 @@ class InteractionReply:
             try:
                 await self._owner.edit_original(content)
                 if note:
-                    await self._owner.followup(note, ephemeral=False)
+                    # A new message: private like the deferred response when that was ephemeral.
+                    await self._owner.followup(note, ephemeral=self._owner.ephemeral)
                 return
             except TokenExpired:
                 pass

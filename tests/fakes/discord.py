@@ -5,7 +5,9 @@ opcodes (HELLO, IDENTIFY → READY + GUILD_CREATE, heartbeats, RESUME with repla
 per-route rate-limit buckets with Discord's headers, 429 bodies with `Via` (without it discord.py
 treats a 429 as a Cloudflare ban), JSON error codes (50035, 50006, 40005, 10062, 40060, 50027, …),
 the 3-second interaction acknowledgement, the 15-minute interaction token on an injectable clock,
-multipart uploads (payload_json + files[n]) and a CDN for attachments.
+multipart uploads (payload_json + files[n]) and a CDN for attachments. Each guild has the bot's
+managed role (tags.bot_id), guild commands carry no global-only fields (contexts, integration_types,
+dm_permission), and forwards are messages whose message_reference has type 1 with message_snapshots.
 
 Tests build the world (`add_guild`, `add_channel`, `add_user`, `add_thread`, `dm_channel`), act as
 users (`user_message`, `slash`), inject faults (`inject_429`, `drop_gateway`, `advance`) and read
@@ -49,6 +51,7 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
+FLAG_HAS_SNAPSHOT = 1 << 14
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions)
 P_ADMINISTRATOR = 1 << 3
@@ -392,8 +395,14 @@ class FakeDiscord:
             "application_id": None,
             "description": None,
         }
+        # Adding a bot creates its managed role (tags.bot_id); Discord's client may complete
+        # "@grokbot" to this role, so users mention the bot as <@&role> too.
+        bot_role = self.snowflake()
+        managed = self._role_payload(bot_role, self.bot_user["username"], EVERYONE_PERMISSIONS, position=1)
+        managed.update(managed=True, tags={"bot_id": self.application_id})
+        self.guilds[guild_id]["roles"].append(managed)
         self.members[guild_id] = {}
-        self._add_member(guild_id, self.application_id, roles=())
+        self._add_member(guild_id, self.application_id, roles=(bot_role,))
         if owner_id in self.users:
             self._add_member(guild_id, owner_id, roles=())
         return guild_id
@@ -411,6 +420,11 @@ class FakeDiscord:
             "mentionable": False,
             "flags": 0,
         }
+
+    def bot_role(self, guild_id: str) -> str:
+        """The bot's managed role in a guild."""
+        roles = self.guilds[guild_id]["roles"]
+        return next(r["id"] for r in roles if (r.get("tags") or {}).get("bot_id") == self.application_id)
 
     def add_role(self, guild_id: str, name: str, *, permissions: int = 0) -> str:
         role_id = self.snowflake()
@@ -750,13 +764,20 @@ class FakeDiscord:
         content: str,
         *,
         mention_bot: bool = False,
+        mention_bot_role: bool = False,
         reply_to: str = "",
+        forward_of: str = "",
         attachments: Sequence[tuple[str, bytes]] = (),
         content_type: str | None = None,
     ) -> dict[str, Any]:
-        """A user posts a message (dispatched as MESSAGE_CREATE). `mention_bot` prefixes `<@bot>`."""
+        """A user posts a message (dispatched as MESSAGE_CREATE). `mention_bot` prefixes `<@bot>`,
+        `mention_bot_role` the bot's managed role `<@&role>`; `forward_of` forwards that message."""
         if mention_bot:
             content = f"<@{self.bot_user_id}> {content}"
+        if mention_bot_role:
+            content = f"<@&{self.bot_role(self.channel_guild[channel_id])}> {content}"
+        if forward_of and (content or attachments or reply_to):
+            raise AssertionError("a forward carries nothing of its own")
         files = [
             UploadedFile(f"files[{i}]", name, content_type or _guess_type(name, data), data)
             for i, (name, data) in enumerate(attachments)
@@ -769,8 +790,32 @@ class FakeDiscord:
             reference=({"message_id": reply_to} if reply_to else None),
             mentions_replied=True,
         )
+        if forward_of:
+            self._make_forward(message, self.messages[forward_of])
         await self.dispatch("MESSAGE_CREATE", self._as_seen_by_bot(message))
         return message
+
+    def _make_forward(self, message: dict[str, Any], original: Mapping[str, Any]) -> None:
+        """A forward: type 0 DEFAULT, empty content, message_reference.type 1 FORWARD, the original in
+        message_snapshots, and no referenced_message."""
+        message["message_reference"] = {
+            "type": 1,
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+            **({"guild_id": original["guild_id"]} if original.get("guild_id") else {}),
+        }
+        snapshot_keys = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags")
+        message["message_snapshots"] = [
+            {
+                "message": {
+                    **{k: copy.deepcopy(original[k]) for k in snapshot_keys},
+                    "mentions": [],
+                    "mention_roles": [],
+                    "components": [],
+                }
+            }
+        ]
+        message["flags"] |= FLAG_HAS_SNAPSHOT
 
     async def slash(
         self,
@@ -964,7 +1009,11 @@ class FakeDiscord:
             "tts": False,
             "mention_everyone": False,
             "mentions": mentions,
-            "mention_roles": [],
+            "mention_roles": [
+                role_id
+                for role_id in dict.fromkeys(re.findall(r"<@&(\d+)>", content))
+                if guild_id and any(r["id"] == role_id for r in self.guilds[guild_id]["roles"])
+            ],
             "attachments": attachments,
             "embeds": list(embeds),
             "pinned": False,
@@ -1368,6 +1417,7 @@ class FakeDiscord:
         for command in req.json:
             _validate_command(command)
             old = previous.get(command["name"])
+            permissions = command.get("default_member_permissions")  # "?string" in Discord's answers
             entry = {
                 "id": old["id"] if old else self.snowflake(),
                 "application_id": self.application_id,
@@ -1376,15 +1426,17 @@ class FakeDiscord:
                 "name": command["name"],
                 "description": command.get("description", ""),
                 "options": command.get("options", []),
-                "default_member_permissions": command.get("default_member_permissions"),
-                "dm_permission": command.get("dm_permission", True),
+                "default_member_permissions": permissions if permissions is None else str(permissions),
                 "nsfw": command.get("nsfw", False),
-                "contexts": command.get("contexts"),
-                "integration_types": command.get("integration_types", [0]),
                 "name_localizations": command.get("name_localizations"),
                 "description_localizations": command.get("description_localizations"),
             }
-            if scope != "global":
+            if scope == "global":
+                # Only globally-scoped commands have these; Discord leaves them out of guild commands.
+                entry["dm_permission"] = command.get("dm_permission", True)
+                entry["contexts"] = command.get("contexts")
+                entry["integration_types"] = command.get("integration_types", [0])
+            else:
                 entry["guild_id"] = scope
             stored.append(entry)
         self.commands[scope] = stored

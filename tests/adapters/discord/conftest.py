@@ -21,7 +21,10 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.xai import FakeXAI
 
 
-def discord_settings(fake: FakeDiscord, xai: FakeXAI, **overrides: Any) -> Settings:
+def discord_settings(
+    fake: FakeDiscord, xai: FakeXAI, *, omit: tuple[str, ...] = (), **overrides: Any
+) -> Settings:
+    """Settings for the fakes; `omit` leaves variables unset (their contract defaults)."""
     values: dict[str, Any] = {
         "xai_api_key": xai.api_key,
         "xai_base_url": xai.base_url,
@@ -35,6 +38,8 @@ def discord_settings(fake: FakeDiscord, xai: FakeXAI, **overrides: Any) -> Setti
         "discord_guild_ids": ",".join(fake.guilds),
     }
     values.update(overrides)
+    for name in omit:
+        values.pop(name, None)
     return Settings(_env_file=None, **values)
 
 

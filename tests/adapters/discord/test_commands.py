@@ -3,16 +3,18 @@ response, images, ephemeral errors, the 15-minute token, access lists and comman
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import discord
+import pytest
 
 from tests.adapters.discord.conftest import Stack, World
 from tests.fakes.discord import FLAG_EPHEMERAL
-from tests.fakes.xai import ScriptedReply, tiny_png
+from tests.fakes.xai import Fault, ScriptedReply, tiny_png
 
 ANSWER = (
     "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen. "
@@ -211,3 +213,105 @@ async def test_replying_to_a_slash_answer_continues_that_conversation(stack: Sta
     )
     history = "\n".join(str(m["content"]) for m in stack.xai.chat_requests()[-1].json["messages"])
     assert "closest to the sun?" in history and "Mercury is closest" in history
+
+
+async def test_global_commands_are_compared_with_discords_defaults(stack_factory: Callable[..., Any]) -> None:
+    stack: Stack = await stack_factory(discord_guild_ids="")
+    fake = stack.fake
+    assert stack.adapter.synced == ["global"] and fake.commands["global"][0]["contexts"] == [0, 1]
+    for command in fake.commands["global"]:  # as Discord may answer for them: null or left out
+        command["contexts"] = None
+        del command["dm_permission"], command["integration_types"]
+
+    again = await stack.new_adapter(discord_guild_ids="")
+    await again.start()
+    assert again.synced == [] and len(fake.requests_to("PUT /applications")) == 1
+
+
+async def test_guild_commands_without_global_only_fields_are_up_to_date(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    stored = fake.commands[world.guild]
+    assert not {"contexts", "integration_types", "dm_permission"} & {k for c in stored for k in c}
+    sent = fake.requests_to("PUT /applications")[0].json
+    assert sent[0]["contexts"] == [0, 1]  # discord.py sends them anyway; Discord drops them for guilds
+
+    again = await stack.new_adapter()
+    await again.start()
+    assert again.synced == [] and len(fake.requests_to("PUT /applications")) == 1
+
+
+def _option(command: dict[str, Any], name: str) -> dict[str, Any]:
+    option: dict[str, Any] = next(o for o in command["options"] if o["name"] == name)
+    return option
+
+
+async def test_a_zero_minimum_takes_part_in_the_sync_decision(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    quota = next(c for c in fake.commands[world.guild] if c["name"] == "quota")
+    assert _option(quota, "daily_usd")["min_value"] == 0
+    del _option(quota, "daily_usd")["min_value"]  # an older deploy allowed negative limits
+
+    changed = await stack.new_adapter()
+    await changed.start()
+    assert changed.synced == [world.guild] and len(fake.requests_to("PUT /applications")) == 2
+    quota = next(c for c in fake.commands[world.guild] if c["name"] == "quota")
+    assert _option(quota, "daily_usd")["min_value"] == 0
+
+
+def _admins_only(adapter: Any) -> None:
+    command = adapter.client.tree.get_command("quota")
+    command.default_permissions = discord.Permissions(manage_guild=True)
+
+
+async def test_default_member_permissions_compare_as_discords_string(
+    stack_factory: Callable[..., Any],
+) -> None:
+    stack: Stack = await stack_factory(start=False)
+    fake, world = stack.fake, stack.world
+    _admins_only(stack.adapter)
+    await stack.adapter.start()
+    sent = next(c for c in fake.requests_to("PUT /applications")[0].json if c["name"] == "quota")
+    stored = next(c for c in fake.commands[world.guild] if c["name"] == "quota")
+    assert sent["default_member_permissions"] == 32 and stored["default_member_permissions"] == "32"
+
+    again = await stack.new_adapter()
+    _admins_only(again)
+    await again.start()
+    assert again.synced == [] and len(fake.requests_to("PUT /applications")) == 1
+
+
+async def test_global_commands_beside_guild_commands_are_warned_about_not_deleted(
+    stack_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    stack: Stack = await stack_factory(start=False)
+    fake = stack.fake
+    leftover = {"id": fake.snowflake(), "application_id": fake.application_id, "type": 1, "name": "ask"}
+    fake.commands["global"] = [{**leftover, "description": "Ask Grok", "options": []}]
+
+    with caplog.at_level(logging.WARNING, logger="adapters.discord"):
+        await stack.adapter.start()
+
+    [warning] = [r.getMessage() for r in caplog.records if "global slash commands" in r.getMessage()]
+    assert "1 global slash commands (/ask)" in warning and "second time" in warning
+    assert f"PUT {fake.rest_url}/applications/{fake.application_id}/commands with the body []" in warning
+    assert [c["name"] for c in fake.commands["global"]] == ["ask"]  # left alone
+    assert not fake.requests_to("PUT /applications/{app_id}/commands")
+
+
+async def test_a_failure_note_after_an_ephemeral_answer_stays_ephemeral(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = stack.fake
+    monkeypatch.setattr("adapters.discord.PRIVATE_COMMANDS", frozenset({"ask"}))  # a private, streamed answer
+    text = "".join(f"word{i:04} " for i in range(220))  # 2,200 characters, cut at 1,980
+    stack.xai.queue_reply(ScriptedReply(text=text, chunk_chars=10, fault=Fault("cut", after_chunks=198)))
+
+    interaction = await fake.slash("ask", {"prompt": "a long story please"}, **_in(stack))
+    await fake.wait_until(lambda: len(interaction.followups) == 1)
+    await stack.idle()
+
+    original = _original(stack)
+    assert original["flags"] & FLAG_EPHEMERAL and text.startswith(original["content"])
+    note = fake.messages[interaction.followups[0]]
+    assert note["content"].startswith("⚠️") and note["flags"] & FLAG_EPHEMERAL
+    assert not fake.bot_messages(stack.world.general)  # nobody else sees any of it

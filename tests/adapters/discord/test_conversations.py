@@ -129,3 +129,38 @@ async def test_a_restarted_bot_continues_from_the_database(stack: Stack) -> None
     history = "\n".join(str(m["content"]) for m in xai.chat_requests()[-1].json["messages"])
     assert "remember the number 7" in history and "Your number is 7." in history
     assert fake.identifies == 2
+
+
+async def test_a_mention_of_the_bots_managed_role_is_a_mention_of_the_bot(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    managers = next(r["id"] for r in fake.guilds[world.guild]["roles"] if r["name"] == "managers")
+    await fake.user_message(world.general, world.alice, f"<@&{managers}> can someone help?")
+    stack.xai.queue_reply(ScriptedReply(text="Four."))
+    asked = await fake.user_message(world.general, world.alice, "what is 2+2?", mention_bot_role=True)
+    assert asked["content"].startswith(f"<@&{fake.bot_role(world.guild)}>") and not asked["mentions"]
+
+    reply = await _answered(stack, world.general, "Four.")
+    assert reply["message_reference"]["message_id"] == asked["id"]
+    assert len(stack.xai.chat_requests()) == 1  # the other role's mention was not for the bot
+    sent = str(stack.xai.chat_requests()[-1].json["messages"][-1]["content"])
+    assert "what is 2+2?" in sent and "<@&" not in sent
+
+
+async def test_forwarding_the_bots_answer_is_not_a_reply_to_it(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="Water boils at 100 degrees."))
+    await fake.user_message(world.general, world.alice, "when does water boil?", mention_bot=True)
+    answer = await _answered(stack, world.general, "Water boils at 100 degrees.")
+
+    forward = await fake.user_message(world.random, world.bob, "", forward_of=str(answer["id"]))
+    await fake.user_message(world.general, world.bob, "", forward_of=str(answer["id"]))
+    assert forward["message_reference"]["type"] == 1 and "referenced_message" not in forward
+    xai.queue_reply(ScriptedReply(text="Still here."))
+    await fake.user_message(world.general, world.alice, "thanks", mention_bot=True)
+    await _answered(stack, world.general, "Still here.")
+
+    assert [m["content"] for m in fake.bot_messages(world.general)] == [
+        "Water boils at 100 degrees.",
+        "Still here.",
+    ]  # no "Ask me something…" below the forward
+    assert not fake.bot_messages(world.random) and len(xai.chat_requests()) == 2

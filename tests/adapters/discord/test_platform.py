@@ -4,11 +4,16 @@ attachments, Discord's refusals as PlatformError, admin detection, and the gatew
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import discord
 import pytest
+import yarl
 
-from adapters.discord import DiscordAdapter
+from adapters.discord import DiscordAdapter, bot_gateway
 from bot.db import Sessions
 from bot.errors import PlatformError, PlatformRateLimited
 from bot.grok import GrokClient
@@ -230,3 +235,37 @@ async def test_a_dropped_answer_is_uncertain_but_a_refused_connection_is_not() -
         async with discord_errors("posting"):
             raise aiohttp.ClientConnectorError(None, OSError(111, "Connection refused"))  # type: ignore[arg-type]
     assert not isinstance(refused.value, PlatformUncertain)
+
+
+async def test_without_a_gateway_url_the_bot_asks_discord_for_it(
+    stack_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only DISCORD_API_BASE_URL points at the fake; discord.py's own default would be the real gateway.
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL("wss://gateway.discord.gg/")
+    )
+    stack: Stack = await stack_factory(start=False, omit=("discord_gateway_url",))
+    fake, world = stack.fake, stack.world
+    assert stack.settings.discord_gateway_url == "wss://gateway.discord.gg/"  # the contract's default
+    async with asyncio.timeout(20):  # a guard: without the lookup it would retry the real gateway forever
+        await stack.adapter.start()
+    assert [r.status for r in fake.requests_to("GET /gateway/bot")] == [200]
+    assert fake.gateway_connections == ["/gateway/"] and fake.identifies == 1
+
+    stack.xai.queue_reply(ScriptedReply(text="Connected."))
+    asked = await fake.user_message(world.general, world.alice, "are you there?", mention_bot=True)
+    await fake.wait_until(lambda: any(m["content"] == "Connected." for m in fake.bot_messages(world.general)))
+    assert fake.bot_messages(world.general)[-1]["message_reference"]["message_id"] == asked["id"]
+
+
+async def test_an_explicit_gateway_url_is_used_as_is_and_a_failed_lookup_falls_back(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = stack.fake
+    assert not fake.requests_to("GET /gateway/bot")  # DISCORD_GATEWAY_URL was set: no lookup
+    fake.inject_429("GET", r"^/gateway/bot$", count=1, retry_after=60.0)  # longer than discord.py waits
+    with caplog.at_level(logging.WARNING, logger="adapters.discord"):
+        url = await bot_gateway(stack.adapter.client, fallback="wss://gateway.example/")
+    assert url == "wss://gateway.example/"
+    assert any("GET /gateway/bot failed" in r.getMessage() for r in caplog.records)
+    assert await bot_gateway(stack.adapter.client, fallback="wss://gateway.example/") == fake.gateway_url
