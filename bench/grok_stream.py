@@ -2,12 +2,13 @@
 goes; prints chunks per second and client CPU microseconds per chunk, writes bench/results/grok_stream.json.
 
 The fake runs in a child process, so time.process_time measures the client alone. Beside the client,
-a raw httpx-sse loop (aiter_sse + json.loads, nothing else) shows the floor the libraries set; each with
+a plain httpx-sse loop (aiter_sse + json.loads, nothing else: what the client used before it parsed
+the bytes itself, bot/grok/sse.py) for comparison; each with
 the fake writing chunks in batches, one chunk per write as fast as it can, and one chunk per write at
 100 chunks a second (a chat: each chunk wakes an idle process); each over grokbot's asyncio transport
 (bot/grok/net.py) and over httpx's default anyio one. At 100/s, "bare socket reads" is an asyncio
 Protocol that only counts what arrives: the cost of being woken once per chunk, on this machine.
-Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5]
+Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5] [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations

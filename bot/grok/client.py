@@ -11,13 +11,13 @@ import fnmatch
 import functools
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import jsonschema
-from httpx_sse import EventSource, SSEError, aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 from bot.errors import (
     BadInput,
@@ -31,6 +31,7 @@ from bot.errors import (
 from bot.grok.images import decode_base64_image, sniff_image_type
 from bot.grok.pacing import Pacing, Permit, RetryPolicy
 from bot.grok.pricing import PriceBook, estimate_prompt_tokens
+from bot.grok.sse import EventData
 from bot.grok.transport import Attempts, Failure, Timeouts, Transport, json_object
 from bot.grok.types import (
     ApiKeyInfo,
@@ -389,83 +390,115 @@ def _nothing() -> None:
     pass
 
 
+class _Reading:
+    """What a stream has said so far; `take` reads one event's data."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.cid = self.model = self.fingerprint = self.finish = ""
+        self.usage: Any = None
+        self.done = False  # [DONE] arrived
+
+    def take(self, data: bytes) -> tuple[StreamEvent, ...]:
+        """The deltas in one event's data (usually one; none for usage, finish or [DONE])."""
+        if not data:
+            return ()
+        if data == b"[DONE]":
+            self.done = True
+            return ()
+        chunk = json.loads(data)
+        if not self.cid:
+            self.cid = chunk.get("id") or ""
+            self.model = chunk.get("model") or ""
+        self.fingerprint = chunk.get("system_fingerprint") or self.fingerprint
+        usage = chunk.get("usage")
+        if usage:  # on whichever chunk carries it; the last one wins
+            self.usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            if choices is None and "error" in chunk:
+                raise _broken("an error event", self.text, self.reasoning)
+            return ()
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        if reason:
+            self.finish = reason
+        delta = choice.get("delta")
+        if not delta:
+            return ()
+        content = delta.get("content")
+        thought = delta.get("reasoning_content")
+        if thought:
+            self.reasoning.append(thought)
+            if content:
+                self.text.append(content)
+                return (ReasoningDelta(thought), ContentDelta(content))
+            return (ReasoningDelta(thought),)
+        if content:
+            self.text.append(content)
+            return (ContentDelta(content),)
+        return ()
+
+    def completion(self) -> Completion:
+        return Completion(
+            id=self.cid,
+            model=self.model,
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            finish_reason=self.finish,
+            usage=parse_usage(self.usage),
+            fingerprint=self.fingerprint,
+        )
+
+
 async def read_stream(
     source: EventSource, finished: Callable[[Completion], None], ended: Callable[[], None] = _nothing
 ) -> AsyncGenerator[StreamEvent, None]:
     """The events of an open 200 stream, ending with StreamEnd; GrokStreamBroken (with what had
     arrived) on a garbled line, a cut or stalled connection, or an end without [DONE] or finish.
-    The hot path: one json.loads and a few dict lookups per chunk."""
-    text: list[str] = []
-    reasoning: list[str] = []
-    cid = model = fingerprint = finish = ""
-    usage: Any = None
-    done = False
-    loads = json.loads
-    events = source.aiter_sse()
+    The hot path: the response's bytes split into event data (bot/grok/sse.py), then one
+    json.loads and a few dict lookups per chunk."""
+    reading = _Reading()
+    response = source.response
+    if response.headers.get("content-type", "").partition(";")[0].strip() != "text/event-stream":
+        raise _broken("an answer that is not an event stream", reading.text, reading.reasoning)
+    parser = EventData()
+    take = reading.take
+    pieces = response.aiter_bytes()
     try:
-        async for sse in events:
-            data = sse.data
-            if not data:
-                continue
-            if data == "[DONE]":
-                done = True
+        async for piece in pieces:
+            for data in parser.feed(piece):
+                for event in take(data):
+                    yield event
+                if reading.done:
+                    break
+            if reading.done:
                 ended()
-                await _drain(events)
+                await _drain(pieces)
                 break
-            chunk = loads(data)
-            if not cid:
-                cid = chunk.get("id") or ""
-                model = chunk.get("model") or ""
-            fingerprint = chunk.get("system_fingerprint") or fingerprint
-            chunk_usage = chunk.get("usage")
-            if chunk_usage:  # on whichever chunk carries it; the last one wins
-                usage = chunk_usage
-            choices = chunk.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    piece = delta.get("reasoning_content")
-                    if piece:
-                        reasoning.append(piece)
-                        yield ReasoningDelta(piece)
-                    piece = delta.get("content")
-                    if piece:
-                        text.append(piece)
-                        yield ContentDelta(piece)
-                reason = choice.get("finish_reason")
-                if reason:
-                    finish = reason
-            elif choices is None and "error" in chunk:
-                raise _broken("an error event", text, reasoning)
+        else:  # the response ended; a last line may have waited for its end
+            for data in parser.end():
+                for event in take(data):
+                    yield event
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise _broken("a garbled line", text, reasoning) from exc
+        raise _broken("a garbled line", reading.text, reading.reasoning) from exc
     except httpx.TimeoutException as exc:
-        raise _broken("a stall (read timeout)", text, reasoning) from exc
-    except SSEError as exc:  # a 200 that is not text/event-stream (SSEError is an httpx error)
-        raise _broken("an answer that is not an event stream", text, reasoning) from exc
+        raise _broken("a stall (read timeout)", reading.text, reading.reasoning) from exc
     except httpx.HTTPError as exc:
-        raise _broken("a cut connection", text, reasoning) from exc
-    if not done and not finish:
-        raise _broken("an end without [DONE]", text, reasoning)
-    completion = Completion(
-        id=cid,
-        model=model,
-        text="".join(text),
-        reasoning="".join(reasoning),
-        finish_reason=finish,
-        usage=parse_usage(usage),
-        fingerprint=fingerprint,
-    )
+        raise _broken("a cut connection", reading.text, reading.reasoning) from exc
+    if not reading.done and not reading.finish:
+        raise _broken("an end without [DONE]", reading.text, reading.reasoning)
+    completion = reading.completion()
     finished(completion)
     yield StreamEnd(completion)
 
 
-async def _drain(events: AsyncGenerator[Any, None]) -> None:
+async def _drain(events: AsyncIterator[Any]) -> None:
     """Read past [DONE] to the end of the response (normally already arrived with it), so its
     connection goes back to the pool instead of being closed: the next answer then starts without
     a new TCP and TLS handshake. A server that keeps the stream open gets DRAIN_S, then the close."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
         async with asyncio.timeout(DRAIN_S):
             async for _ in events:
                 pass
