@@ -303,24 +303,16 @@ def channel_message(message: discord.Message, *, guild: str, thread: str) -> Cha
     )
 
 
-class ChannelReply:
-    """One bot message in a channel: posted on the first update (after typing), then edited."""
+class StreamedMessage:
+    """One message of an answer: `_show` posts it the first time and edits it after; further image
+    batches and a failure's note are separate messages (`_extra`)."""
 
-    def __init__(self, platform: DiscordPlatform, target: Target, *, reply_to: str = "") -> None:
-        self._platform = platform
-        self._target = target
-        self._reply_to = reply_to
-        self._message: discord.Message | None = None
-        self._shown = ""  # the text shown, without the marker
+    _message: discord.Message | discord.WebhookMessage | None = None
+    _shown = ""  # the text shown, without the marker
 
     @property
     def message_id(self) -> str:
         return str(self._message.id) if self._message is not None else ""
-
-    async def status(self, text: str) -> None:
-        """Typing until the first text (a status line would cost a message edit from the budget)."""
-        if self._message is None:
-            self._platform.typing(self._target.channel)
 
     async def update(self, text: str) -> None:
         """Show `text` with the in-progress marker."""
@@ -333,16 +325,42 @@ class ChannelReply:
         await self._show(text or ("" if images else "…"), files=image_files(batches[0]))
         self._shown = text
         for batch in batches[1:]:
-            await self._platform.send(
-                self._target, content=None, files=image_files(batch), reply_to=self.message_id
-            )
+            await self._extra(content=None, files=image_files(batch), reply_to=self.message_id)
 
     async def fail(self, message: str) -> None:
         """Keep what was shown, without the marker, and say what happened."""
         content, note = failure_text(self._shown, message)
         await self._show(content)
         if note:
-            await self._platform.send(self._target, content=note, reply_to=self.message_id, ping=False)
+            await self._extra(content=note, reply_to=self.message_id, ping=False)
+
+    async def _show(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
+        raise NotImplementedError
+
+    async def _extra(
+        self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True
+    ) -> None:
+        raise NotImplementedError
+
+
+class ChannelReply(StreamedMessage):
+    """One bot message in a channel: posted on the first update (after typing), then edited."""
+
+    def __init__(self, platform: DiscordPlatform, target: Target, *, reply_to: str = "") -> None:
+        self._platform = platform
+        self._target = target
+        self._reply_to = reply_to
+        self._message: discord.Message | None = None
+
+    async def status(self, text: str) -> None:
+        """Typing until the first text (a status line would cost a message edit from the budget)."""
+        if self._message is None:
+            self._platform.typing(self._target.channel)
+
+    async def _extra(
+        self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True
+    ) -> None:
+        await self._platform.send(self._target, content=content, files=files, reply_to=reply_to, ping=ping)
 
     async def _show(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
         if self._message is None:

@@ -8,10 +8,17 @@ the 3-second interaction acknowledgement, the 15-minute interaction token on an 
 multipart uploads (payload_json + files[n]) and a CDN for attachments. Each guild has the bot's
 managed role (tags.bot_id), guild commands carry no global-only fields (contexts, integration_types,
 dm_permission), and forwards are messages whose message_reference has type 1 with message_snapshots.
+Channel permissions follow Discord's computation (roles, then @everyone, role and member overwrites;
+threads use their parent's): an interaction's `app_permissions` is the bot's permissions in its
+channel (in a DM, the few bits Discord sends there), and the bot's channel routes answer 403 with
+50001 Missing Access or 50013 Missing Permissions where it lacks them (posting needs Send Messages, or
+Send Messages in Threads in a thread; a reply Read Message History; files Attach Files), while the
+interaction webhooks need no channel permission.
 
-Tests build the world (`add_guild`, `add_channel`, `add_user`, `add_thread`, `dm_channel`), act as
-users (`user_message`, `slash`), inject faults (`inject_429`, `drop_gateway`, `advance`) and read
-what users would see (`channel_messages`, `visible_text`, `versions`, `requests`).
+Tests build the world (`add_guild`, `add_channel`, `add_user`, `add_thread`, `dm_channel`,
+`add_overwrite`, `deny_bot`), act as users (`user_message`, `slash`), inject faults (`inject_429`,
+`drop_gateway`, `advance`) and read what users would see (`channel_messages`, `visible_text`,
+`versions`, `requests`).
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ P_SEND_MESSAGES = 1 << 11
 P_EMBED_LINKS = 1 << 14
 P_ATTACH_FILES = 1 << 15
 P_READ_HISTORY = 1 << 16
+P_MENTION_EVERYONE = 1 << 17
+P_USE_EXTERNAL_EMOJIS = 1 << 18
 P_USE_COMMANDS = 1 << 31
 P_CREATE_PUBLIC_THREADS = 1 << 35
 P_SEND_IN_THREADS = 1 << 38
@@ -74,6 +83,12 @@ EVERYONE_PERMISSIONS = (
     | P_CREATE_PUBLIC_THREADS
     | P_SEND_IN_THREADS
 )
+ALL_PERMISSIONS = (1 << 53) - 1
+# Lost with Send Messages in a text channel (Discord's implicit permissions).
+NEEDS_SEND = P_MENTION_EVERYONE | P_ATTACH_FILES | P_EMBED_LINKS | (1 << 12)  # 1 << 12: Send TTS Messages
+# An interaction's app_permissions in a DM with the bot: no View Channel or Send Messages bits, though
+# the bot may post there.
+DM_APP_PERMISSIONS = P_ATTACH_FILES | P_EMBED_LINKS | P_MENTION_EVERYONE | P_USE_EXTERNAL_EMOJIS
 
 OPTION_TYPES = {
     "SUB_COMMAND": 1,
@@ -476,15 +491,64 @@ class FakeDiscord:
         }
 
     def member_permissions(self, guild_id: str, user_id: str) -> int:
+        """Guild-wide permissions: @everyone and the member's roles (all for the owner and admins)."""
         guild = self.guilds[guild_id]
         if guild["owner_id"] == user_id:
-            return (1 << 53) - 1
+            return ALL_PERMISSIONS
         member = self.members[guild_id][user_id]
         total = 0
         for role in guild["roles"]:
             if role["id"] == guild_id or role["id"] in member["roles"]:
                 total |= int(role["permissions"])
-        return (1 << 53) - 1 if total & P_ADMINISTRATOR else total
+        return ALL_PERMISSIONS if total & P_ADMINISTRATOR else total
+
+    def add_overwrite(self, channel_id: str, target_id: str, *, allow: int = 0, deny: int = 0) -> None:
+        """A permission overwrite on a guild channel for a role (the guild id: @everyone) or a member
+        (the bot's id too); threads follow their parent's. Dispatched as CHANNEL_UPDATE once connected."""
+        channel = self.channels[channel_id]
+        guild_id = self.channel_guild[channel_id]
+        if channel["type"] == 11:
+            raise AssertionError("threads have no overwrites of their own: set them on the parent")
+        is_role = any(r["id"] == target_id for r in self.guilds[guild_id]["roles"])
+        overwrites = [o for o in channel["permission_overwrites"] if o["id"] != target_id]
+        overwrites.append(
+            {"id": target_id, "type": 0 if is_role else 1, "allow": str(allow), "deny": str(deny)}
+        )
+        channel["permission_overwrites"] = overwrites
+        self._dispatch_soon("CHANNEL_UPDATE", channel)
+
+    def deny_bot(self, channel_id: str, permissions: int) -> None:
+        """Deny the bot `permissions` in a channel (a member overwrite), e.g. P_SEND_MESSAGES."""
+        self.add_overwrite(channel_id, self.application_id, deny=permissions)
+
+    def channel_permissions(self, channel_id: str, user_id: str) -> int:
+        """A member's permissions in a guild channel, as Discord computes them: the guild-wide ones, then
+        the channel's @everyone, role and member overwrites; nothing without View Channel, and none of
+        the sending extras without Send Messages (text channels). A thread uses its parent's."""
+        channel = self.channels[channel_id]
+        if channel["type"] == 11:
+            channel = self.channels[channel["parent_id"]]
+        guild_id = self.channel_guild[channel["id"]]
+        permissions = self.member_permissions(guild_id, user_id)
+        if permissions & P_ADMINISTRATOR or permissions == ALL_PERMISSIONS:
+            return ALL_PERMISSIONS
+        overwrites = {o["id"]: o for o in channel["permission_overwrites"]}
+        everyone = overwrites.get(guild_id)
+        if everyone is not None:
+            permissions = (permissions & ~int(everyone["deny"])) | int(everyone["allow"])
+        allow = deny = 0
+        for role_id in self.members[guild_id][user_id]["roles"]:
+            if (role := overwrites.get(role_id)) is not None:
+                allow |= int(role["allow"])
+                deny |= int(role["deny"])
+        permissions = (permissions & ~deny) | allow
+        if (member := overwrites.get(user_id)) is not None and member["type"] == 1:
+            permissions = (permissions & ~int(member["deny"])) | int(member["allow"])
+        if not permissions & P_VIEW_CHANNEL:
+            return 0
+        if not permissions & P_SEND_MESSAGES:
+            permissions &= ~NEEDS_SEND
+        return permissions
 
     def add_thread(self, parent_id: str, name: str = "thread", *, starter_message_id: str = "") -> str:
         """A public thread (from a message: its id is the message's id, as on Discord)."""
@@ -876,11 +940,14 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": MAX_FILE_BYTES,
-            "app_permissions": str(EVERYONE_PERMISSIONS),
+            # The bot's permissions in this channel (Discord sends the integer as a string).
+            "app_permissions": str(
+                self.channel_permissions(channel_id, self.application_id) if guild_id else DM_APP_PERMISSIONS
+            ),
         }
         if guild_id:
             member = self.members[guild_id][user_id]
-            permissions = self.member_permissions(guild_id, user_id)
+            permissions = self.channel_permissions(channel_id, user_id)  # overwrites included
             payload.update(
                 guild_id=guild_id,
                 guild_locale="en-US",
@@ -1594,17 +1661,40 @@ class FakeDiscord:
             raise DiscordHTTPError(404, 10003, "Unknown Channel")
         return channel
 
+    def _bot_may(self, channel: Mapping[str, Any], needed: int = 0) -> None:
+        """Discord's 403 when the bot may not do this in a guild channel: 50001 Missing Access without
+        View Channel, else 50013 Missing Permissions when it lacks any of `needed`."""
+        if "guild_id" not in channel:
+            return  # a DM
+        have = self.channel_permissions(channel["id"], self.bot_user_id)
+        if not have & P_VIEW_CHANNEL:
+            raise DiscordHTTPError(403, 50001, "Missing Access")
+        if needed & ~have:
+            raise DiscordHTTPError(403, 50013, "Missing Permissions")
+
+    @staticmethod
+    def _send_permission(channel: Mapping[str, Any]) -> int:
+        return P_SEND_IN_THREADS if channel["type"] == 11 else P_SEND_MESSAGES
+
     async def _get_channel(self, req: Request) -> tuple[int, Any]:
-        return 200, self._channel(req)
+        channel = self._channel(req)
+        self._bot_may(channel)
+        return 200, channel
 
     async def _list_messages(self, req: Request) -> tuple[int, Any]:
         channel = self._channel(req)
+        self._bot_may(channel)
         try:
             limit = int(req.query.get("limit", "50"))
         except ValueError:
             raise invalid_form("limit", "NUMBER_TYPE_COERCE", "Value is not int.") from None
         if not 1 <= limit <= 100:
             raise invalid_form("limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")
+        if (
+            "guild_id" in channel
+            and not self.channel_permissions(channel["id"], self.bot_user_id) & P_READ_HISTORY
+        ):
+            return 200, []  # as documented: an empty list without Read Message History
         listed = self.channel_messages(channel["id"])
         if "before" in req.query:
             older = [m for m in listed if int(m["id"]) < int(req.query["before"])]
@@ -1623,6 +1713,7 @@ class FakeDiscord:
 
     async def _get_message(self, req: Request) -> tuple[int, Any]:
         channel = self._channel(req)
+        self._bot_may(channel, P_READ_HISTORY)
         message = self.messages.get(req.params["message_id"])
         if message is None or message["channel_id"] != channel["id"] or message["flags"] & FLAG_EPHEMERAL:
             raise DiscordHTTPError(404, 10008, "Unknown Message")
@@ -1635,10 +1726,13 @@ class FakeDiscord:
 
     async def _create_message(self, req: Request) -> tuple[int, Any]:
         channel = self._channel(req)
-        self._check_thread_open(channel)
         body = req.json or {}
-        self._validate_message(body, req.files, require_content=True)
         reference = body.get("message_reference")
+        # A reply needs Read Message History; files need Attach Files.
+        needed = self._send_permission(channel) | (P_READ_HISTORY if reference else 0)
+        self._bot_may(channel, needed | (P_ATTACH_FILES if req.files else 0))
+        self._check_thread_open(channel)
+        self._validate_message(body, req.files, require_content=True)
         allowed = body.get("allowed_mentions") or {}
         message = self._new_message(
             channel["id"],
@@ -1656,6 +1750,7 @@ class FakeDiscord:
 
     async def _edit_channel_message(self, req: Request) -> tuple[int, Any]:
         channel = self._channel(req)
+        self._bot_may(channel, P_ATTACH_FILES if req.files else 0)
         message = self.messages.get(req.params["message_id"])
         if message is None or message["channel_id"] != channel["id"]:
             raise DiscordHTTPError(404, 10008, "Unknown Message")
@@ -1672,6 +1767,7 @@ class FakeDiscord:
 
     async def _typing(self, req: Request) -> tuple[int, Any]:
         channel = self._channel(req)
+        self._bot_may(channel, self._send_permission(channel))
         self.typing.append((channel["id"], time.perf_counter()))
         self._notify()
         return 204, None

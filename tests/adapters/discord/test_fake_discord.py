@@ -1,5 +1,5 @@
 """The fake Discord itself answers as Discord documents: buckets and their headers, 429 bodies with Via,
-form errors, upload limits, the interaction deadlines, and gateway RESUME replay."""
+form errors, upload limits, the interaction deadlines, and channel permissions with their 403s."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from typing import Any
 import aiohttp
 import pytest_asyncio
 
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import (
+    P_ATTACH_FILES,
+    P_READ_HISTORY,
+    P_SEND_MESSAGES,
+    P_VIEW_CHANNEL,
+    FakeDiscord,
+)
 
 
 @pytest_asyncio.fixture
@@ -91,3 +97,39 @@ async def test_interaction_deadlines(fake: FakeDiscord, http: aiohttp.ClientSess
     fake.advance(15 * 60)
     status, body, _ = await call(http, "PATCH", edit, json={"content": "too late"})
     assert status == 401 and body["code"] == 50027
+
+
+async def test_channel_permissions_and_their_403s(fake: FakeDiscord, http: aiohttp.ClientSession) -> None:
+    guild = fake.add_guild()
+    channel, other, third = fake.add_channel(guild), fake.add_channel(guild), fake.add_channel(guild)
+    thread = fake.add_thread(channel)
+    bot = fake.bot_user_id
+    missing_permissions = {"message": "Missing Permissions", "code": 50013}
+
+    fake.deny_bot(channel, P_SEND_MESSAGES)
+    have = fake.channel_permissions(channel, bot)
+    assert have & P_VIEW_CHANNEL and not have & (P_SEND_MESSAGES | P_ATTACH_FILES)  # files go with sending
+    status, body, _ = await call(http, "POST", f"/channels/{channel}/messages", json={"content": "hi"})
+    assert (status, body) == (403, missing_permissions)
+    status, _, _ = await call(http, "POST", f"/channels/{thread}/messages", json={"content": "hi"})
+    assert status == 200  # a thread needs Send Messages in Threads instead
+
+    fake.deny_bot(channel, P_VIEW_CHANNEL | P_SEND_MESSAGES)
+    assert fake.channel_permissions(channel, bot) == 0 == fake.channel_permissions(thread, bot)
+    for where in (channel, thread):
+        status, body, _ = await call(http, "POST", f"/channels/{where}/messages", json={"content": "hi"})
+        assert (status, body) == (403, {"message": "Missing Access", "code": 50001})
+
+    fake.deny_bot(other, P_READ_HISTORY)
+    status, first, _ = await call(http, "POST", f"/channels/{other}/messages", json={"content": "first"})
+    assert status == 200
+    reply = {"content": "reply", "message_reference": {"message_id": first["id"]}}
+    status, body, _ = await call(http, "POST", f"/channels/{other}/messages", json=reply)
+    assert (status, body) == (403, missing_permissions)  # a reply needs Read Message History
+    status, body, _ = await call(http, "GET", f"/channels/{other}/messages")
+    assert (status, body) == (200, [])  # as documented: an empty list without it
+
+    fake.add_overwrite(third, guild, deny=P_SEND_MESSAGES)  # @everyone may not post...
+    assert not fake.channel_permissions(third, bot) & P_SEND_MESSAGES
+    fake.add_overwrite(third, fake.bot_role(guild), allow=P_SEND_MESSAGES)  # ...the bot's role may
+    assert fake.channel_permissions(third, bot) & P_SEND_MESSAGES
