@@ -148,18 +148,24 @@ async def test_a_long_slash_command_answer_is_edited_and_split(stack: Stack, fak
     assert "▍" not in joined
 
 
+@pytest.mark.parametrize("method", ["chat.startStream", "chat.stopStream"])
 async def test_a_busy_workspace_answers_with_edits_instead_of_streams(
-    stack: Stack, fake_slack: FakeSlack
+    stack: Stack, fake_slack: FakeSlack, method: str
 ) -> None:
-    # Every stream ends with a chat.stopStream (Tier 2): with none left this minute, edit instead.
+    # Every stream starts with a chat.startStream and ends with a chat.stopStream, both Tier 2
+    # (20 a minute per workspace): with either used up this minute, an answer is posted and
+    # edited instead of queueing (or drawing a 429) for a stream.
     pacer = stack.adapter.api.pacer
-    while pacer.try_acquire("chat.stopStream", fake_slack.team_id):
+    while pacer.try_acquire(method, fake_slack.team_id):
         pass
-    stack.xai.queue_reply(ScriptedReply(text="Edited while busy.", tokens_per_second=200))
+    answer = "Posted and edited, since no stream could start. " * 12
+    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=300, chunk_chars=6))
     message, _ = await stack.sender.mention(GENERAL, ANA, "hello")
     await stack.settle()
-    assert [m.content for m in stack.answers(GENERAL, message.ts)] == ["Edited while busy."]
+    assert [m.content for m in stack.answers(GENERAL, message.ts)] == [answer]
     assert not fake_slack.calls_to("chat.startStream")
+    assert fake_slack.calls_to("chat.update")
+    assert fake_slack.rate_limited == 0
     assert stack.adapter.platform.messages.native_streaming  # still streaming once the budget is back
 
 
@@ -178,26 +184,6 @@ async def test_msg_too_long_on_edited_answers_continues_too(
     assert all(len(p.content) <= 1_500 for p in parts)
     assert "".join(p.content for p in parts) == answer
     assert any(b["type"] == "context_actions" for b in parts[-1].blocks)
-
-
-async def test_past_twenty_stream_starts_a_minute_answers_are_edited(
-    stack: Stack, fake_slack: FakeSlack
-) -> None:
-    # chat.startStream is Tier 2 (20 a minute per workspace): with this minute's starts used up,
-    # an answer is posted and edited instead of queueing (or drawing a 429) for a stream.
-    pacer = stack.adapter.api.pacer
-    while pacer.try_acquire("chat.startStream", fake_slack.team_id):
-        pass
-    answer = "Posted and edited, since no stream could start. " * 12
-    stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=300, chunk_chars=6))
-    message, _ = await stack.sender.mention(GENERAL, ANA, "hello")
-    await stack.settle()
-    [part] = stack.answers(GENERAL, message.ts)
-    assert part.content == answer
-    assert not fake_slack.calls_to("chat.startStream")
-    assert fake_slack.calls_to("chat.update")
-    assert fake_slack.rate_limited == 0
-    assert stack.adapter.platform.messages.native_streaming  # only this answer went without
 
 
 async def test_the_fake_holds_stream_starts_to_tier_2(fake_slack: FakeSlack) -> None:
