@@ -156,7 +156,7 @@ class SlackPlatform:
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         thread = place.thread if is_ts(place.thread) else ""
-        return await self.messages.upload_images(place, thread, images, comment=text)
+        return await self.messages.upload_images(place, thread, images, comment=text, http=self.http)
 
     async def download(self, attachment: Attachment) -> bytes:
         if attachment.data is not None:

@@ -326,7 +326,9 @@ class SlackReply:
             raise PlatformError("the answer could not be split into Slack messages")
         if images:
             # The text (e.g. the revised prompt) is its own message above; the files follow it.
-            await self._api.upload_images(self._place, self._thread_ts, images, comment="")
+            await self._api.upload_images(
+                self._place, self._thread_ts, images, comment="", http=self._platform.http
+            )
 
     async def _finish_part(self, part: _Part, want: str, *, feedback: bool) -> None:
         api = self._api

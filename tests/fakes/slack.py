@@ -201,6 +201,7 @@ class Call:
     status: int
     error: str = ""
     at: float = 0.0
+    body: str = ""  # how the arguments came: "" (query string only), "json" or "form"
 
 
 class SlackError(Exception):
@@ -416,9 +417,12 @@ class FakeSlack:
 
     # -- the Web API ----------------------------------------------------------------------------
 
-    async def _args(self, request: web.Request) -> tuple[dict[str, Any], str | None]:
+    async def _args(self, request: web.Request) -> tuple[dict[str, Any], str | None, str]:
+        """The call's arguments (query string, then a JSON or form body), its token, and which
+        body carried arguments ("" when none did)."""
         args: dict[str, Any] = dict(request.query)
         token: str | None = None
+        body_kind = ""
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             token = auth[len("Bearer ") :]
@@ -433,14 +437,17 @@ class FakeSlack:
                 if "token" in body:
                     raise SlackError("invalid_arguments")  # JSON bodies carry no token
                 args.update(body)
+                body_kind = "json" if body else ""
             elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+                form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+                args.update(form)
+                body_kind = "form" if set(form) - {"token"} else ""
             else:
                 raise SlackError("invalid_post_type")
         if token is None and isinstance(args.get("token"), str):
             token = args["token"]
         args.pop("token", None)
-        return args, token
+        return args, token, body_kind
 
     def _throttle(self, method: str, args: Mapping[str, Any]) -> float:
         if not self.rate_limits:
@@ -461,10 +468,10 @@ class FakeSlack:
         method = request.match_info["method"]
         started = time.perf_counter()
         try:
-            args, token = await self._args(request)
+            args, token, body = await self._args(request)
         except SlackError as exc:
             return self._answer(Call(method, {}, 200, exc.error, started), {"ok": False, "error": exc.error})
-        call = Call(method, args, 200, at=started)
+        call = Call(method, args, 200, at=started, body=body)
         if token is None:
             return self._answer(call, {"ok": False, "error": "not_authed"})
         if token != self.bot_token:

@@ -66,12 +66,19 @@ async def test_subcommand_errors_reach_the_caller(stack: Stack) -> None:
     assert "not available" in ephemerals_to(stack, ANA)[0]
 
 
-async def test_imagine_uploads_the_images_with_files_upload_v2(stack: Stack) -> None:
+async def test_imagine_uploads_the_images_with_the_external_upload(stack: Stack) -> None:
+    # A 429-like refusal of the last step repeats that step only: no file is uploaded twice.
+    stack.slack.fail["files.completeUploadExternal"].append("rate_limited")
     await stack.sender.command("imagine count:2 a red fox", user=ANA, channel=GENERAL)
     await stack.settle()
-    methods = [c.method for c in stack.slack.calls if c.status == 200]
-    assert methods.count("files.getUploadURLExternal") == 2
-    assert methods.count("files.completeUploadExternal") == 1
+    calls = [c for c in stack.slack.calls if c.method.startswith("files.")]
+    assert [c.method for c in calls if not c.error] == [
+        "files.getUploadURLExternal",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    # Arguments travel in form bodies, which every Web API method takes (not only in the URL).
+    assert all(c.body == "form" for c in calls)
     uploaded = [f for f in stack.slack.files.values() if f.uploaded and f.shared_to]
     assert len(uploaded) == 2
     assert all(f.data.startswith(b"\x89PNG") or f.data[:3] == b"\xff\xd8\xff" for f in uploaded)
