@@ -1,6 +1,7 @@
 """Queries over conversations, turns, message links, event ids, settings and feedback.
 
 Functions take a session factory and return plain values; table rows never leave this module.
+The statements every answer runs are built once, with bound parameters (see bot/quotas/statements.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, insert, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,7 +19,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.db import Sessions, conflict_insert
 from bot.grok import Completion, Usage
 from bot.platform import Place
-from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn
+from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn, table_of
+
+TURNS = table_of(Turn)
+CONVERSATIONS = table_of(Conversation)
+_FIND_CONVERSATION = select(col(Conversation.id), col(Conversation.grok_conv_id)).where(
+    col(Conversation.platform) == bindparam("w_platform"),
+    col(Conversation.workspace) == bindparam("w_workspace"),
+    col(Conversation.channel) == bindparam("w_channel"),
+    col(Conversation.thread) == bindparam("w_thread"),
+)
+_ADD_TURNS = insert(TURNS)
+_TOUCH = (
+    update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("w_id")).values(updated_at=bindparam("w_now"))
+)
+_RECENT_TURNS = (
+    sa_select(TURNS)
+    .where(TURNS.c.conversation_id == bindparam("w_id"))
+    .order_by(TURNS.c.id.desc())
+    .limit(bindparam("w_limit"))
+)
 
 
 def _at(place: Place) -> list[ColumnElement[bool]]:
@@ -87,12 +108,14 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
 
 
 async def find_conversation(sessions: Sessions, place: Place) -> ConversationRef | None:
+    params = {
+        "w_platform": place.platform,
+        "w_workspace": place.workspace,
+        "w_channel": place.channel,
+        "w_thread": place.thread,
+    }
     async with sessions() as session:
-        row = (
-            await session.exec(
-                select(col(Conversation.id), col(Conversation.grok_conv_id)).where(*_at(place))
-            )
-        ).one_or_none()
+        row = (await session.exec(_FIND_CONVERSATION, params=params)).one_or_none()
     if row is None or row[0] is None:
         return None
     return ConversationRef(row[0], place, row[1])
@@ -191,12 +214,10 @@ async def add_turns(
     ]
     async with sessions.begin() as session:
         if rows:
-            await session.exec(insert(Turn), params=rows)
+            await session.exec(_ADD_TURNS, params=rows)
         if links is not None:
             await _link(session, conversation_id, links, now)
-        await session.exec(
-            update(Conversation).where(col(Conversation.id) == conversation_id).values(updated_at=now)
-        )
+        await session.exec(_TOUCH, params={"w_id": conversation_id, "w_now": now})
 
 
 async def _link(session: AsyncSession, conversation_id: int, links: Links, now: datetime) -> None:
@@ -219,14 +240,8 @@ async def _link(session: AsyncSession, conversation_id: int, links: Links, now: 
 async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:
     """The newest `limit` turns of a conversation, oldest first."""
     async with sessions() as session:
-        rows = (
-            await session.exec(
-                select(Turn)
-                .where(col(Turn.conversation_id) == conversation_id)
-                .order_by(col(Turn.id).desc())
-                .limit(limit)
-            )
-        ).all()
+        connection = await session.connection()  # a Core select: rows, not ORM objects
+        rows = (await connection.execute(_RECENT_TURNS, {"w_id": conversation_id, "w_limit": limit})).all()
     return [
         TurnRecord(
             role=r.role,

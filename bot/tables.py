@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Constraint names must be stable from the first migration on: SQLite's batch mode needs them.
@@ -19,6 +19,11 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core Table (for statements built once, with bound parameters)."""
+    return model.metadata.tables[str(model.__tablename__)]
 
 
 def _ticks(default: int = 0) -> int:
