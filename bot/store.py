@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +30,16 @@ _FIND_CONVERSATION = select(col(Conversation.id), col(Conversation.grok_conv_id)
     col(Conversation.channel) == bindparam("w_channel"),
     col(Conversation.thread) == bindparam("w_thread"),
 )
+_CREATE_CONVERSATION = {
+    name: dialect.insert(CONVERSATIONS)
+    .on_conflict_do_nothing()
+    .returning(CONVERSATIONS.c.id, CONVERSATIONS.c.grok_conv_id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_LINK = {
+    name: dialect.insert(table_of(MessageRef)).on_conflict_do_nothing()
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 _ADD_TURNS = insert(TURNS)
 _TOUCH = (
     update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("w_id")).values(updated_at=bindparam("w_now"))
@@ -83,22 +94,18 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
     found = await find_conversation(sessions, place)
     if found is not None:
         return found
+    row = {
+        "platform": place.platform,
+        "workspace": place.workspace,
+        "channel": place.channel,
+        "thread": place.thread,
+        "grok_conv_id": str(uuid.uuid4()),
+        "created_at": now,
+        "updated_at": now,
+    }
     async with sessions() as session:
-        statement = (
-            conflict_insert(session, Conversation)
-            .values(
-                platform=place.platform,
-                workspace=place.workspace,
-                channel=place.channel,
-                thread=place.thread,
-                grok_conv_id=str(uuid.uuid4()),
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(col(Conversation.id), col(Conversation.grok_conv_id))
-        )
-        created = (await session.exec(statement)).one_or_none()
+        create = _CREATE_CONVERSATION[session.get_bind().dialect.name]
+        created = (await session.exec(create, params=row)).one_or_none()
         await session.commit()
     if created is None:  # another instance created it meanwhile
         found = await find_conversation(sessions, place)
@@ -234,7 +241,7 @@ async def _link(session: AsyncSession, conversation_id: int, links: Links, now: 
         }
         for message_id in ids
     ]
-    await session.exec(conflict_insert(session, MessageRef).values(values).on_conflict_do_nothing())
+    await session.exec(_LINK[session.get_bind().dialect.name], params=values)
 
 
 async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:
