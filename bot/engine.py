@@ -11,7 +11,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
@@ -46,6 +46,7 @@ from bot.grok import (
     ImagePart,
     ReasoningDelta,
     StreamEnd,
+    StreamEvent,
     Usage,
     image_part,
     user_hash,
@@ -385,10 +386,15 @@ class Engine:
             clock=self.monotonic,
         )
         completion: Completion | None = None
+        gathering = Gathering()
+        writer.before_edit = gathering.flush  # each edit shows what the connection holds
         try:
-            await writer.open()
-            completion = await self._pump(writer, pending)
-            await writer.finish()
+            # Closed only after the final edit: closing reads the response to its end, so that
+            # its connection is reused, and that must not hold the last words back.
+            async with contextlib.aclosing(self.grok.stream(pending.request, gathering=gathering)) as events:
+                await writer.open()
+                completion = await self._pump(writer, pending, events)
+                await writer.finish()
         except AnswerStopped:
             await self._record_stopped(pending, completion, writer)
             return
@@ -413,32 +419,31 @@ class Engine:
             # The user already has the whole answer: no apology. The hold is swept later.
             log.exception("could not record a delivered answer in %s", turn.place.key)
 
-    async def _pump(self, writer: StreamWriter, pending: Pending) -> Completion:
+    async def _pump(
+        self, writer: StreamWriter, pending: Pending, events: AsyncIterator[StreamEvent]
+    ) -> Completion:
         """Feed the model's stream into the writer; show thinking until the answer starts."""
         thinking = pending.turn.reasoning is not None
         started = self.monotonic()
         await writer.status("💭 Thinking…" if thinking else "✍️ Writing…")
         ticker = asyncio.create_task(self._think(writer, pending, started)) if thinking else None
         answering = False
-        gathering = Gathering()
-        writer.before_edit = gathering.flush  # each edit shows what the connection holds
         try:
-            async with contextlib.aclosing(self.grok.stream(pending.request, gathering=gathering)) as events:
-                async for event in events:
-                    if writer.stopped:  # closing the stream stops the generation upstream
-                        raise AnswerStopped("the answer was stopped in the chat")
-                    if type(event) is ContentDelta:
-                        if not answering:
-                            answering = True
-                            if ticker is not None:
-                                ticker.cancel()
-                                seconds = self.monotonic() - started
-                                writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
-                        writer.append(event.text)
-                    elif type(event) is ReasoningDelta:
-                        pending.reasoning.append(event.text)
-                    elif isinstance(event, StreamEnd):
-                        return event.completion
+            async for event in events:
+                if writer.stopped:  # closing the stream stops the generation upstream
+                    raise AnswerStopped("the answer was stopped in the chat")
+                if type(event) is ContentDelta:
+                    if not answering:
+                        answering = True
+                        if ticker is not None:
+                            ticker.cancel()
+                            seconds = self.monotonic() - started
+                            writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
+                    writer.append(event.text)
+                elif type(event) is ReasoningDelta:
+                    pending.reasoning.append(event.text)
+                elif isinstance(event, StreamEnd):
+                    return event.completion
         finally:
             if ticker is not None:
                 ticker.cancel()

@@ -181,8 +181,9 @@ class GrokClient:
                             finished = functools.partial(self._finished, permit=permit, how="stream")
                             reads = gathering or Gathering()
                             first = True
+                            events = read_stream(source, finished, reads.stop)
                             try:
-                                async for event in read_stream(source, finished, reads.stop):
+                                async for event in events:
                                     yield event
                                     if first:  # it went out at once; the rest may gather
                                         first = False
@@ -190,6 +191,8 @@ class GrokClient:
                                         reads.start(network, self.read_gather_s)
                             finally:
                                 reads.stop()
+                                # After StreamEnd: reads the response to its end (see read_stream)
+                                await events.aclose()
                             return
                         await response.aread()
                         failure = Failure.of(response)
@@ -475,7 +478,6 @@ async def read_stream(
                     break
             if reading.done:
                 ended()
-                await _drain(pieces)
                 break
         else:  # the response ended; a last line may have waited for its end
             for data in parser.end():
@@ -491,7 +493,13 @@ async def read_stream(
         raise _broken("an end without [DONE]", reading.text, reading.reasoning)
     completion = reading.completion()
     finished(completion)
-    yield StreamEnd(completion)
+    try:
+        yield StreamEnd(completion)
+    finally:
+        # Read past [DONE] only now, when the reader has the end (and closes the stream): under
+        # load the response's last bytes can lag, and the last words must not wait for them.
+        if reading.done:
+            await _drain(pieces)
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:

@@ -66,6 +66,17 @@ async def test_streamed_text_equals_the_model_text(env: EngineEnv) -> None:
     assert request["user"] != ALICE.id  # an opaque hash, never the platform id
 
 
+async def test_the_last_words_do_not_wait_for_the_end_of_the_response(env: EngineEnv) -> None:
+    # A server that ends the response long after [DONE]: the final edit goes out at [DONE], and
+    # only then is the rest of the response read (so that its connection is reused).
+    env.fake.queue_reply(ScriptedReply(text="All of it, at once.", end_delay=0.5))
+    await env.say("hello")
+    [finish] = [e for e in env.platform.events if e.kind == "finish"]
+    [ended] = env.fake.stream_ends
+    assert finish.text == "All of it, at once."
+    assert finish.at < ended
+
+
 async def test_history_carries_across_turns_and_names_each_speaker(env: EngineEnv) -> None:
     env.fake.queue_reply(ScriptedReply(text="Paris."))
     await env.say("capital of France?")

@@ -128,6 +128,7 @@ class ScriptedReply:
     error_body: dict[str, Any] | None = None
     retry_after: float | None = None
     deferred_pending_polls: int = 2
+    end_delay: float = 0.0  # seconds between [DONE] and the end of the response (a lagging server)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ class FakeXAI:
         self.origin = ""
         self.requests: list[RecordedRequest] = []
         self.streams_cut = 0  # streams whose client closed the connection before the end
+        self.stream_ends: list[float] = []  # perf_counter when each streamed response was ended
         self.now: Callable[[], float] = time.time
         self.default_reply: ScriptedReply | None = None
         self.fingerprint = "fp_fake0c0ffee"
@@ -820,6 +822,8 @@ class _Answer:
                 buffer.append(self._chunk([], final))
             buffer.append(b"data: [DONE]\n\n")
             await response.write(b"".join(buffer))
+            await self.fake._pause(reply.end_delay)
+            self.fake.stream_ends.append(time.perf_counter())
             await response.write_eof()
         except ConnectionResetError:
             self.fake.streams_cut += 1  # the client went away before the end

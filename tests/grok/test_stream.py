@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import aclosing
 from typing import Any
 
@@ -193,10 +194,15 @@ async def test_streams_reuse_their_connection_and_stop_gathering(
     )
     async with httpx.AsyncClient(transport=AsyncioTransport()) as http:
         grok = client(fake_xai, http, read_gather_s=60.0)
-        for _ in range(3):
+        for _ in range(2):
             events = [event async for event in grok.stream(ask())]
             assert isinstance(events[-1], StreamEnd)
             assert events[-1].completion.text == "one two three four five"
+        # A reader that stops at StreamEnd and closes the stream (as the engine does) too.
+        async with contextlib.aclosing(grok.stream(ask())) as stream:
+            async for event in stream:
+                if isinstance(event, StreamEnd):
+                    break
         completion = await asyncio.wait_for(grok.complete(ask()), 10.0)
     assert completion.text == "one two three four five"
     assert opened == 1
