@@ -225,6 +225,10 @@ async def test_a_stream_stopped_in_slack_ends_the_answer_there(stack: Stack, fak
     assert not part.blocks and not fake_slack.calls_to("chat.update")
     refused = [c.method for c in fake_slack.calls if c.error == "stopped_by_user"]
     assert refused == ["chat.appendStream"]  # the first refusal ended the answer
+    for _ in range(200):  # the fake notices at its next write
+        if stack.xai.streams_cut:
+            break
+        await asyncio.sleep(0.01)
     assert stack.xai.streams_cut == 1  # Grok's stream was closed, which stops the generation
     async with stack.engine.sessions() as session:
         [turn] = (await session.exec(select(Turn).where(col(Turn.role) == "assistant"))).all()
