@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import httpx
 import jsonschema
-from httpx_sse import EventSource, aconnect_sse
 
 from bot.errors import (
     BadInput,
@@ -66,6 +65,7 @@ OUTPUT_ESTIMATE = 1024  # tokens reserved for a reply whose max_tokens is not se
 # each chunk at most this much later.
 READ_GATHER_S = 0.25
 DRAIN_S = 0.5  # after [DONE], how long the rest of the response may take before the connection is dropped
+SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 
 
 class Gathering:
@@ -168,20 +168,18 @@ class GrokClient:
             failure: Failure
             async with self.pacing.slot(request.model, tokens=tokens) as permit:
                 try:
-                    async with aconnect_sse(
-                        transport.http,
+                    async with transport.http.stream(
                         "POST",
                         url,
                         json=attempts.body,
-                        headers=dict(headers),
+                        headers={**headers, **SSE_HEADERS},
                         timeout=transport.stream_timeout,
-                    ) as source:
-                        response = source.response
+                    ) as response:
                         if response.status_code == 200:
                             finished = functools.partial(self._finished, permit=permit, how="stream")
                             reads = gathering or Gathering()
                             first = True
-                            events = read_stream(source, finished, reads.stop)
+                            events = read_stream(response, finished, reads.stop)
                             try:
                                 async for event in events:
                                     yield event
@@ -456,14 +454,13 @@ class _Reading:
 
 
 async def read_stream(
-    source: EventSource, finished: Callable[[Completion], None], ended: Callable[[], None] = _nothing
+    response: httpx.Response, finished: Callable[[Completion], None], ended: Callable[[], None] = _nothing
 ) -> AsyncGenerator[StreamEvent, None]:
     """The events of an open 200 stream, ending with StreamEnd; GrokStreamBroken (with what had
     arrived) on a garbled line, a cut or stalled connection, or an end without [DONE] or finish.
     The hot path: the response's bytes split into event data (bot/grok/sse.py), then one
     json.loads and a few dict lookups per chunk."""
     reading = _Reading()
-    response = source.response
     if response.headers.get("content-type", "").partition(";")[0].strip() != "text/event-stream":
         raise _broken("an answer that is not an event stream", reading.text, reading.reasoning)
     parser = EventData()

@@ -100,7 +100,7 @@ async def test_read_stream_takes_a_stream_with_cr_line_endings_to_its_end() -> N
 
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=pieces())
     finished: list[Completion] = []
-    seen = [event async for event in read_stream(EventSource(response), finished.append)]
+    seen = [event async for event in read_stream(response, finished.append)]
     assert seen[0] == ContentDelta("Hi")
     assert isinstance(seen[-1], StreamEnd) and seen[-1].completion.finish_reason == "stop"
     assert finished[0].text == "Hi" and finished[0].model == "grok-4"

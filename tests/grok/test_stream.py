@@ -48,6 +48,7 @@ async def test_request_asks_for_usage_chunk(fake_xai: FakeXAI, grok: GrokClient)
     body = fake_xai.chat_requests()[-1].json
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+    assert fake_xai.chat_requests()[-1].headers["accept"] == "text/event-stream"
 
 
 async def test_reasoning_deltas_come_first(fake_xai: FakeXAI, grok: GrokClient) -> None:
