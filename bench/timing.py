@@ -4,14 +4,13 @@ bot, the answer they stream, and how they print and save their figures."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from bot.aio import loop_factory, loop_name
+from bot.aio import loop_name, run
 from bot.grok import ChatRequest, ContentDelta, Gathering, GrokClient, StreamEvent
 
 T = TypeVar("T")
@@ -28,9 +27,7 @@ def add_loop_option(parser: argparse.ArgumentParser) -> None:
 
 def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
     """Run the bot's side of a benchmark on the named event loop (the fakes keep their own)."""
-    factory = asyncio.new_event_loop if loop == "asyncio" else loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
+    return run(main, loop=loop)
 
 
 class TimedGrok(GrokClient):

@@ -30,7 +30,8 @@ def loop_name() -> str:
     return "uvloop" if loop_factory() is not asyncio.new_event_loop else "asyncio"
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)` on grokbot's event loop."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+def run(main: Coroutine[Any, Any, T], *, loop: str | None = None) -> T:
+    """`asyncio.run(main)` on grokbot's event loop, or on the one named ("uvloop", "asyncio")."""
+    factory = asyncio.new_event_loop if loop == "asyncio" else loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)

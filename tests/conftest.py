@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import bot.tables  # noqa: F401
-from bot.aio import loop_factory
+from bot.aio import loop_factory, loop_name
 from bot.db import Sessions, create_engine, session_factory, upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -40,8 +40,7 @@ BOTH_LOOPS = ("tests/grok/test_net.py",)
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    factory = loop_factory()
-    loops = {"uvloop" if factory is not asyncio.new_event_loop else "asyncio": factory}
+    loops = {loop_name(): loop_factory()}
     if any(item.nodeid.startswith(path) for path in BOTH_LOOPS):
         loops["asyncio"] = asyncio.new_event_loop
     return loops
