@@ -127,17 +127,14 @@ class InteractionPlatform(EventPlatform):
         self.state = "used"
 
     async def followup(self, text: str, *, ephemeral: bool) -> str:
-        message = await self.webhook(
-            "sending a follow-up",
-            lambda: self.interaction.followup.send(content=text, ephemeral=ephemeral, wait=True),
-        )
-        return str(message.id)
+        return str((await self.followup_message(text, ephemeral=ephemeral)).id)
 
     async def followup_message(
-        self, content: str | None, *, files: Sequence[discord.File] = ()
+        self, content: str | None, *, files: Sequence[discord.File] = (), ephemeral: bool | None = None
     ) -> discord.WebhookMessage:
-        """A follow-up that continues the answer (private when the response is), to be edited later."""
-
+        """A follow-up message, to be edited later if need be; private when `ephemeral` says so
+        (by default, when the response is)."""
+        private = self.ephemeral if ephemeral is None else ephemeral
         given: dict[str, Any] = {}
         if content:
             given["content"] = content
@@ -146,7 +143,7 @@ class InteractionPlatform(EventPlatform):
 
         def call() -> Any:
             return self.interaction.followup.send(
-                **given, ephemeral=self.ephemeral, allowed_mentions=NO_PINGS, wait=True
+                **given, ephemeral=private, allowed_mentions=NO_PINGS, wait=True
             )
 
         message: discord.WebhookMessage = await self.webhook("sending a follow-up", call)
