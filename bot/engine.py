@@ -475,29 +475,19 @@ class Engine:
         keeps what the chat showed."""
         turn = pending.turn
         log.info("answer stopped in the chat in %s", turn.place.key)
-        if completion is not None and completion.usage is not None:
-            usage, model = completion.usage, completion.model or turn.model
-        else:  # stopped mid-stream: no usage came, so estimate what was generated
+        usage = completion.usage if completion is not None else None
+        if completion is None or usage is None:  # stopped mid-stream: estimate what was generated
             usage = Usage(
                 prompt_tokens=pending.prompt_tokens,
                 completion_tokens=estimate_tokens(writer.text),
                 reasoning_tokens=estimate_tokens("".join(pending.reasoning)),
             )
-            model = turn.model
+            completion = Completion("", turn.model, writer.text, "".join(pending.reasoning), "", usage, "")
+        shown = replace(completion, text=writer.shown_text, finish_reason="stopped")
         try:
-            cost = await self._settle_chat(
-                pending, usage, model=model, request_id=completion.id if completion else ""
-            )
-            answer = store.TurnRecord(
-                role="assistant",
-                text=writer.shown_text,
-                model=model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_ticks=cost,
-                finish_reason="stopped",
-            )
+            model = completion.model or turn.model
+            cost = await self._settle_chat(pending, usage, model=model, request_id=completion.id)
+            answer = store.assistant_turn(shown, model=turn.model, usage=usage, cost_ticks=cost)
             await self._add_answer_turns(pending, answer, writer)
         except (SQLAlchemyError, OSError):
             log.exception("could not record a stopped answer in %s", turn.place.key)
