@@ -309,7 +309,7 @@ class SlackAdapter:
         self.platform.remember_thread_user(channel, thread_of(event), user, recipient_team(body, event))
         author = await self.platform.author(team, user)
         incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
-        await self.engine.handle(incoming, self.platform)
+        await self.engine.handle(await self.platform.with_files(incoming), self.platform)
 
     async def _command(self, command: dict[str, Any], parsed: Command) -> None:
         team = str(command.get("team_id") or "")

@@ -66,7 +66,7 @@ def clean_text(text: str, bot_user_id: str) -> str:
 
 
 # An Attachment's url for a file the event only names (Slack Connect's `file_access:
-# check_file_info`): SlackPlatform.download reads the file with files.info first.
+# check_file_info`): SlackPlatform.with_files reads it with files.info before the engine sees it.
 FILE_INFO = "slack-files-info:"
 
 

@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -26,8 +27,8 @@ from adapters.slack.events import FILE_INFO, is_ts
 from adapters.slack.messages import TEXT_CHARS, SlackMessages
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
 from adapters.slack.reply import SlackReply
-from bot.errors import BadInput, PlatformError
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.errors import PlatformError
+from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Incoming, Place
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ NAME_TTL_S = 3600.0
 MEMORY = 10_000
 RESPONSE_URL_TTL_S = 29 * 60.0  # Slack accepts up to 5 responses within 30 minutes
 MAX_DOWNLOAD = 50 * 1024 * 1024
-MAX_IMAGE_BYTES = 10 * 1024 * 1024  # the engine's limit for image input; known here only after files.info
 SLACK_FILE_HOSTS = (".slack.com", ".slack-edge.com", ".slack-files.com")
 # The /grok command being answered in this task: (channel, user). Its replies may fall back to the
 # command's response_url where the bot cannot post (a DM between two people, a group DM).
@@ -163,13 +163,6 @@ class SlackPlatform:
             return attachment.data
         if self.http is None:
             raise PlatformError("the Slack adapter is not started")
-        if attachment.url.startswith(FILE_INFO):
-            attachment = await self._file_info(attachment)
-            if attachment.size > MAX_IMAGE_BYTES:  # the engine checked the stub's size (unknown)
-                raise BadInput(
-                    f"`{attachment.filename}` is {attachment.size / 1048576:.1f} MiB; I accept JPEG "
-                    "or PNG images up to 10 MiB."
-                )
         if not attachment.url:
             raise PlatformError(
                 f"I cannot open {attachment.filename}: Slack no longer shows it (it was deleted, or "
@@ -299,17 +292,25 @@ class SlackPlatform:
             self._names.popitem(last=False)
         return author
 
+    async def with_files(self, incoming: Incoming) -> Incoming:
+        """`incoming` with the files its event only named (Slack Connect) read from files.info, so
+        the engine sees their real names, types and sizes like any other attachment's."""
+        if not any(a.url.startswith(FILE_INFO) for a in incoming.attachments):
+            return incoming
+        files = [await self._file_info(a) if a.url.startswith(FILE_INFO) else a for a in incoming.attachments]
+        return replace(incoming, attachments=tuple(files))
+
     async def _file_info(self, stub: Attachment) -> Attachment:
-        """The file a Slack Connect event only names, from files.info."""
+        """The file a Slack Connect event only names, from files.info; without a URL (so the
+        engine says it cannot be opened) when Slack does not say."""
         file_id = stub.url.removeprefix(FILE_INFO)
         try:
             response = await self.api.call(
                 "files.info", partial(self.client.files_info, file=file_id), team=""
             )
-        except SlackRefused as exc:
-            raise PlatformError(
-                f"I cannot open {stub.filename}: Slack refused files.info ({exc.error})"
-            ) from None
+        except PlatformError as exc:
+            log.warning("files.info failed for %s: %s", file_id, exc)
+            return replace(stub, url="")
         file = response.get("file") or {}
         return Attachment(
             filename=str(file.get("name") or file.get("title") or stub.filename),

@@ -76,3 +76,14 @@ async def test_a_hidden_or_deleted_file_is_named_not_skipped(stack: Stack) -> No
     assert stack.xai.chat_requests() == []  # not answered as if nothing had been attached
     [notice] = [e["text"] for e in stack.slack.ephemerals]
     assert "old.png" in notice and "no longer shows it" in notice
+
+
+async def test_a_slack_connect_file_that_files_info_refuses_is_named(stack: Stack) -> None:
+    stack.slack.add_channel("C0SHARED2", is_ext_shared=True)
+    file = stack.slack.add_file(ANA, "gone.png", "image/png", tiny_png())
+    stack.slack.fail["files.info"].append("file_not_found")
+    await stack.sender.mention("C0SHARED2", ANA, "and this?", files=(file,))
+    await stack.settle()
+    assert stack.xai.chat_requests() == []
+    [notice] = [e["text"] for e in stack.slack.ephemerals]
+    assert file.id in notice and "cannot open" in notice
