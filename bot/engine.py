@@ -38,6 +38,7 @@ from bot.errors import (
     QuotaExceeded,
 )
 from bot.grok import (
+    MAX_IMAGE_BYTES,
     ChatRequest,
     Completion,
     ContentDelta,
@@ -59,7 +60,6 @@ from bot.streaming import EditBudgets, StreamWriter
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 ANSWER_TOKENS = 4096
 # Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
 REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
