@@ -7,7 +7,8 @@ the bytes itself, bot/grok/sse.py) for comparison; each with
 the fake writing chunks in batches, one chunk per write as fast as it can, and one chunk per write at
 100 chunks a second (a chat: each chunk wakes an idle process); each over grokbot's asyncio transport
 (bot/grok/net.py) and over httpx's default anyio one. At 100/s, "bare socket reads" is an asyncio
-Protocol that only counts what arrives: the cost of being woken once per chunk, on this machine.
+Protocol that only counts what arrives: the cost of being woken once per chunk, on this machine;
+"empty timer wake-ups" is the event loop woken 100 times a second by a timer that does nothing.
 Run: /work/venv/bin/python bench/grok_stream.py [--chunks 20000] [--runs 5] [--loop uvloop|asyncio]
 """
 
@@ -140,6 +141,27 @@ def row(name: str, runs: list[tuple[int, float, float]]) -> dict[str, Any]:
     }
 
 
+async def timer_floor(wakes: int = 300) -> tuple[int, float, float]:
+    """The event loop woken by a timer 100 times a second, doing nothing else: what one wake-up
+    costs this machine with no socket, parser or library involved."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+        if count < wakes:
+            loop.call_later(0.01, tick)
+        else:
+            done.set_result(None)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    loop.call_later(0.01, tick)
+    await done
+    return wakes, time.perf_counter() - wall, time.process_time() - cpu
+
+
 async def measure(urls: dict[str, str], key: str, runs: int) -> list[dict[str, Any]]:
     """Each read path over grokbot's transport (bot/grok/net.py) and over httpx's default."""
     timeout = httpx.Timeout(60.0, connect=10.0)
@@ -158,6 +180,9 @@ async def measure(urls: dict[str, str], key: str, runs: int) -> list[dict[str, A
                 if mode == PACED and net == "asyncio":
                     socket_runs = [await socket_floor(base_url, key) for _ in range(runs)]
                     rows.append(row(f"bare socket reads {mode}", socket_runs))
+                    rows.append(
+                        row(f"empty timer wake-ups {mode}", [await timer_floor() for _ in range(runs)])
+                    )
     return rows
 
 
