@@ -213,7 +213,7 @@ def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Se
     Passed on: mentions (of the bot or of its managed role), replies (the engine continues a
     conversation when the replied-to message is the bot's; a forward is not a reply), every message in
     a thread (answered when the thread, or the message it was started from, belongs to a conversation)
-    and DMs.
+    and DMs. A forward's quoted message (its text and attachments) is what the forward says.
     """
     if message.author.bot or message.webhook_id is not None or message.type not in ANSWERED_TYPES:
         return None
@@ -234,11 +234,16 @@ def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Se
     manage_guild = (
         isinstance(message.author, discord.Member) and message.author.guild_permissions.manage_guild
     )
+    text, attachments = clean_text(message, bot_id), list(message.attachments)
+    for snapshot in message.message_snapshots:  # a forward: what it quotes is what was said
+        quoted = " ".join(snapshot.content.split())
+        text = f"{text}\n[forwarded message] {quoted}".strip() if quoted else text
+        attachments.extend(snapshot.attachments)
     return Incoming(
         place=place_of(message.channel, guild_id, message_id=str(message.id)),
         author=author_of(message.author, settings, manage_guild=manage_guild),
-        text=clean_text(message, bot_id),
-        attachments=tuple(attachment_of(a) for a in message.attachments),
+        text=text,
+        attachments=tuple(attachment_of(a) for a in attachments),
         message_id=str(message.id),
         reply_to=reply_to,
         event_id=str(message.id),

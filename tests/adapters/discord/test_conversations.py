@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.adapters.discord.conftest import Stack
-from tests.fakes.xai import ScriptedReply
+from tests.fakes.xai import ScriptedReply, tiny_png
 
 
 async def test_a_mention_is_answered_as_a_reply_with_the_exact_model_text(stack: Stack) -> None:
@@ -164,3 +164,33 @@ async def test_forwarding_the_bots_answer_is_not_a_reply_to_it(stack: Stack) -> 
         "Still here.",
     ]  # no "Ask me something…" below the forward
     assert not fake.bot_messages(world.random) and len(xai.chat_requests()) == 2
+
+
+async def test_a_forward_into_a_conversation_says_what_it_quotes(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    xai.queue_reply(ScriptedReply(text="Ask away."))
+    asked = await fake.user_message(world.general, world.alice, "help me with a notice", mention_bot=True)
+    await _answered(stack, world.general, "Ask away.")
+    thread = fake.add_thread(world.general, "notice", starter_message_id=str(asked["id"]))
+    notice = await fake.user_message(world.random, world.bob, "Office closed on Friday <@999> says so")
+
+    xai.queue_reply(ScriptedReply(text="It says the office is closed on Friday."))
+    await fake.user_message(thread, world.alice, "", forward_of=str(notice["id"]))
+    await _answered(stack, thread, "It says the office is closed on Friday.")
+
+    sent = str(xai.chat_requests()[-1].json["messages"][-1]["content"])
+    assert "[forwarded message] Office closed on Friday <@999> says so" in sent
+    assert [m["content"] for m in fake.bot_messages(thread)] == ["It says the office is closed on Friday."]
+
+
+async def test_a_forwarded_image_in_a_dm_reaches_grok(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    picture = await fake.user_message(world.random, world.bob, "", attachments=[("pixel.png", tiny_png(2))])
+    dm = fake.dm_channel(world.alice)
+    xai.queue_reply(ScriptedReply(text="A pixel."))
+    await fake.user_message(dm, world.alice, "", forward_of=str(picture["id"]))
+    await _answered(stack, dm, "A pixel.")
+
+    parts = xai.chat_requests()[-1].json["messages"][-1]["content"]
+    images = [p for p in parts if p.get("type") == "image_url"]
+    assert len(images) == 1 and images[0]["image_url"]["url"].startswith("data:image/png;base64,")
