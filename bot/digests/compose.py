@@ -3,7 +3,7 @@ chunk, a deterministic merge of the parts, and the Markdown the adapters render.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,7 +90,6 @@ async def compose(
     timezone: str,
     model: str,
     chunk_chars: int,
-    between_calls: Callable[[], Awaitable[None]] | None = None,
 ) -> Composed:
     """The digest of `messages` from `source`, to be posted in `target`, and what making it cost."""
     where = "" if source.channel == target.channel else f" of <#{source.channel}>"
@@ -113,8 +112,6 @@ async def compose(
         value, completion = await grok.structured(request, schema=DIGEST_SCHEMA, name="channel_digest")
         partials.append(value)
         _add_cost(composed, completion, grok)
-        if between_calls is not None:
-            await between_calls()
     header = f"📋 **Digest{where}** · {period} · {len(messages)} messages"
     composed.text = render(merge(partials), header=header)
     return composed

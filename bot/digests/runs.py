@@ -3,29 +3,31 @@ channel history to its posts and its charge (the run states are drawn in bot.dig
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Update, update
 from sqlmodel import col, select
 
 from bot.db import Sessions, conflict_insert
-from bot.digests.compose import compose
+from bot.digests.compose import Composed, compose
 from bot.engine import describe
 from bot.errors import GrokError, PlatformError
 from bot.grok import GrokClient
 from bot.jobs.claims import LeaseLost, claimable
-from bot.platform import Place, Platform
+from bot.platform import ChannelMessage, Place, Platform
 from bot.quotas import Charge, Quotas, Subject
 from bot.schedule import Schedule
 from bot.streaming import split_message
 from bot.tables import DigestRun, DigestSchedule
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Runs:
         model: str,
         lease: timedelta,
         chunk_chars: int,
+        renew_every: float | None = None,
     ) -> None:
         self._sessions = sessions
         self._grok = grok
@@ -61,6 +64,7 @@ class Runs:
         self._me = instance_id[:64]
         self._model = model
         self._lease = lease
+        self._renew_every = renew_every or lease.total_seconds() / 3
         self._chunk_chars = chunk_chars
 
     # -- ticks and claims -------------------------------------------------------------------
@@ -212,9 +216,8 @@ class Runs:
 
         `run` is the claimed run and its schedule, None for a digest made now."""
         platform = self._platforms[target.platform]
-        # A claimed run renews its lease between the Grok calls.
-        renew = None if run is None else functools.partial(self._move_run, run[0], "running", "running")
-        try:
+
+        async def read_and_compose() -> tuple[list[ChannelMessage], Composed]:
             history = await platform.channel_history(source, since=since, until=until)
             messages = [m for m in history if not m.author.is_bot and m.text.strip()]
             composed = await compose(
@@ -227,8 +230,14 @@ class Runs:
                 timezone=timezone,
                 model=self._model,
                 chunk_chars=self._chunk_chars,
-                between_calls=renew,
             )
+            return messages, composed
+
+        try:
+            if run is None:
+                messages, composed = await read_and_compose()
+            else:
+                messages, composed = await self._leased(run[0], read_and_compose())
         except (GrokError, PlatformError) as exc:
             return await self._failed(platform, target, run, until, exc)
         status = "posted" if messages else "empty"
@@ -305,6 +314,24 @@ class Runs:
         except PlatformError as post_error:
             log.warning("digest failure notice not posted: %s", post_error)
         return DigestOutcome("failed", 0, 0, error=str(exc))
+
+    async def _leased(self, run_id: int, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` while renewing run `run_id`'s lease every third of it: reading a busy
+        channel's history can take minutes (Slack allows some apps one page a minute). A lost
+        lease cancels `work` and raises LeaseLost; a process that dies stops renewing, and its
+        run is taken over once the lease runs out."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._renew_every)
+                if done:
+                    return task.result()
+                await self._move_run(run_id, "running", "running")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _move_run(self, run_id: int, start: str, end: str, **values: Any) -> None:
         now = self._clock()

@@ -60,6 +60,7 @@ class Digests:
         model: str = "grok-4.3",
         lease: timedelta = timedelta(minutes=5),
         chunk_chars: int = CHUNK_CHARS,
+        renew_every: float | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -74,6 +75,7 @@ class Digests:
             model=model,
             lease=lease,
             chunk_chars=chunk_chars,
+            renew_every=renew_every,
         )
 
     async def command(self, incoming: Incoming, platform: Platform, *, is_admin: bool) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
 import pytest
+from sqlalchemy import update
 
 from bot.db import Sessions, create_engine, session_factory
 from bot.digests import DIGEST_SCHEMA, Digests, merge, render
@@ -18,6 +19,7 @@ from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
 from bot.jobs import Jobs, heartbeats
 from bot.platform import Author, ChannelMessage, Command, Incoming, Place
+from bot.tables import DigestRun
 from tests.bot.jobs_env import (
     Clock,
     Crash,
@@ -304,6 +306,82 @@ async def test_a_crashed_run_is_taken_over_after_its_lease_and_never_posted_twic
     assert run.status == status
     [schedule] = await digest_schedules(sessions)
     assert schedule.last_run_at == SLOT  # either way the period counts as done
+
+
+class PagedPlatform(FakePlatform):
+    """Reads a channel one page a minute, as Slack allows some apps (platforms.md S4): each page
+    moves the clock a minute, then calls `on_page`."""
+
+    pages = 12
+    clock: Clock | None = None
+    on_page: Callable[[int], Awaitable[None]] | None = None
+
+    async def channel_history(
+        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
+    ) -> Any:
+        on_page, self.on_page = self.on_page, None  # only the first reader is slow
+        for page in range(self.pages if on_page else 0):
+            assert self.clock is not None
+            self.clock.advance(minutes=1)
+            await on_page(page)
+        return await super().channel_history(place, since=since, until=until, limit=limit)
+
+
+async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), PagedPlatform(name="slack")
+    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
+    b = make_digests(sessions, grok, platform, clock, instance="b", renew_every=0.01)
+    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
+    platform.history = history(5)
+    fake_xai.default_reply = ScriptedReply(text=digest_json())
+    clock.now = SLOT
+    b_ran: list[int] = []
+
+    async def on_page(page: int) -> None:
+        # A page takes a minute of the clock, and as long as a renewal needs (2 s at most).
+        for _ in range(200):
+            [run] = await digest_runs(sessions)
+            if run.lease_until is not None and run.lease_until.replace(tzinfo=UTC) > clock.now + timedelta(
+                minutes=4
+            ):
+                break
+            await asyncio.sleep(0.01)
+        if page == 7:  # 7 minutes in: past a 5-minute lease that was never renewed
+            b_ran.append(await b.tick())
+
+    platform.clock, platform.on_page = clock, on_page
+    assert await a.tick() == 1
+    assert b_ran == [0]
+    assert len(platform.messages) == 1
+    [run] = await digest_runs(sessions)
+    assert (run.status, run.lease_owner, run.message_count) == ("posted", None, 5)
+
+
+async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), PagedPlatform(name="slack")
+    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
+    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
+    platform.history = history(5)
+    fake_xai.default_reply = ScriptedReply(text=digest_json())
+    clock.now = SLOT
+    pages: list[int] = []
+
+    async def on_page(page: int) -> None:
+        pages.append(page)
+        if page == 1:  # another instance holds the run now (say a's renewals stalled)
+            async with sessions.begin() as session:
+                await session.exec(update(DigestRun).values(lease_owner="b"))
+        await asyncio.sleep(1.0)
+
+    platform.clock, platform.on_page = clock, on_page
+    assert await a.tick() == 0
+    assert pages == [0, 1]  # the read was stopped at the first renewal that failed
+    assert platform.messages == [] and fake_xai.chat_requests() == []
+    assert await ledger(sessions) == []
 
 
 async def test_digest_now_posts_the_last_day_and_charges_the_workspace(
