@@ -14,7 +14,9 @@ on failure (invalid_auth, channel_not_found, msg_too_long beyond 4,000 chars of 
 string, a form body or a JSON body (JSON needs the token in the Authorization header), and rate limits
 are per method per workspace over a 60 s window (Tier 2: 20, Tier 3: 50, Tier 4: 100 per minute),
 with chat.postMessage (and chat.startStream, which posts a message) at about 1 per second per
-channel with a short burst. A request over a limit gets HTTP 429 with `Retry-After`.
+channel with a short burst. A request over a limit gets HTTP 429 with `Retry-After`. With
+`history_limited`, conversations.history and .replies follow Slack's 2025 limit for non-Marketplace
+apps: one request per `history_window` (60 s) and 15 messages a page at most.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ MARKDOWN_LIMIT = 12_000  # markdown_text per call, and markdown blocks per messa
 SECTION_LIMIT = 3_000
 MAX_BLOCKS = 50
 TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+HISTORY_METHODS = frozenset({"conversations.history", "conversations.replies"})
+HISTORY_LIMITED_PAGE = 15
 METHOD_TIERS = {
     "auth.test": 4,
     "chat.update": 3,
@@ -288,6 +292,10 @@ class FakeSlack:
         self.rate_limited = 0
         self.stream_limit = MARKDOWN_LIMIT  # msg_too_long when a streamed message would grow past it
         self.stream_ttl: float | None = None  # a stream expires this long after it started
+        # platforms.md S4: a commercially distributed non-Marketplace app created since 2025-05-29
+        # reads conversations.history/.replies once a minute (`history_window` s here), 15 at most.
+        self.history_limited = False
+        self.history_window = 60.0
         self.echo_url: str | None = None  # where bot-message events go (as Slack sends them)
         self.fail: dict[str, deque[str]] = defaultdict(deque)  # method -> errors to answer next
         self._ids = itertools.count(1)
@@ -459,7 +467,10 @@ class FakeSlack:
             bucket = self._buckets.setdefault(key, _Bucket(POST_RATE_PER_CHANNEL, POST_BURST_PER_CHANNEL))
             wait = bucket.take(now)
         tier = METHOD_TIERS.get(method)
-        if tier is not None and wait == 0.0:
+        if self.history_limited and method in HISTORY_METHODS:
+            window = self._windows.setdefault((self.team_id, method), _Window(1, self.history_window))
+            wait = window.take(now)
+        elif tier is not None and wait == 0.0:
             window = self._windows.setdefault((self.team_id, method), _Window(TIER_PER_MINUTE[tier]))
             wait = window.take(now)
         return wait
@@ -728,7 +739,8 @@ class FakeSlack:
     # reading ---------------------------------------------------------------------------------
 
     def _page(self, items: list[FakeMessage], args: Mapping[str, Any]) -> dict[str, Any]:
-        limit = max(1, min(int(args.get("limit") or 100), 999))
+        most = HISTORY_LIMITED_PAGE if self.history_limited else 999
+        limit = max(1, min(int(args.get("limit") or 100), most))
         start = int(str(args.get("cursor") or "0").removeprefix("c:") or 0)
         page = items[start : start + limit]
         more = start + limit < len(items)

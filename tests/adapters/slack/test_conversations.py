@@ -123,3 +123,20 @@ async def test_channel_history_for_digests_pages_through_slack(stack: Stack) -> 
     assert {m.author.name for m in history} == {"Ana B.", "Bo Chen"}
     assert history[0].link.startswith("https://fake-workspace.slack.com/archives/C0GENERAL/p")
     assert len(stack.slack.calls_to("conversations.history")) == 2  # two pages of 200
+
+
+async def test_channel_history_under_slacks_2025_limit_for_non_marketplace_apps(stack: Stack) -> None:
+    """platforms.md S4: one history page a minute (a second here), 15 messages a page at most."""
+    from datetime import UTC, datetime, timedelta
+
+    stack.slack.history_limited, stack.slack.history_window = True, 1.0
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for index in range(40):
+        stack.slack.post_user_message(GENERAL, ANA, f"note {index}")
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    place = Place("slack", stack.slack.team_id, GENERAL)
+    history = await stack.adapter.platform.channel_history(place, since=since, until=until)
+    assert [m.text for m in history] == [f"note {i}" for i in range(40)]  # nothing lost to the cap
+    pages = stack.slack.calls_to("conversations.history")
+    assert len(pages) == 3  # 15 + 15 + 10
+    assert stack.slack.rate_limited <= 2 * len(pages)  # each 429 was waited out, not hammered
