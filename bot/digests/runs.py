@@ -4,7 +4,6 @@ channel history to its posts and its charge (the run states are drawn in bot.dig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Update, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from bot.db import Sessions, conflict_insert
@@ -28,6 +28,9 @@ from bot.tables import DigestRun, DigestSchedule
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Reading and summarising a channel may take this long: where the platform allows one history
+# page a minute (Slack, for some apps: 15 messages a page), 2,000 messages take 134 minutes.
+READ_DEADLINE_S = 3 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Runs:
         lease: timedelta,
         chunk_chars: int,
         renew_every: float | None = None,
+        deadline: float = READ_DEADLINE_S,
     ) -> None:
         self._sessions = sessions
         self._grok = grok
@@ -64,7 +68,8 @@ class Runs:
         self._me = instance_id[:64]
         self._model = model
         self._lease = lease
-        self._renew_every = renew_every or lease.total_seconds() / 3
+        self._renew_every = lease.total_seconds() / 3 if renew_every is None else renew_every
+        self._deadline = deadline
         self._chunk_chars = chunk_chars
 
     # -- ticks and claims -------------------------------------------------------------------
@@ -234,10 +239,18 @@ class Runs:
             return messages, composed
 
         try:
-            if run is None:
-                messages, composed = await read_and_compose()
-            else:
-                messages, composed = await self._leased(run[0], read_and_compose())
+            async with asyncio.timeout(self._deadline) as deadline:
+                if run is None:
+                    messages, composed = await read_and_compose()
+                else:
+                    messages, composed = await self._leased(run[0], read_and_compose())
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            seconds = self._deadline
+            took = f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s"
+            exc = PlatformError(f"reading and summarising the channel took longer than {took}")
+            return await self._failed(platform, target, run, until, exc)
         except (GrokError, PlatformError) as exc:
             return await self._failed(platform, target, run, until, exc)
         status = "posted" if messages else "empty"
@@ -318,20 +331,26 @@ class Runs:
     async def _leased(self, run_id: int, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` while renewing run `run_id`'s lease every third of it: reading a busy
         channel's history can take minutes (Slack allows some apps one page a minute). A lost
-        lease cancels `work` and raises LeaseLost; a process that dies stops renewing, and its
-        run is taken over once the lease runs out."""
+        lease cancels `work` and raises LeaseLost; a renewal that fails for another reason (the
+        database busy or unreachable for a moment) is tried again at the next interval, which
+        leaves room for two misses. A process that dies stops renewing, and its run is taken over
+        once the lease runs out; a read that never ends meets the run's deadline."""
         task = asyncio.ensure_future(work)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self._renew_every)
                 if done:
                     return task.result()
-                await self._move_run(run_id, "running", "running")
+                try:
+                    await self._move_run(run_id, "running", "running")
+                except (SQLAlchemyError, OSError) as exc:
+                    log.warning("digest run %s: lease not renewed this time: %s", run_id, type(exc).__name__)
         finally:
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task})  # a cancel of this task itself still propagates
+            if not task.cancelled():
+                task.exception()  # retrieved: raised above, or superseded by what is propagating
 
     async def _move_run(self, run_id: int, start: str, end: str, **values: Any) -> None:
         now = self._clock()

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from bot.db import Sessions
 from bot.digests.command import answer
 from bot.digests.compose import CHUNK_CHARS
-from bot.digests.runs import DigestOutcome, Runs
+from bot.digests.runs import READ_DEADLINE_S, DigestOutcome, Runs
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
 from bot.platform import Incoming, Place, Platform
@@ -61,6 +61,7 @@ class Digests:
         lease: timedelta = timedelta(minutes=5),
         chunk_chars: int = CHUNK_CHARS,
         renew_every: float | None = None,
+        deadline: float = READ_DEADLINE_S,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -76,6 +77,7 @@ class Digests:
             lease=lease,
             chunk_chars=chunk_chars,
             renew_every=renew_every,
+            deadline=deadline,
         )
 
     async def command(self, incoming: Incoming, platform: Platform, *, is_admin: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from bot.db import Sessions, create_engine, session_factory
 from bot.digests import DIGEST_SCHEMA, Digests, merge, render
@@ -382,6 +384,58 @@ async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
     assert pages == [0, 1]  # the read was stopped at the first renewal that failed
     assert platform.messages == [] and fake_xai.chat_requests() == []
     assert await ledger(sessions) == []
+
+
+async def test_a_renewal_that_fails_once_does_not_stop_the_run(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, platform = Clock(), PagedPlatform(name="slack")
+    platform.pages = 3
+    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
+    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
+    platform.history = history(5)
+    fake_xai.default_reply = ScriptedReply(text=digest_json())
+    clock.now = SLOT
+    renew = a._runs._move_run
+    failures: list[str] = []
+
+    async def busy_once(run_id: int, start: str, end: str, **values: Any) -> None:
+        if start == end == "running" and not failures:
+            failures.append("database is locked")
+            raise OperationalError("UPDATE digest_run", {}, sqlite3.OperationalError("database is locked"))
+        await renew(run_id, start, end, **values)
+
+    async def on_page(page: int) -> None:
+        await asyncio.sleep(0.05)  # a few renewal intervals
+
+    monkeypatch.setattr(a._runs, "_move_run", busy_once)
+    platform.clock, platform.on_page = clock, on_page
+    assert await a.tick() == 1
+    assert failures == ["database is locked"]
+    assert len(platform.messages) == 1
+    [run] = await digest_runs(sessions)
+    assert run.status == "posted"
+
+
+async def test_a_read_that_never_ends_fails_the_run_at_its_deadline(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    class Hung(FakePlatform):
+        async def channel_history(
+            self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
+        ) -> Any:
+            await asyncio.Event().wait()
+
+    clock, platform = Clock(), Hung(name="slack")
+    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01, deadline=0.2)
+    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
+    clock.now = SLOT
+    await asyncio.wait_for(a.tick(), 10)
+    [notice] = [m.text for m in platform.messages]
+    assert "took longer than 0.2 s" in notice and "next digest" in notice
+    [run] = await digest_runs(sessions)
+    assert run.status == "failed"
+    assert fake_xai.chat_requests() == [] and await ledger(sessions) == []
 
 
 async def test_digest_now_posts_the_last_day_and_charges_the_workspace(
