@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.platform import MAX_RATELIMIT_TIMEOUT, PLATFORM
+from bot.grok import MAX_IMAGE_BYTES
 from bot.platform import Attachment, Author, Incoming, Place
 from bot.settings import Settings
 
@@ -40,6 +41,9 @@ TOKEN_HELP = (
 
 MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
+# What a forward's attachments may be to reach Grok as images (bot.grok accepts JPEG and PNG).
+FORWARDED_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+FORWARDED_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ANSWERED_TYPES = {discord.MessageType.default, discord.MessageType.reply}
 THREAD_TYPES = {
     discord.ChannelType.public_thread,
@@ -195,16 +199,48 @@ def mentions_bot(message: discord.Message, bot_id: int) -> bool:
 def clean_text(message: discord.Message, bot_id: int) -> str:
     """The message text without the bot's mention (user or managed role); other user mentions as @name."""
     names = {user.id: user.display_name for user in message.mentions}
+    return _cleaned(message.content, names.get, bot_id=bot_id, role_id=self_role_id(message))
 
+
+def _cleaned(content: str, name_of: Callable[[int], str | None], *, bot_id: int, role_id: int | None) -> str:
     def replace(match: re.Match[str]) -> str:
         user_id = int(match.group(1))
-        return "" if user_id == bot_id else f"@{names.get(user_id, match.group(1))}"
+        return "" if user_id == bot_id else f"@{name_of(user_id) or match.group(1)}"
 
-    text = MENTION.sub(replace, message.content)
-    role_id = self_role_id(message)
+    text = MENTION.sub(replace, content)
     if role_id is not None:
         text = ROLE_MENTION.sub(lambda m: "" if int(m.group(1)) == role_id else m.group(0), text)
     return " ".join(text.split())
+
+
+def forwarded(message: discord.Message, bot_id: int) -> tuple[str, list[discord.Attachment]]:
+    """What a forward quotes: its text (mentions as for typed text; Discord resolves none in a
+    snapshot, so names come from the guild's members) and its JPEG and PNG images within the size
+    limit. Other files are named in the text: the forward is answered, not refused for them."""
+    guild = message.guild
+
+    def name_of(user_id: int) -> str | None:
+        member = guild.get_member(user_id) if guild is not None else None
+        return member.display_name if member is not None else None
+
+    lines: list[str] = []
+    images: list[discord.Attachment] = []
+    for snapshot in message.message_snapshots:
+        quoted = _cleaned(snapshot.content, name_of, bot_id=bot_id, role_id=self_role_id(message))
+        others = []
+        for attachment in snapshot.attachments:
+            kind = (attachment.content_type or "").split(";")[0].strip().lower()
+            is_image = kind in FORWARDED_IMAGE_TYPES or (
+                not kind and attachment.filename.lower().endswith(FORWARDED_IMAGE_SUFFIXES)
+            )
+            if is_image and attachment.size <= MAX_IMAGE_BYTES:
+                images.append(attachment)
+            else:
+                others.append(attachment.filename)
+        files = f" [with files: {', '.join(others)}]" if others else ""
+        if quoted or files:
+            lines.append(f"[forwarded message] {quoted}{files}".rstrip())
+    return "\n".join(lines), images
 
 
 def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Settings) -> Incoming | None:
@@ -235,10 +271,10 @@ def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Se
         isinstance(message.author, discord.Member) and message.author.guild_permissions.manage_guild
     )
     text, attachments = clean_text(message, bot_id), list(message.attachments)
-    for snapshot in message.message_snapshots:  # a forward: what it quotes is what was said
-        quoted = " ".join(snapshot.content.split())
-        text = f"{text}\n[forwarded message] {quoted}".strip() if quoted else text
-        attachments.extend(snapshot.attachments)
+    if message.message_snapshots:  # a forward: what it quotes is what was said
+        quoted, images = forwarded(message, bot_id)
+        text = f"{text}\n{quoted}".strip()
+        attachments.extend(images)
     return Incoming(
         place=place_of(message.channel, guild_id, message_id=str(message.id)),
         author=author_of(message.author, settings, manage_guild=manage_guild),

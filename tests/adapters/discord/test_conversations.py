@@ -172,14 +172,19 @@ async def test_a_forward_into_a_conversation_says_what_it_quotes(stack: Stack) -
     asked = await fake.user_message(world.general, world.alice, "help me with a notice", mention_bot=True)
     await _answered(stack, world.general, "Ask away.")
     thread = fake.add_thread(world.general, "notice", starter_message_id=str(asked["id"]))
-    notice = await fake.user_message(world.random, world.bob, "Office closed on Friday <@999> says so")
+    xai.queue_reply(ScriptedReply(text="Noted."))
+    notice = await fake.user_message(
+        world.random, world.bob, f"<@{fake.bot_user_id}> Office closed on Friday <@999> says so"
+    )
+    await _answered(stack, world.random, "Noted.")  # it mentions the bot: answered where it was said
 
     xai.queue_reply(ScriptedReply(text="It says the office is closed on Friday."))
     await fake.user_message(thread, world.alice, "", forward_of=str(notice["id"]))
     await _answered(stack, thread, "It says the office is closed on Friday.")
 
     sent = str(xai.chat_requests()[-1].json["messages"][-1]["content"])
-    assert "[forwarded message] Office closed on Friday <@999> says so" in sent
+    assert "[forwarded message] Office closed on Friday @999 says so" in sent  # mentions as typed text
+    assert f"<@{fake.bot_user_id}>" not in sent
     assert [m["content"] for m in fake.bot_messages(thread)] == ["It says the office is closed on Friday."]
 
 
@@ -194,3 +199,22 @@ async def test_a_forwarded_image_in_a_dm_reaches_grok(stack: Stack) -> None:
     parts = xai.chat_requests()[-1].json["messages"][-1]["content"]
     images = [p for p in parts if p.get("type") == "image_url"]
     assert len(images) == 1 and images[0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_a_forward_with_a_file_that_is_not_an_image_is_answered_and_names_it(stack: Stack) -> None:
+    fake, world, xai = stack.fake, stack.world, stack.xai
+    notice = await fake.user_message(
+        world.random,
+        world.bob,
+        "Office closed Friday, details attached",
+        attachments=[("details.txt", b"closed all day"), ("map.png", tiny_png(3))],
+    )
+    dm = fake.dm_channel(world.alice)
+    xai.queue_reply(ScriptedReply(text="The office is closed on Friday."))
+    await fake.user_message(dm, world.alice, "", forward_of=str(notice["id"]))
+    await _answered(stack, dm, "The office is closed on Friday.")
+
+    parts = xai.chat_requests()[-1].json["messages"][-1]["content"]
+    [text] = [p["text"] for p in parts if p.get("type") == "text"]
+    assert "[forwarded message] Office closed Friday, details attached [with files: details.txt]" in text
+    assert len([p for p in parts if p.get("type") == "image_url"]) == 1  # map.png
