@@ -11,7 +11,9 @@ counted. The bot is configured only through the environment of ../shared/design/
 message's content or in its first embed's description. That is how a reference bot is measured on
 the same machine, in the same run as ours.
 
-Linux only (/proc). Prints a table and writes bench/results/discord_process.json.
+Linux only (/proc). CPU is counted for the started process and its descendants, in the kernel's
+clock ticks (10 ms), so the total over all answers is exact to 10 ms and one answer's only roughly.
+Prints a table and writes bench/results/discord_process.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import multiprocessing
 import os
 import shlex
+import signal
 import socket
 import statistics
 import subprocess
@@ -132,10 +135,32 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
 # -- the harness --------------------------------------------------------------------------------
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3, the state, is index 0)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the whole process (all its threads, living and ended), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU of the process and its descendants (all their threads, living and ended,
+    and children already reaped), from /proc: a bot started through a wrapper (`sh -c`, `uv run`)
+    runs as the wrapper's child."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = _stat(current)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        todo.extend(children.get(current, ()))
+    return total / TICKS
 
 
 def free_port() -> int:
@@ -232,19 +257,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "GROKBOT_USER_DAILY_USD": "0",
             "GROKBOT_USER_MONTHLY_USD": "0",
         }
-        bot = subprocess.Popen(command, env=env, cwd=args.cwd, stdout=log, stderr=subprocess.STDOUT)
+        bot = subprocess.Popen(
+            command, env=env, cwd=args.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             results = asyncio.run(drive(bot, info["control"], text, args))
         except NeverConnected:
             raise SystemExit(
                 "the bot never connected:\n" + (Path(tmp) / "bot.log").read_text()[-3000:]
             ) from None
-        finally:
-            bot.terminate()
+        finally:  # the whole process group: a wrapper's children too
+            os.killpg(bot.pid, signal.SIGTERM)
             try:
                 bot.wait(10)
             except subprocess.TimeoutExpired:
-                bot.kill()
+                os.killpg(bot.pid, signal.SIGKILL)
             parent.send("stop")
             fakes.join(10)
     return {

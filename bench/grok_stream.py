@@ -147,17 +147,18 @@ async def timer_floor(wakes: int = 300) -> tuple[int, float, float]:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     count = 0
+    start = loop.time()
 
     def tick() -> None:
         nonlocal count
         count += 1
         if count < wakes:
-            loop.call_later(0.01, tick)
+            loop.call_at(start + (count + 1) * 0.01, tick)  # on a fixed grid: 100 a second
         else:
             done.set_result(None)
 
     wall, cpu = time.perf_counter(), time.process_time()
-    loop.call_later(0.01, tick)
+    loop.call_at(start + 0.01, tick)
     await done
     return wakes, time.perf_counter() - wall, time.process_time() - cpu
 

@@ -468,7 +468,8 @@ class FakeSlack:
             wait = bucket.take(now)
         tier = METHOD_TIERS.get(method)
         if self.history_limited and method in HISTORY_METHODS:
-            window = self._windows.setdefault((self.team_id, method), _Window(1, self.history_window))
+            key = (self.team_id, f"{method} limited {self.history_window}")
+            window = self._windows.setdefault(key, _Window(1, self.history_window))
             wait = window.take(now)
         elif tier is not None and wait == 0.0:
             window = self._windows.setdefault((self.team_id, method), _Window(TIER_PER_MINUTE[tier]))

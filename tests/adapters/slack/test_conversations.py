@@ -139,4 +139,5 @@ async def test_channel_history_under_slacks_2025_limit_for_non_marketplace_apps(
     assert [m.text for m in history] == [f"note {i}" for i in range(40)]  # nothing lost to the cap
     pages = stack.slack.calls_to("conversations.history")
     assert len(pages) == 3  # 15 + 15 + 10
-    assert stack.slack.rate_limited <= 2 * len(pages)  # each 429 was waited out, not hammered
+    # One page a second: each page after the first drew a 429, waited out rather than hammered.
+    assert len(pages) - 1 <= stack.slack.rate_limited <= 2 * len(pages)
