@@ -26,7 +26,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import add_loop_option, answer_rows, answer_text, print_table, run_on, save, sent_span
+from bench.timing import (
+    add_loop_option,
+    answer_rows,
+    answer_text,
+    print_table,
+    run_on,
+    save,
+    sent_span,
+    serve_control,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_stream.json"
 SENTENCE = "the quick brown fox jumps over a lazy dog while grok streams every token into discord"
@@ -89,29 +98,20 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
             }
         )
 
-    control = web.Application()
-    control.router.add_post("/mentions", mentions)
-    control.router.add_post("/dump", dump)
-    runner = web.AppRunner(control, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    conn.send(
+    await serve_control(
+        conn,
+        {"/mentions": mentions, "/dump": dump},
         {
-            "control": f"http://127.0.0.1:{port}",
             "token": discord_fake.token,
             "rest_url": discord_fake.rest_url,
             "gateway_url": discord_fake.gateway_url,
             "guild": guild,
             "xai_base_url": xai.base_url,
             "xai_api_key": xai.api_key,
-        }
+        },
+        discord_fake,
+        xai,
     )
-    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
-    await runner.cleanup()
-    await discord_fake.stop()
-    await xai.stop()
 
 
 # -- the bot, in this process -------------------------------------------------------------------

@@ -27,7 +27,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.timing import add_loop_option, answer_rows, answer_text, print_table, run_on, save, sent_span
+from bench.timing import (
+    add_loop_option,
+    answer_rows,
+    answer_text,
+    print_table,
+    run_on,
+    save,
+    sent_span,
+    serve_control,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_stream.json"
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "grok")  # fmt: skip
@@ -90,29 +99,19 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
             {"threads": out, "rate_limited": slack.rate_limited, "calls": calls, "sends": xai.send_log}
         )
 
-    control = web.Application()
-    control.router.add_post("/app", set_app)
-    control.router.add_post("/mentions", mentions)
-    control.router.add_post("/dump", dump)
-    runner = web.AppRunner(control, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    conn.send(
+    await serve_control(
+        conn,
+        {"/app": set_app, "/mentions": mentions, "/dump": dump},
         {
-            "control": f"http://127.0.0.1:{port}",
             "slack_api_url": slack.api_url,
             "bot_token": slack.bot_token,
             "signing_secret": slack.signing_secret,
             "xai_base_url": xai.base_url,
             "xai_api_key": xai.api_key,
-        }
+        },
+        slack,
+        xai,
     )
-    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
-    await runner.cleanup()
-    await slack.stop()
-    await xai.stop()
 
 
 # -- the bot, in this process -------------------------------------------------------------------

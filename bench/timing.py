@@ -4,11 +4,15 @@ bot, the answer they stream, and how they print and save their figures."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from aiohttp import web
 
 from bot.aio import loop_name, run
 from bot.grok import ChatRequest, ContentDelta, Gathering, GrokClient, StreamEvent
@@ -119,3 +123,25 @@ def to_send_times(
             index += 1
         out.append((float(sends[index][0]), length))
     return out
+
+
+async def serve_control(
+    conn: Connection,
+    routes: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    info: Mapping[str, Any],
+    *fakes: Any,
+) -> None:
+    """In the fakes' child process: serve the benchmark's control `routes` (POST) on a loopback
+    port, send `info` and the control URL to the parent, and once the parent says stop, stop the
+    control server and then the `fakes`."""
+    control = web.Application()
+    for path, handler in routes.items():
+        control.router.add_post(path, handler)
+    runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    conn.send({"control": f"http://127.0.0.1:{runner.addresses[0][1]}", **info})
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
+    await runner.cleanup()
+    for fake in fakes:
+        await fake.stop()
