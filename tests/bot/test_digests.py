@@ -329,16 +329,25 @@ class PagedPlatform(FakePlatform):
         return await super().channel_history(place, since=since, until=until, limit=limit)
 
 
+async def paged_digest(
+    sessions: Sessions, grok: GrokClient, fake_xai: FakeXAI, **kwargs: Any
+) -> tuple[Clock, PagedPlatform, Digests]:
+    """A daily digest due now, of 5 messages read a page a minute, with renewals every 10 ms."""
+    clock, platform = Clock(), PagedPlatform(name="slack")
+    digests = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01, **kwargs)
+    await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
+    platform.history = history(5)
+    platform.clock = clock
+    fake_xai.default_reply = ScriptedReply(text=digest_json())
+    clock.now = SLOT
+    return clock, platform, digests
+
+
 async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), PagedPlatform(name="slack")
-    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
+    clock, platform, a = await paged_digest(sessions, grok, fake_xai)
     b = make_digests(sessions, grok, platform, clock, instance="b", renew_every=0.01)
-    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
-    platform.history = history(5)
-    fake_xai.default_reply = ScriptedReply(text=digest_json())
-    clock.now = SLOT
     b_ran: list[int] = []
 
     async def on_page(page: int) -> None:
@@ -353,7 +362,7 @@ async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
         if page == 7:  # 7 minutes in: past a 5-minute lease that was never renewed
             b_ran.append(await b.tick())
 
-    platform.clock, platform.on_page = clock, on_page
+    platform.on_page = on_page
     assert await a.tick() == 1
     assert b_ran == [0]
     assert len(platform.messages) == 1
@@ -364,12 +373,7 @@ async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
 async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform = Clock(), PagedPlatform(name="slack")
-    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
-    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
-    platform.history = history(5)
-    fake_xai.default_reply = ScriptedReply(text=digest_json())
-    clock.now = SLOT
+    _, platform, a = await paged_digest(sessions, grok, fake_xai)
     pages: list[int] = []
 
     async def on_page(page: int) -> None:
@@ -379,7 +383,7 @@ async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
                 await session.exec(update(DigestRun).values(lease_owner="b"))
         await asyncio.sleep(1.0)
 
-    platform.clock, platform.on_page = clock, on_page
+    platform.on_page = on_page
     assert await a.tick() == 0
     assert pages == [0, 1]  # the read was stopped at the first renewal that failed
     assert platform.messages == [] and fake_xai.chat_requests() == []
@@ -389,13 +393,8 @@ async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
 async def test_a_renewal_that_fails_once_does_not_stop_the_run(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock, platform = Clock(), PagedPlatform(name="slack")
+    _, platform, a = await paged_digest(sessions, grok, fake_xai)
     platform.pages = 3
-    a = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01)
-    await a.add(HERE, schedule="09:00", channel=None, created_by="U1")
-    platform.history = history(5)
-    fake_xai.default_reply = ScriptedReply(text=digest_json())
-    clock.now = SLOT
     renew = a._runs._move_run
     failures: list[str] = []
 
@@ -409,7 +408,7 @@ async def test_a_renewal_that_fails_once_does_not_stop_the_run(
         await asyncio.sleep(0.05)  # a few renewal intervals
 
     monkeypatch.setattr(a._runs, "_move_run", busy_once)
-    platform.clock, platform.on_page = clock, on_page
+    platform.on_page = on_page
     assert await a.tick() == 1
     assert failures == ["database is locked"]
     assert len(platform.messages) == 1
