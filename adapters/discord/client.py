@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.platform import MAX_RATELIMIT_TIMEOUT, PLATFORM
-from bot.grok import MAX_IMAGE_BYTES
+from bot.grok import IMAGE_TYPES, MAX_IMAGE_BYTES
 from bot.platform import Attachment, Author, Incoming, Place
 from bot.settings import Settings
 
@@ -41,8 +41,8 @@ TOKEN_HELP = (
 
 MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
-# What a forward's attachments may be to reach Grok as images (bot.grok accepts JPEG and PNG).
-FORWARDED_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+# A forwarded attachment without a declared type is taken for an image by these names (Grok still
+# checks the bytes: bot.grok.image_part).
 FORWARDED_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ANSWERED_TYPES = {discord.MessageType.default, discord.MessageType.reply}
 THREAD_TYPES = {
@@ -223,14 +223,15 @@ def forwarded(message: discord.Message, bot_id: int) -> tuple[str, list[discord.
         member = guild.get_member(user_id) if guild is not None else None
         return member.display_name if member is not None else None
 
+    role_id = self_role_id(message)
     lines: list[str] = []
     images: list[discord.Attachment] = []
     for snapshot in message.message_snapshots:
-        quoted = _cleaned(snapshot.content, name_of, bot_id=bot_id, role_id=self_role_id(message))
+        quoted = _cleaned(snapshot.content, name_of, bot_id=bot_id, role_id=role_id)
         others = []
         for attachment in snapshot.attachments:
             kind = (attachment.content_type or "").split(";")[0].strip().lower()
-            is_image = kind in FORWARDED_IMAGE_TYPES or (
+            is_image = kind in IMAGE_TYPES or (
                 not kind and attachment.filename.lower().endswith(FORWARDED_IMAGE_SUFFIXES)
             )
             if is_image and attachment.size <= MAX_IMAGE_BYTES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.grok.client import REASONING_EFFORT_MODELS, Gathering, GrokClient
 from bot.grok.images import ACCEPTED as ACCEPTED_IMAGES
-from bot.grok.images import MAX_IMAGE_BYTES, image_part, sniff_image_type, user_hash
+from bot.grok.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_part, sniff_image_type, user_hash
 from bot.grok.pacing import Budget, Pacing, Permit, RetryPolicy
 from bot.grok.pricing import (
     DEFAULT_CONTEXT_WINDOW,
@@ -35,6 +35,7 @@ from bot.grok.types import (
 __all__ = [
     "ACCEPTED_IMAGES",
     "DEFAULT_CONTEXT_WINDOW",
+    "IMAGE_TYPES",
     "MAX_IMAGE_BYTES",
     "REASONING_EFFORT_MODELS",
     "TICKS_PER_USD",

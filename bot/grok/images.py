@@ -26,6 +26,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "image/gif"),
 )
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
+IMAGE_TYPES = frozenset(_PIL_FORMATS)  # the MIME types `image_part` accepts
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -46,7 +47,7 @@ def image_part(data: bytes, *, detail: str | None = None) -> ImagePart:
     if len(data) > MAX_IMAGE_BYTES:
         raise BadInput(f"That image is too large ({len(data) / 1048576:.1f} MiB): {ACCEPTED}.")
     mime = sniff_image_type(data)
-    if mime not in _PIL_FORMATS:
+    if mime not in IMAGE_TYPES:
         raise BadInput(f"That file is not a supported image: {ACCEPTED}.")
     try:
         with Image.open(io.BytesIO(data)) as image:
