@@ -124,7 +124,7 @@ class SlackReply:
                 try:
                     await self._placeholder(f"_{line}_")
                 except SlackRefused as exc:
-                    self._relay_or_raise(exc)
+                    self._refused(exc)
                     return
                 self._status, self._status_at = line, now
 
@@ -137,8 +137,7 @@ class SlackReply:
             try:
                 await self._show(text)
             except SlackRefused as exc:
-                self._check_stopped(exc)
-                self._relay_or_raise(exc)
+                self._refused(exc)
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
         async with self._lock:
@@ -147,8 +146,7 @@ class SlackReply:
                     try:
                         await self._finish(text, images=images)
                     except SlackRefused as exc:
-                        self._check_stopped(exc)
-                        self._relay_or_raise(exc)
+                        self._refused(exc)
                 if self._relaying:
                     await self._relay(text, images=images)
                 self._done = True
@@ -168,9 +166,18 @@ class SlackReply:
                 if exc.error != STOPPED:  # stopped: the person needs no notice
                     raise
 
-    def _relay_or_raise(self, exc: SlackRefused) -> None:
-        """Answer through the command's response_url from now on when Slack refused the first
-        post because the bot cannot post here (and there is a response_url); else raise."""
+    def _refused(self, exc: SlackRefused) -> None:
+        """What Slack's refusal of a post or edit means for this answer: AnswerStopped when the
+        person stopped the stream; answering through the command's response_url from now on when
+        the first post was refused because the bot cannot post here (and there is a
+        response_url); otherwise the refusal is raised."""
+        if exc.error == STOPPED:
+            self._done = True
+            part = self._part
+            if part.streaming:
+                part.streaming = False
+                self._api.stream_closed(self._place, part.ts)
+            raise AnswerStopped("the answer was stopped in Slack") from None
         if exc.error in NOT_A_MEMBER and self._relay_url and not self._parts[0].ts:
             log.info(
                 "cannot post in %s (%s): answering through the command's response_url",
@@ -196,17 +203,6 @@ class SlackReply:
         }
         if not await self._platform.respond(self._relay_url, payload):
             raise PlatformError("Slack did not take the answer through the command's response URL")
-
-    def _check_stopped(self, exc: SlackRefused) -> None:
-        """AnswerStopped when Slack refused because the person stopped the stream."""
-        if exc.error != STOPPED:
-            return
-        self._done = True
-        part = self._part
-        if part.streaming:
-            part.streaming = False
-            self._api.stream_closed(self._place, part.ts)
-        raise AnswerStopped("the answer was stopped in Slack") from None
 
     # -- showing text ------------------------------------------------------------------------
 
