@@ -13,7 +13,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,18 +24,8 @@ from bot.errors import (
     AnswerStopped,
     BadInput,
     BotError,
-    DeferredGone,
-    GrokAuthFailed,
-    GrokInvalidOutput,
-    GrokModerated,
-    GrokRateLimited,
     GrokRejected,
-    GrokStreamBroken,
-    GrokUnavailable,
-    PermissionDenied,
     PlatformError,
-    PlatformRateLimited,
-    QuotaExceeded,
 )
 from bot.grok import (
     MAX_IMAGE_BYTES,
@@ -54,9 +44,10 @@ from bot.grok import (
 )
 from bot.jobs import Deferrals
 from bot.platform import Command, Incoming, Place, Platform, Reply
-from bot.quotas import Charge, Quotas, Reservation, Subject, format_usd
+from bot.quotas import Charge, Quotas, Reservation, Subject
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
+from bot.wording import describe
 
 log = logging.getLogger(__name__)
 
@@ -573,57 +564,3 @@ class Engine:
         """Unique per platform delivery (a redelivered event cannot charge twice)."""
         event = incoming.event_id or incoming.message_id or uuid.uuid4().hex
         return f"{kind}:{incoming.place.platform}:{incoming.place.workspace}:{event}"[:160]
-
-
-# -- errors as users read them ----------------------------------------------------------------
-
-
-def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
-    """Say what happened and what to do about it. Never includes secrets or internals."""
-    if isinstance(exc, QuotaExceeded):
-        return _describe_quota(exc, zone=zone, now=now)
-    if isinstance(exc, BadInput | PermissionDenied):
-        return str(exc)
-    if isinstance(exc, GrokAuthFailed):
-        return (
-            "Grok refused this bot's API key, or the xAI account is out of credits or at its "
-            "spending limit. An admin needs to check the xAI console; nothing was charged to you."
-        )
-    if isinstance(exc, GrokRateLimited):
-        return "Grok is busy right now (rate limited). Please try again in a minute; nothing was charged."
-    if isinstance(exc, GrokModerated):
-        return "Grok's content moderation blocked this request; nothing was charged. Try rephrasing it."
-    if isinstance(exc, DeferredGone):
-        return "The deferred answer expired or was lost before it could be collected; nothing was charged."
-    if isinstance(exc, GrokStreamBroken):
-        return "⚠️ The answer was cut off: the connection to Grok dropped. Nothing was charged; ask again."
-    if isinstance(exc, GrokInvalidOutput):
-        return "Grok's reply did not have the expected shape, so I could not use it. Nothing was charged."
-    if isinstance(exc, GrokUnavailable):
-        return "Grok is not reachable right now. Please try again shortly; nothing was charged."
-    if isinstance(exc, GrokRejected):
-        # xAI's own text can name the team or internals: it goes to the log, not the chat.
-        return (
-            f"Grok rejected this request (HTTP {exc.status or 400}); nothing was charged. If you "
-            "chose a model with `model:`, check its name; otherwise an admin can find the details "
-            "in the bot's log."
-        )
-    if isinstance(exc, PlatformRateLimited):
-        return "This chat is sending too many messages right now; please try again in a moment."
-    return f"That did not work: {exc}"
-
-
-def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
-    if exc.unit == "images":
-        used = f"You have used {exc.used_amount} of your {exc.limit_amount} images for today"
-    else:
-        used = (
-            f"This request would pass the {exc.limit} limit of {format_usd(exc.limit_amount)} "
-            f"({format_usd(exc.remaining)} left)"
-        )
-    if exc.resets_at is None:
-        return f"{used}. Ask an admin to raise it."
-    local = exc.resets_at.astimezone(zone)
-    hours, rest = divmod(int((exc.resets_at - now).total_seconds()) // 60, 60)
-    when = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-    return f"{used}. It resets at {when} (in {hours} h {rest} min), or an admin can raise it."

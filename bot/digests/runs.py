@@ -16,7 +16,6 @@ from sqlmodel import col, select
 
 from bot.db import Sessions, conflict_insert
 from bot.digests.compose import Composed, compose
-from bot.engine import describe
 from bot.errors import GrokError, PlatformError
 from bot.grok import GrokClient
 from bot.jobs.claims import LeaseLost, claimable
@@ -25,6 +24,7 @@ from bot.quotas import Charge, Quotas, Subject
 from bot.schedule import Schedule
 from bot.streaming import split_message
 from bot.tables import DigestRun, DigestSchedule
+from bot.wording import describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,78 @@
+"""How errors read to users: what happened and what they can do, never secrets or internals. The
+engine's catch site and the jobs that tell users of failures (digests, deferred answers) word
+errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from bot.errors import (
+    BadInput,
+    BotError,
+    DeferredGone,
+    GrokAuthFailed,
+    GrokInvalidOutput,
+    GrokModerated,
+    GrokRateLimited,
+    GrokRejected,
+    GrokStreamBroken,
+    GrokUnavailable,
+    PermissionDenied,
+    PlatformRateLimited,
+    QuotaExceeded,
+)
+from bot.quotas import format_usd
+
+__all__ = ["describe"]
+
+
+def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
+    """Say what happened and what to do about it. Never includes secrets or internals."""
+    if isinstance(exc, QuotaExceeded):
+        return _describe_quota(exc, zone=zone, now=now)
+    if isinstance(exc, BadInput | PermissionDenied):
+        return str(exc)
+    if isinstance(exc, GrokAuthFailed):
+        return (
+            "Grok refused this bot's API key, or the xAI account is out of credits or at its "
+            "spending limit. An admin needs to check the xAI console; nothing was charged to you."
+        )
+    if isinstance(exc, GrokRateLimited):
+        return "Grok is busy right now (rate limited). Please try again in a minute; nothing was charged."
+    if isinstance(exc, GrokModerated):
+        return "Grok's content moderation blocked this request; nothing was charged. Try rephrasing it."
+    if isinstance(exc, DeferredGone):
+        return "The deferred answer expired or was lost before it could be collected; nothing was charged."
+    if isinstance(exc, GrokStreamBroken):
+        return "⚠️ The answer was cut off: the connection to Grok dropped. Nothing was charged; ask again."
+    if isinstance(exc, GrokInvalidOutput):
+        return "Grok's reply did not have the expected shape, so I could not use it. Nothing was charged."
+    if isinstance(exc, GrokUnavailable):
+        return "Grok is not reachable right now. Please try again shortly; nothing was charged."
+    if isinstance(exc, GrokRejected):
+        # xAI's own text can name the team or internals: it goes to the log, not the chat.
+        return (
+            f"Grok rejected this request (HTTP {exc.status or 400}); nothing was charged. If you "
+            "chose a model with `model:`, check its name; otherwise an admin can find the details "
+            "in the bot's log."
+        )
+    if isinstance(exc, PlatformRateLimited):
+        return "This chat is sending too many messages right now; please try again in a moment."
+    return f"That did not work: {exc}"
+
+
+def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
+    if exc.unit == "images":
+        used = f"You have used {exc.used_amount} of your {exc.limit_amount} images for today"
+    else:
+        used = (
+            f"This request would pass the {exc.limit} limit of {format_usd(exc.limit_amount)} "
+            f"({format_usd(exc.remaining)} left)"
+        )
+    if exc.resets_at is None:
+        return f"{used}. Ask an admin to raise it."
+    local = exc.resets_at.astimezone(zone)
+    hours, rest = divmod(int((exc.resets_at - now).total_seconds()) // 60, 60)
+    when = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return f"{used}. It resets at {when} (in {hours} h {rest} min), or an admin can raise it."
