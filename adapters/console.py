@@ -138,7 +138,11 @@ class ConsolePlatform:
     async def download(self, attachment: Attachment) -> bytes:
         if attachment.data is not None:
             return attachment.data
-        return await asyncio.to_thread(Path(attachment.url).read_bytes)
+        path = Path(attachment.url)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            raise BadInput(f"No file at `{path}`: `image:` takes the path of a JPEG or PNG file.") from None
 
     async def channel_history(
         self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
@@ -147,7 +151,8 @@ class ConsolePlatform:
 
 
 def to_incoming(line: str, *, author: Author, number: int, session: str = "") -> Incoming:
-    """A typed line → Incoming. `/cmd ...` is a command; `image:<path>` on ask attaches a file.
+    """A typed line → Incoming. `/cmd ...` is a command; `image:<path>` on ask attaches a file (read,
+    and refused when missing, by the engine like any attachment).
 
     Ids carry the session, so that two console sessions never share a charge's idempotency key."""
     text = line.strip()
@@ -159,9 +164,8 @@ def to_incoming(line: str, *, author: Author, number: int, session: str = "") ->
     if command.name == "ask" and "image" in command.options:
         options = dict(command.options)
         path = Path(options.pop("image")).expanduser()
-        if not path.is_file():
-            raise BadInput(f"No file at `{path}`: `image:` takes the path of a JPEG or PNG file.")
-        attachments = (Attachment(path.name, None, path.stat().st_size, url=str(path)),)
+        size = path.stat().st_size if path.is_file() else 0  # a missing file is told when read
+        attachments = (Attachment(path.name, None, size, url=str(path)),)
         command = Command(name="ask", options=options, text=command.text)
     return replace(
         Incoming(place=PLACE, author=author, message_id=message_id, event_id=message_id),
@@ -195,10 +199,5 @@ async def converse(engine: Engine, platform: ConsolePlatform, *, lines: TextIO) 
         if text in QUIT:
             break
         platform.log.append(ChannelMessage(f"{session}u{number}", author, text, datetime.now(UTC)))
-        try:
-            incoming = to_incoming(text, author=author, number=number, session=session)
-        except BadInput as exc:
-            platform.write(f"⚠️  {exc}\n")
-            continue
-        await engine.handle(incoming, platform)
+        await engine.handle(to_incoming(text, author=author, number=number, session=session), platform)
     platform.write("bye\n")

@@ -43,7 +43,7 @@ from bot.grok import (
     user_hash,
 )
 from bot.jobs import Deferrals
-from bot.platform import Command, Incoming, Place, Platform, Reply
+from bot.platform import Command, Feedback, Incoming, Place, Platform, Reply
 from bot.quotas import Charge, Quotas, Reservation, Subject
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
@@ -59,6 +59,7 @@ REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
 DEFAULT_REASONING_ALLOWANCE = 8_000
 NON_REASONING = ("non-reasoning", "grok-3", "grok-2")
 THINKING_TICK_S = 2.0
+FEEDBACK_VALUES = ("good", "bad")
 WORD_COMMANDS = frozenset({"reset", "help", "usage"})  # a message of just this word runs it
 CACHE_SIZE = 10_000  # conversations and system prompts remembered per process
 SYSTEM_PROMPT_TTL_S = 60.0
@@ -131,30 +132,52 @@ class Engine:
 
     # -- entry points -------------------------------------------------------------------------
 
-    async def handle(self, incoming: Incoming, platform: Platform) -> None:
-        """Answer one incoming message or command. Never raises: failures are told to the user."""
-        try:
+    async def handle(self, incoming: Incoming, platform: Platform) -> bool:
+        """Answer one message or command from a person. Never raises: failures are told to them.
+        False when the delivery was a repeat of one already answered (`Incoming.deduplicate`)."""
+        async with self._telling(platform, incoming.place, incoming.author.id):
+            if incoming.deduplicate and incoming.event_id and not await self._first_delivery(incoming):
+                return False
             await self._route(incoming, platform)
+        return True
+
+    async def feedback(self, feedback: Feedback, platform: Platform) -> None:
+        """Record a person's feedback on an answer. Never raises: failures are told to them."""
+        async with self._telling(platform, feedback.place, feedback.user_id):
+            if feedback.value not in FEEDBACK_VALUES:
+                raise BadInput("Feedback on an answer is 👍 or 👎.")
+            await store.record_feedback(
+                self.sessions,
+                feedback.place,
+                message_id=feedback.message_id,
+                user_id=feedback.user_id,
+                value=feedback.value,
+                now=self.clock(),
+            )
+
+    @contextlib.asynccontextmanager
+    async def _telling(self, platform: Platform, place: Place, user_id: str) -> AsyncIterator[None]:
+        """The one catch site: an expected error is worded for the person (privately where the
+        platform can); anything else is logged with a traceback and they get an id to quote."""
+        try:
+            yield
         except BotError as exc:
-            await self._tell(platform, incoming, self.describe(exc))
+            await self._tell(platform, place, user_id, self.describe(exc))
         except Exception:
-            # The one catch-all: log with a traceback, tell the user an id they can quote.
             error_id = uuid.uuid4().hex[:8]
-            log.exception("unexpected error %s in %s", error_id, incoming.place.key)
+            log.exception("unexpected error %s in %s", error_id, place.key)
             await self._tell(
                 platform,
-                incoming,
+                place,
+                user_id,
                 f"Sorry, something went wrong on my side. If it keeps happening, tell an admin "
                 f"the error id `{error_id}`.",
             )
 
-    async def claim_event(self, platform: str, event_id: str) -> bool:
-        """True the first time a platform delivery id is seen (on any instance), else False."""
-        return await store.claim_event(self.sessions, platform=platform, event_id=event_id, now=self.clock())
-
-    async def record_feedback(self, place: Place, *, message_id: str, user_id: str, value: str) -> None:
-        await store.record_feedback(
-            self.sessions, place, message_id=message_id, user_id=user_id, value=value, now=self.clock()
+    async def _first_delivery(self, incoming: Incoming) -> bool:
+        """True the first time this platform delivery id is seen, on any instance."""
+        return await store.claim_event(
+            self.sessions, platform=incoming.place.platform, event_id=incoming.event_id, now=self.clock()
         )
 
     def is_admin(self, incoming: Incoming) -> bool:
@@ -177,11 +200,11 @@ class Engine:
             log.warning("xAI rejected a request (HTTP %s): %s", exc.status, exc)  # the key is redacted
         return describe(exc, zone=self.settings.zone, now=self.clock())
 
-    async def _tell(self, platform: Platform, incoming: Incoming, text: str) -> None:
+    async def _tell(self, platform: Platform, place: Place, user_id: str, text: str) -> None:
         try:
-            await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+            await platform.post_text(place, text, private_to=user_id)
         except PlatformError:
-            log.warning("could not tell the user in %s what happened", incoming.place.key)
+            log.warning("could not tell the user in %s what happened", place.key)
 
     async def _route(self, incoming: Incoming, platform: Platform) -> None:
         command = incoming.command
@@ -195,6 +218,8 @@ class Engine:
         ):
             command = Command(name=word)
             incoming = replace(incoming, command=command)
+        if command is not None and command.error:
+            raise BadInput(command.error)
         if command is None or command.name == "ask":
             turn = await self._resolve_turn(incoming)
             if turn is not None:

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from bot.errors import BadInput
-
 COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "reset", "help")
 TEXTLESS = ("usage", "reset", "help")  # take options only: more words mean a question
 
@@ -59,6 +57,8 @@ class Command:
     name: str  # one of COMMANDS
     options: Mapping[str, str] = field(default_factory=dict)
     text: str = ""  # the free text: the prompt, or a subcommand's arguments
+    # What is wrong with a command typed as text (parse_command_text); the engine tells the user.
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,19 @@ class Incoming:
     reply_to: str = ""  # the message this one replies to (a bot message continues its conversation)
     event_id: str = ""  # the platform's delivery id (dedup, idempotent charging)
     addressed: bool = True  # mentioned, a DM, or a command; False: answer only inside a conversation
+    # The platform may deliver this more than once (Slack's retries, two gateway sessions on one
+    # token): the engine answers only the first delivery of `event_id`, across instances.
+    deduplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A person's reaction to one of the bot's answers (Slack's feedback buttons)."""
+
+    place: Place
+    message_id: str
+    user_id: str
+    value: str  # "good" | "bad", as the platform's buttons send it
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,7 @@ def parse_command_text(text: str) -> Command:
     Unknown command names become `ask` with the whole text as the prompt, and so do the
     option-only commands followed by words (`help me write a poem`, `usage of semicolons`).
     Options are only read before the free text begins, so `ask what is 2:30 in seconds` keeps
-    its colon.
+    its colon. It never raises: what is wrong is carried in `Command.error`, for the engine to tell.
     """
     words = text.strip().split()
     if not words:
@@ -192,7 +205,7 @@ def parse_command_text(text: str) -> Command:
     while rest and _is_option(rest[0]):
         key, _, value = rest.pop(0).partition(":")
         if key.lower() in options:
-            raise BadInput(f"The option `{key}` is given twice.")
+            return Command(name=name, error=f"The option `{key}` is given twice.")
         options[key.lower()] = value
     if name in TEXTLESS and rest:
         return Command(name="ask", text=text.strip())

@@ -359,7 +359,4 @@ class DiscordAdapter:
         self._spawn(self._handle_message(incoming, message), name=f"discord-message-{message.id}")
 
     async def _handle_message(self, incoming: Incoming, message: discord.Message) -> None:
-        # The same token on two processes delivers every event twice: the database picks one.
-        if not await self.engine.claim_event(PLATFORM, incoming.event_id):
-            return
         await self.engine.handle(incoming, MessagePlatform(self.platform, message))

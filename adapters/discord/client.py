@@ -284,5 +284,7 @@ def incoming_from_message(message: discord.Message, *, bot_id: int, settings: Se
         message_id=str(message.id),
         reply_to=reply_to,
         event_id=str(message.id),
+        # The same token on two processes delivers every event twice: the database picks one.
+        deduplicate=True,
         addressed=mentioned or guild_id is None,
     )

@@ -11,7 +11,8 @@ Composition root:
     await web.stop(); await slack.stop()              # stop() lets answers in flight finish first
 
 Every request is acknowledged at once; the work runs afterwards in tasks the adapter tracks.
-Redeliveries of an event id are answered 200 and dropped (claimed in the database via the engine).
+Redeliveries of an event id are answered 200 and dropped (the engine claims each event id in the
+database, across instances).
 """
 
 from __future__ import annotations
@@ -38,11 +39,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.api import SlackApi, SlackRefused
 from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, recipient_team, thread_of
 from adapters.slack.messages import FEEDBACK_ACTION
-from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
+from adapters.slack.mrkdwn import unescape
 from adapters.slack.pacing import Pacer
 from adapters.slack.platform import ANSWERING_COMMAND, SlackPlatform
-from bot.errors import BadInput, PlatformError
-from bot.platform import Author, Capabilities, Command, Incoming, Place, Platform, parse_command_text
+from bot.errors import PlatformError
+from bot.platform import (
+    Author,
+    Capabilities,
+    Command,
+    Feedback,
+    Incoming,
+    Place,
+    Platform,
+    parse_command_text,
+)
 from bot.settings import Settings
 from bot.web import WebServer
 
@@ -57,9 +67,8 @@ STOP_GRACE_S = 10.0
 class EngineLike(Protocol):
     """What the adapter needs of bot.engine.Engine."""
 
-    async def handle(self, incoming: Incoming, platform: Platform) -> None: ...
-    async def claim_event(self, platform: str, event_id: str) -> bool: ...
-    async def record_feedback(self, place: Place, *, message_id: str, user_id: str, value: str) -> None: ...
+    async def handle(self, incoming: Incoming, platform: Platform) -> bool: ...
+    async def feedback(self, feedback: Feedback, platform: Platform) -> None: ...
 
 
 Next = Callable[[], Awaitable[BoltResponse]]
@@ -76,27 +85,6 @@ class DropNoise(AsyncMiddleware):
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
     ) -> BoltResponse | None:
         if is_noise(req.body, self._bot_user_id()):
-            return BoltResponse(status=200, body="")
-        return await next()
-
-
-class Deduplicate(AsyncMiddleware):
-    """A redelivered event id (X-Slack-Retry-Num, or another instance got it first) is answered 200
-    with an empty body: returning without next() would make Bolt answer 404 and Slack retry again."""
-
-    def __init__(self, claim: Callable[[str, str], Awaitable[bool]], duplicates: Counter) -> None:
-        self._claim = claim
-        self._duplicates = duplicates
-
-    async def async_process(
-        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
-    ) -> BoltResponse | None:
-        event_id = req.body.get("event_id")
-        is_event = req.body.get("type") == "event_callback" and isinstance(event_id, str) and event_id
-        if is_event and not await self._claim("slack", str(event_id)):
-            self._duplicates.inc()
-            retry = (req.headers.get("x-slack-retry-num") or ["0"])[0]
-            log.info("redelivery of %s (retry %s) dropped", event_id, retry)
             return BoltResponse(status=200, body="")
         return await next()
 
@@ -156,7 +144,6 @@ class SlackAdapter:
             attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("slack_bolt"),
         )
-        self.app.use(Deduplicate(engine.claim_event, self._duplicates))
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.command(COMMAND)(self._on_command)
@@ -267,12 +254,8 @@ class SlackAdapter:
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         self._events.labels("command").inc()
-        try:
-            parsed = parse_command_text(unescape(str(command.get("text") or "")))
-        except BadInput as exc:
-            await ack(text=markdown_to_mrkdwn(f"⚠️ {exc}"))  # shown only to the caller
-            return
         await ack()
+        parsed = parse_command_text(unescape(str(command.get("text") or "")))
         self._spawn(self._command(command, parsed), "slack:command")
 
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -286,15 +269,13 @@ class SlackAdapter:
             str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
             str(container.get("thread_ts") or message.get("thread_ts") or ""),
         )
-        self._spawn(
-            self.engine.record_feedback(
-                place,
-                message_id=str(container.get("message_ts") or message.get("ts") or ""),
-                user_id=str((body.get("user") or {}).get("id") or ""),
-                value=str(action.get("value") or ""),
-            ),
-            "slack:feedback",
+        feedback = Feedback(
+            place,
+            message_id=str(container.get("message_ts") or message.get("ts") or ""),
+            user_id=str((body.get("user") or {}).get("id") or ""),
+            value=str(action.get("value") or ""),
         )
+        self._spawn(self.engine.feedback(feedback, self.platform), "slack:feedback")
 
     # -- the work ------------------------------------------------------------------------------
 
@@ -309,7 +290,10 @@ class SlackAdapter:
         self.platform.remember_thread_user(channel, thread_of(event), user, recipient_team(body, event))
         author = await self.platform.author(team, user)
         incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
-        await self.engine.handle(await self.platform.with_files(incoming), self.platform)
+        if not await self.engine.handle(await self.platform.with_files(incoming), self.platform):
+            # A redelivery (Slack retried, or another instance got it first): answered once.
+            self._duplicates.inc()
+            log.info("redelivery of %s dropped", incoming.event_id)
 
     async def _command(self, command: dict[str, Any], parsed: Command) -> None:
         team = str(command.get("team_id") or "")

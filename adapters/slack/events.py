@@ -115,6 +115,7 @@ def incoming_from_event(
         message_id=ts,
         reply_to=thread_ts if thread_ts and thread_ts != ts else "",
         event_id=str(body.get("event_id") or ""),
+        deduplicate=True,
         addressed=addressed,
     )
 

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image as PILImage
 
-from adapters.console import ConsolePlatform, run_console, to_incoming
-from bot.errors import BadInput
+from adapters.console import ConsolePlatform, run_console
 from bot.grok import GrokClient
 from bot.platform import Author
 from tests.bot.engine_env import build
@@ -73,9 +71,16 @@ async def test_image_paths_attach_files(
     assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
 
 
-def test_a_missing_image_file_says_what_image_takes(tmp_path: Path) -> None:
-    with pytest.raises(BadInput, match="JPEG or PNG"):
-        to_incoming(f"/ask image:{tmp_path / 'nope.png'} hi", author=ME, number=1)
+async def test_a_missing_image_file_says_what_image_takes(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    output = await converse(
+        env, f"/ask image:{tmp_path / 'nope.png'} hi\n/imagine count:1 count:2 fox\n", tmp_path
+    )
+    assert "No file at" in output and "JPEG or PNG" in output  # told by the engine, and nothing asked
+    assert "given twice" in output
+    assert not fake_xai.chat_requests()
 
 
 def test_tty_status_is_overwritten_in_place() -> None:

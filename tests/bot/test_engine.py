@@ -18,7 +18,7 @@ from sqlmodel import col
 from bot import store
 from bot.grok import GrokClient
 from bot.grok.net import AsyncioTransport
-from bot.platform import Attachment, Author, Command, Place
+from bot.platform import Attachment, Author, Command, Feedback, Place, parse_command_text
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
 from bot.tables import QuotaCounter, Turn, UsageEvent
@@ -414,9 +414,30 @@ async def test_a_long_answer_is_split_without_losing_text(
 
 
 async def test_redelivered_events_are_claimed_once(env: EngineEnv) -> None:
-    assert await env.engine.claim_event("slack", "Ev1") is True
-    assert await env.engine.claim_event("slack", "Ev1") is False
-    assert await env.engine.claim_event("discord", "Ev1") is True
+    for _ in range(3):
+        env.fake.queue_reply(ScriptedReply(text="once"))
+    slack = replace(env.said("hello"), event_id="Ev1", deduplicate=True)
+    assert await env.engine.handle(slack, env.platform) is True
+    assert await env.engine.handle(slack, env.platform) is False
+    other = replace(slack, place=replace(slack.place, platform="discord"))
+    assert await env.engine.handle(other, env.platform) is True
+    assert len(env.fake.chat_requests()) == 2  # the repeat was not answered
+
+
+async def test_a_command_typed_wrong_is_told_by_the_engine(env: EngineEnv) -> None:
+    await env.say(command=parse_command_text("imagine count:1 count:2 a fox"))
+    told = [m for m in env.platform.messages if m.private_to == ALICE.id]
+    assert "given twice" in told[-1].text
+    assert not [r for r in env.fake.requests if r.path.endswith("/images/generations")]
+
+
+async def test_feedback_goes_through_the_engine_and_bad_values_are_told(env: EngineEnv) -> None:
+    place = Place("fake", "W1", "C1", "t1")
+    await env.engine.feedback(Feedback(place, "m1", "U1", "good"), env.platform)
+    await env.engine.feedback(Feedback(place, "m1", "U2", "meh"), env.platform)
+    assert await store.feedback_counts(env.engine.sessions, platform="fake") == {"good": 1}
+    told = [m for m in env.platform.messages if m.private_to == "U2"]
+    assert "👍 or 👎" in told[-1].text
 
 
 async def test_each_answer_stores_model_fingerprint_tokens_and_cost(env: EngineEnv) -> None:
