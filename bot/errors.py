@@ -114,7 +114,13 @@ class GrokInvalidOutput(GrokError):
 
 
 class PlatformError(BotError):
-    pass
+    """Discord or Slack refused or failed an action. The message is for the log (it may name
+    internals); `user_text`, when set, is what the refusal means for the person who asked (e.g.
+    "invite me to this channel"), and the wording place shows it instead of a generic sentence."""
+
+    def __init__(self, message: str, *, user_text: str = "") -> None:
+        self.user_text = user_text
+        super().__init__(message)
 
 
 class PlatformUncertain(PlatformError):
