@@ -16,12 +16,12 @@ from sqlmodel import col, select
 
 from bot.db import Sessions, conflict_insert
 from bot.digests.compose import Composed, compose
+from bot.digests.recurrence import Schedule
 from bot.errors import GrokError, PlatformError
 from bot.grok import GrokClient
 from bot.jobs.claims import LeaseLost, claimable
 from bot.platform import ChannelMessage, Place, Platform
 from bot.quotas import Charge, Quotas, Subject
-from bot.schedule import Schedule
 from bot.streaming import split_message
 from bot.tables import DigestRun, DigestSchedule
 from bot.wording import describe

@@ -15,12 +15,12 @@ from sqlmodel import col, select
 from bot.db import Sessions
 from bot.digests.command import answer
 from bot.digests.compose import CHUNK_CHARS
+from bot.digests.recurrence import Schedule, parse_schedule
 from bot.digests.runs import READ_DEADLINE_S, DigestOutcome, Runs
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
 from bot.platform import Incoming, Place, Platform
 from bot.quotas import Quotas
-from bot.schedule import Schedule, parse_schedule
 from bot.tables import DigestSchedule
 
 log = logging.getLogger(__name__)

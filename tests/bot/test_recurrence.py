@@ -1,4 +1,4 @@
-"""Digest schedules: friendly forms, Unix cron with Sunday as 0 and 7, time zones, refusals."""
+"""When digests recur: friendly forms, Unix cron with Sunday as 0 and 7, time zones, refusals."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from itertools import pairwise
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.digests.recurrence import ACCEPTED, Schedule, compile_schedule, parse_schedule
 from bot.errors import BadInput
-from bot.schedule import ACCEPTED, Schedule, compile_schedule, parse_schedule
 
 # Thursday 26 November 2026, noon UTC.
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -1,5 +1,5 @@
-"""Digest schedules: parse what users type ("09:00", "weekdays 17:30", 5-field Unix cron, "tz:Zone")
-into a normalised Unix cron in a time zone, and compute fire times with APScheduler's CronTrigger.
+"""When a digest recurs: what users type ("09:00", "weekdays 17:30", 5-field Unix cron, "tz:Zone")
+parsed into a normalised Unix cron in a time zone, and its fire times from APScheduler's CronTrigger.
 """
 
 from __future__ import annotations
