@@ -9,6 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import BigInteger, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from bot.db import Sessions, create_engine, session_factory
@@ -389,8 +392,45 @@ async def test_zero_means_unlimited(sessions: Sessions) -> None:
     )
     await quotas.reserve(ALICE, ticks=10_000 * TICKS_PER_USD, images=1000)
     rows = await counters(sessions)
-    # Past 2^31 ticks: the counters are BIGINT on PostgreSQL too.
+    # Past 2^31 ticks: PostgreSQL would refuse it in a 32-bit column; SQLite stores any integer, so
+    # test_every_tick_column_is_64_bit checks the declared types on both.
     assert rows[ALICE.spend_key, "2026-11"] == (10_000 * TICKS_PER_USD, 0)
+
+
+def _counts_ticks_or_tokens(table: str, column: str) -> bool:
+    return column.endswith(("_ticks", "_tokens")) or (table, column) in {
+        ("quota_counter", "used"),
+        ("quota_counter", "limit"),
+    }
+
+
+def _column_types(connection: Connection) -> dict[tuple[str, str], Any]:
+    inspector = inspect(connection)
+    return {
+        (table, column["name"]): column["type"]
+        for table in inspector.get_table_names()
+        for column in inspector.get_columns(table)
+    }
+
+
+async def test_every_tick_column_is_64_bit(engine: AsyncEngine) -> None:
+    """Money in ticks passes 2^31 at about $0.21: every money and token column of the migrated
+    schema is a 64-bit integer, as SQLite declares it and as PostgreSQL stores it."""
+    async with engine.connect() as connection:
+        types = await connection.run_sync(_column_types)
+    counted = {key: kind for key, kind in types.items() if _counts_ticks_or_tokens(*key)}
+    assert {
+        ("quota_counter", "used"),
+        ("quota_counter", "limit"),
+        ("quota_override", "daily_ticks"),
+        ("quota_override", "monthly_ticks"),
+        ("usage_event", "cost_ticks"),
+        ("usage_event", "prompt_tokens"),
+        ("turn", "cost_ticks"),
+        ("digest_run", "cost_ticks"),
+    } <= set(counted)
+    narrow = {key: str(kind) for key, kind in counted.items() if not isinstance(kind, BigInteger)}
+    assert narrow == {}, f"32-bit money or token columns: {narrow}"
 
 
 # ---- charge without reservation, sweeping -------------------------------------------------------
