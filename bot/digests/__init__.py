@@ -6,40 +6,15 @@ first post: a successor finding it with an expired lease marks the run failed in
 again (at most once; the one window is a crash during the post itself). `running` with an expired
 lease is taken over and run again, since nothing was posted yet.
 
-Modules: `schedules` (Digests: add, list, remove, digest now), `command` (the chat command), `runs`
-(claiming and running slots, the states above) and `compose` (schema, chunks, merge, Markdown).
+Modules: `book` (Digests: add, list, remove, digest now; the entry points), `command` (the chat
+command, over the DigestDesk it needs), `recurrence` (schedules as typed: daily times, weekdays,
+cron), `store` (the SQL, behind values), `runs` (claiming slots, taking over abandoned runs, the
+lease of a ScheduledRun), `making` (read and compose, post, charge: the steps every run shares)
+and `compose` (schema, chunks, merge, Markdown).
 """
 
 from __future__ import annotations
 
-from bot.digests.command import USAGE_TEXT
-from bot.digests.compose import (
-    ANSWER_TOKENS,
-    CHUNK_CHARS,
-    DIGEST_SCHEMA,
-    ITEMS,
-    MAX_MESSAGE_CHARS,
-    SECTIONS,
-    SYSTEM_PROMPT,
-    merge,
-    render,
-)
-from bot.digests.runs import DigestOutcome
-from bot.digests.schedules import MAX_PER_WORKSPACE, DigestInfo, Digests
+from bot.digests.book import Digests
 
-__all__ = [
-    "ANSWER_TOKENS",
-    "CHUNK_CHARS",
-    "DIGEST_SCHEMA",
-    "ITEMS",
-    "MAX_MESSAGE_CHARS",
-    "MAX_PER_WORKSPACE",
-    "SECTIONS",
-    "SYSTEM_PROMPT",
-    "USAGE_TEXT",
-    "DigestInfo",
-    "DigestOutcome",
-    "Digests",
-    "merge",
-    "render",
-]
+__all__ = ["Digests"]

@@ -29,7 +29,7 @@ shared with the digest runs) and `timer` (Jobs, the heartbeats and the /readyz c
 
 from __future__ import annotations
 
-from bot.jobs.claims import claimable
+from bot.jobs.claims import LeaseLost, claimable
 from bot.jobs.deferred import (
     EMPTY_ANSWER,
     EXPIRY,
@@ -54,6 +54,7 @@ __all__ = [
     "Deferrals",
     "DigestTicker",
     "Jobs",
+    "LeaseLost",
     "_Work",  # the claimed row's values: tests type their crash-injecting step hook with it
     "beat",
     "claimable",

@@ -16,7 +16,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from bot.db import Sessions, create_engine, session_factory
-from bot.digests import DIGEST_SCHEMA, Digests, merge, render
+from bot.digests import Digests
+from bot.digests.command import USAGE_TEXT, DigestDesk, answer
+from bot.digests.compose import DIGEST_SCHEMA, merge, render
+from bot.digests.making import DigestOutcome
+from bot.digests.recurrence import Schedule
+from bot.digests.store import DigestInfo, DigestStore, Lease
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
 from bot.jobs import Jobs, heartbeats
@@ -72,10 +77,9 @@ def make_digests(
     clock: Clock,
     *,
     instance: str = "a",
-    cls: type[Digests] = Digests,
     **kwargs: Any,
 ) -> Digests:
-    return cls(
+    return Digests(
         sessions=sessions,
         grok=grok,
         quotas=make_quotas(sessions, clock),
@@ -103,14 +107,14 @@ async def test_add_list_remove_with_permissions(sessions: Sessions, grok: GrokCl
     other = await digests.add(HERE, schedule="09:00", channel="C2", created_by="U9", is_admin=True)
     elsewhere = Place("slack", "T2", "C1")
     await digests.add(elsewhere, schedule="09:00", channel=None, created_by="U1")
-    assert [d.id for d in await digests.list(HERE)] == [info.id, other.id]
+    assert [d.id for d in await digests.workspace_digests(HERE)] == [info.id, other.id]
     with pytest.raises(PermissionDenied):
         await digests.remove(HERE, info.id, by="U2")
     assert not await digests.remove(elsewhere, info.id, by="U1")  # another workspace's id
     assert await digests.remove(HERE, info.id, by="U1")
     assert await digests.remove(HERE, other.id, by="U1", is_admin=True)
     assert not await digests.remove(HERE, info.id, by="U1")
-    assert await digests.list(HERE) == []
+    assert await digests.workspace_digests(HERE) == []
 
 
 async def test_the_digest_command(sessions: Sessions, grok: GrokClient) -> None:
@@ -131,7 +135,7 @@ async def test_the_digest_command(sessions: Sessions, grok: GrokClient) -> None:
     with pytest.raises(PermissionDenied):
         await digests.command(options, platform, is_admin=False)
     assert "summarising <#C7>" in await digests.command(options, platform, is_admin=True)
-    assert (await digests.list(HERE))[1].schedule.describe() == "Sun at 08:00 (UTC)"
+    assert (await digests.workspace_digests(HERE))[1].schedule.describe() == "Sun at 08:00 (UTC)"
     with pytest.raises(BadInput) as bad:
         await digests.command(said("add schedule:sometimes"), platform, is_admin=False)
     assert "weekdays 17:30" in str(bad.value) and "0 or 7 = Sunday" in str(bad.value)
@@ -142,6 +146,54 @@ async def test_the_digest_command(sessions: Sessions, grok: GrokClient) -> None:
     with pytest.raises(BadInput) as unknown:
         await digests.command(said("explode"), platform, is_admin=False)
     assert "digest add schedule:" in str(unknown.value)
+
+
+class RecordingDesk:
+    """A DigestDesk that records what the `digest` command asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def add(
+        self, place: Place, *, schedule: str, channel: str | None, created_by: str, is_admin: bool = False
+    ) -> DigestInfo:
+        self.calls.append(("add", dict(schedule=schedule, channel=channel, by=created_by, admin=is_admin)))
+        daily = Schedule("0 9 * * *", "UTC")
+        return DigestInfo(7, place, channel or place.channel, daily, SLOT, None, True, created_by)
+
+    async def workspace_digests(self, place: Place) -> list[DigestInfo]:
+        self.calls.append(("list", dict(place=place)))
+        return []
+
+    async def remove(self, place: Place, digest_id: int, *, by: str, is_admin: bool = False) -> bool:
+        self.calls.append(("remove", dict(digest_id=digest_id, by=by, admin=is_admin)))
+        return False
+
+    async def run_now(
+        self, place: Place, channel: str | None = None, *, is_admin: bool = False
+    ) -> DigestOutcome:
+        self.calls.append(("now", dict(channel=channel, admin=is_admin)))
+        return DigestOutcome("failed", 0, 0)
+
+
+async def test_the_command_reads_words_and_options_for_any_digest_desk() -> None:
+    desk: DigestDesk = RecordingDesk()
+    options = {"action": "add", "channel": "<#C7|random>"}
+    add = Incoming(place=HERE, author=BEN, command=Command("digest", options, "mon 09:00 tz:Europe/Berlin"))
+    assert await answer(desk, add, is_admin=True) == (
+        "Digest #7 added: every day at 09:00 (UTC), summarising <#C7>, posted here. "
+        "Next run: Fri 27 Nov 09:00."
+    )
+    assert await answer(desk, said(""), is_admin=False) == "No digests in this workspace yet. " + USAGE_TEXT
+    assert "no digest #12" in await answer(desk, said("remove #12"), is_admin=False)
+    failed = await answer(desk, said("now channel:#C9"), is_admin=True)
+    assert failed == "The digest could not be made (see above); nothing was charged."
+    assert desk.calls == [
+        ("add", dict(schedule="mon 09:00 tz:Europe/Berlin", channel="C7", by="U2", admin=True)),
+        ("list", dict(place=HERE)),  # a bare `digest` lists
+        ("remove", dict(digest_id=12, by="U1", admin=False)),
+        ("now", dict(channel="C9", admin=True)),
+    ]
 
 
 async def test_a_digest_of_300_messages_in_parts(
@@ -329,42 +381,67 @@ class PagedPlatform(FakePlatform):
         return await super().channel_history(place, since=since, until=until, limit=limit)
 
 
+class Renewals:
+    """The pause between two lease renewals, ended by the test (an injected sleep): `renew()` lets
+    the run renew its lease once and returns when that renewal is over and the run pauses again."""
+
+    def __init__(self) -> None:
+        self._state = asyncio.Condition()
+        self._pauses = 0  # pauses begun
+        self._ended = 0  # pauses ended: by renew(), or cancelled when the read was over first
+
+    async def __call__(self, seconds: float) -> None:
+        async with self._state:
+            self._pauses += 1
+            self._state.notify_all()
+            try:
+                await self._state.wait_for(lambda: self._ended >= self._pauses)
+            finally:
+                self._ended = self._pauses
+
+    async def renew(self) -> None:
+        async with self._state:
+            await self._state.wait_for(lambda: self._pauses > self._ended)
+            self._ended += 1
+            self._state.notify_all()
+            await self._state.wait_for(lambda: self._pauses > self._ended)
+
+
 async def paged_digest(
     sessions: Sessions, grok: GrokClient, fake_xai: FakeXAI, **kwargs: Any
-) -> tuple[Clock, PagedPlatform, Digests]:
-    """A daily digest due now, of 5 messages read a page a minute, with renewals every 10 ms."""
-    clock, platform = Clock(), PagedPlatform(name="slack")
-    digests = make_digests(sessions, grok, platform, clock, instance="a", renew_every=0.01, **kwargs)
+) -> tuple[Clock, PagedPlatform, Digests, Renewals]:
+    """A daily digest due now, of 5 messages read a page a minute, with renewals paced by the test."""
+    clock, platform, renewals = Clock(), PagedPlatform(name="slack"), Renewals()
+    digests = make_digests(sessions, grok, platform, clock, instance="a", sleep=renewals, **kwargs)
     await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
     platform.history = history(5)
     platform.clock = clock
     fake_xai.default_reply = ScriptedReply(text=digest_json())
     clock.now = SLOT
-    return clock, platform, digests
+    return clock, platform, digests, renewals
 
 
 async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    clock, platform, a = await paged_digest(sessions, grok, fake_xai)
-    b = make_digests(sessions, grok, platform, clock, instance="b", renew_every=0.01)
+    clock, platform, a, renewals = await paged_digest(sessions, grok, fake_xai)
+    b = make_digests(sessions, grok, platform, clock, instance="b")
     b_ran: list[int] = []
+    leases: list[timedelta] = []
 
     async def on_page(page: int) -> None:
-        # A page takes a minute of the clock, and as long as a renewal needs (2 s at most).
-        for _ in range(200):
-            [run] = await digest_runs(sessions)
-            if run.lease_until is not None and run.lease_until.replace(tzinfo=UTC) > clock.now + timedelta(
-                minutes=4
-            ):
-                break
-            await asyncio.sleep(0.01)
+        # A page takes a minute of the clock, and a's run renews its lease meanwhile.
+        await renewals.renew()
+        [run] = await digest_runs(sessions)
+        assert run.lease_until is not None
+        leases.append(run.lease_until.replace(tzinfo=UTC) - clock.now)
         if page == 7:  # 7 minutes in: past a 5-minute lease that was never renewed
             b_ran.append(await b.tick())
 
     platform.on_page = on_page
     assert await a.tick() == 1
     assert b_ran == [0]
+    assert leases == [timedelta(minutes=5)] * platform.pages  # renewed a whole lease ahead each time
     assert len(platform.messages) == 1
     [run] = await digest_runs(sessions)
     assert (run.status, run.lease_owner, run.message_count) == ("posted", None, 5)
@@ -373,7 +450,7 @@ async def test_a_slow_history_read_keeps_its_lease_and_is_not_taken_over(
 async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    _, platform, a = await paged_digest(sessions, grok, fake_xai)
+    _, platform, a, renewals = await paged_digest(sessions, grok, fake_xai)
     pages: list[int] = []
 
     async def on_page(page: int) -> None:
@@ -381,7 +458,7 @@ async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
         if page == 1:  # another instance holds the run now (say a's renewals stalled)
             async with sessions.begin() as session:
                 await session.exec(update(DigestRun).values(lease_owner="b"))
-        await asyncio.sleep(1.0)
+            await renewals.renew()  # the renewal finds the run lost and stops the read here
 
     platform.on_page = on_page
     assert await a.tick() == 0
@@ -390,27 +467,36 @@ async def test_a_run_whose_lease_is_lost_while_reading_stops_and_posts_nothing(
     assert await ledger(sessions) == []
 
 
-async def test_a_renewal_that_fails_once_does_not_stop_the_run(
-    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, platform, a = await paged_digest(sessions, grok, fake_xai)
-    platform.pages = 3
-    renew = a._runs._move_run
-    failures: list[str] = []
+class BusyOnce(DigestStore):
+    """Digest SQL whose first lease renewal meets a database busy for a moment."""
 
-    async def busy_once(run_id: int, start: str, end: str, **values: Any) -> None:
-        if start == end == "running" and not failures:
-            failures.append("database is locked")
+    def __init__(self, sessions: Sessions) -> None:
+        super().__init__(sessions)
+        self.failures: list[str] = []
+        self.renewed = 0
+
+    async def renew(self, run_id: int, lease: Lease) -> None:
+        if not self.failures:
+            self.failures.append("database is locked")
             raise OperationalError("UPDATE digest_run", {}, sqlite3.OperationalError("database is locked"))
-        await renew(run_id, start, end, **values)
+        await super().renew(run_id, lease)
+        self.renewed += 1
+
+
+async def test_a_renewal_that_fails_once_does_not_stop_the_run(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    store = BusyOnce(sessions)
+    _, platform, a, renewals = await paged_digest(sessions, grok, fake_xai, store=store)
+    platform.pages = 3
 
     async def on_page(page: int) -> None:
-        await asyncio.sleep(0.05)  # a few renewal intervals
+        await renewals.renew()
 
-    monkeypatch.setattr(a._runs, "_move_run", busy_once)
     platform.on_page = on_page
     assert await a.tick() == 1
-    assert failures == ["database is locked"]
+    assert store.failures == ["database is locked"]
+    assert store.renewed == 2  # the renewals after the failed one went on
     assert len(platform.messages) == 1
     [run] = await digest_runs(sessions)
     assert run.status == "posted"
