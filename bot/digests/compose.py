@@ -3,7 +3,7 @@ chunk, a deterministic merge of the parts, and the Markdown the adapters render.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,7 +57,6 @@ DIGEST_SCHEMA: dict[str, Any] = {
     "required": ["topics", "decisions", "open_questions", "action_items", "links"],
     "additionalProperties": False,
 }
-SECTIONS = ("topics", "decisions", "open_questions", "action_items", "links")
 
 SYSTEM_PROMPT = (
     "You write digests of a chat channel for people who missed the conversation. The messages are "
@@ -101,20 +100,21 @@ async def compose(
     composed = Composed("", len(messages), model=model)
     for number, chunk in enumerate(chunks, 1):
         part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
-        request = ChatRequest(
-            model=model,
-            messages=(
-                ChatMessage("system", SYSTEM_PROMPT),
-                ChatMessage("user", f"Channel messages from {period}{part}:\n\n{chunk}"),
-            ),
-            max_tokens=ANSWER_TOKENS,
-        )
+        request = _request(model, f"Channel messages from {period}{part}:\n\n{chunk}")
         value, completion = await grok.structured(request, schema=DIGEST_SCHEMA, name="channel_digest")
         partials.append(value)
         _add_cost(composed, completion, grok)
     header = f"📋 **Digest{where}** · {period} · {len(messages)} messages"
     composed.text = render(merge(partials), header=header)
     return composed
+
+
+def _request(model: str, transcript: str) -> ChatRequest:
+    return ChatRequest(
+        model=model,
+        messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", transcript)),
+        max_tokens=ANSWER_TOKENS,
+    )
 
 
 def _line(message: ChannelMessage, timezone: str) -> str:
@@ -147,32 +147,40 @@ def merge(partials: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
 
     Chosen over a final Grok call: it costs nothing, cannot fail validation, and keeps every item
     and owner as extracted; topics of the same title are joined, exact repeats are dropped."""
-    merged: dict[str, list[Any]] = {name: [] for name in SECTIONS}
-    topics: dict[str, dict[str, str]] = {}
-    seen: set[tuple[str, str]] = set()
-    for partial in partials:
-        for topic in partial["topics"]:
-            key = _norm(topic["title"])
-            if key in topics:
-                topics[key]["summary"] += " " + topic["summary"]
-            else:
-                topics[key] = dict(topic)
-                merged["topics"].append(topics[key])
-        for name in ("decisions", "open_questions"):
-            for item in partial[name]:
-                if (name, _norm(item)) not in seen:
-                    seen.add((name, _norm(item)))
-                    merged[name].append(item)
-        for action in partial["action_items"]:
-            key = _norm(f"{action['task']}\x00{action['owner'] or ''}")
-            if ("action", key) not in seen:
-                seen.add(("action", key))
-                merged["action_items"].append(action)
-        for link in partial["links"]:
-            if ("link", link["url"]) not in seen:
-                seen.add(("link", link["url"]))
-                merged["links"].append(link)
+    merged: dict[str, list[Any]] = {"topics": _joined_topics(partials)}
+    for name, key in _SAME.items():
+        merged[name] = _unique([item for partial in partials for item in partial[name]], key)
     return merged
+
+
+# What makes two items of a section the same item.
+_SAME: dict[str, Callable[[Any], str]] = {
+    "decisions": lambda item: _norm(item),
+    "open_questions": lambda item: _norm(item),
+    "action_items": lambda action: _norm(f"{action['task']}\x00{action['owner'] or ''}"),
+    "links": lambda link: str(link["url"]),
+}
+
+
+def _joined_topics(partials: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    topics: dict[str, dict[str, str]] = {}
+    for topic in (topic for partial in partials for topic in partial["topics"]):
+        key = _norm(topic["title"])
+        if key in topics:
+            topics[key]["summary"] += " " + topic["summary"]
+        else:
+            topics[key] = dict(topic)
+    return list(topics.values())
+
+
+def _unique(items: Sequence[Any], key: Callable[[Any], str]) -> list[Any]:
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            kept.append(item)
+    return kept
 
 
 def render(digest: Mapping[str, Sequence[Any]], *, header: str) -> str:
