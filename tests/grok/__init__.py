@@ -6,12 +6,16 @@ from typing import Any
 
 import httpx
 
-from bot.grok import ChatMessage, ChatRequest, GrokClient
+from bot.grok import ChatMessage, ChatRequest, GrokClient, ResponseRequest
 from tests.fakes.xai import FAST_RETRY, FakeXAI
 
 
 def ask(text: str = "hello there", *, model: str = "grok-3", **fields: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=(ChatMessage("user", text),), **fields)
+
+
+def ask_response(text: str = "hello there", *, model: str = "grok-4.3", **fields: Any) -> ResponseRequest:
+    return ResponseRequest(model=model, messages=(ChatMessage("user", text),), **fields)
 
 
 class Sleeps:

@@ -21,6 +21,22 @@ Scripting (every switch is a plain attribute; set it any time):
     "status"), rpm_limit / tpm_limit (per model, 60 s window) with rate_limit_retry_after,
     api_key_blocked / team_blocked / api_key_disabled, image_url_ttl, deferred_ttl.
 
+The Responses API (`POST /v1/responses`, agent tools reference), scripted the same way:
+
+        fake.queue_response(ScriptedResponse(
+            text="Grok says [[1]](https://x.ai/).", reasoning="Looking it up.",
+            tools=(ScriptedTool("x", "from:xai", seconds=40), ScriptedTool("web", "xai", sources=(...))),
+            citations=(ScriptedCitation("https://x.ai/", marker=True),),
+            event_lines=True, done_marker=True, keepalive_s=15, unknown_events=True))
+        fake.time_scale = 0.01                 # a tool's scripted seconds run 100 times faster
+        fake.responses_requests()              # what was sent (store, tools, include, input items)
+        fake.serve_responses = False           # an endpoint without /v1/responses (404)
+
+    ScriptedResponse(raw=b"data: ...") serves a recorded stream byte for byte. Errors of the
+    reference's §5 come from validation (410 search_parameters, tool_choice without tools, a
+    forced built-in tool, instructions with previous_response_id, domain and handle limits, rejected
+    tool fields, penalties, reasoning effort) or from `stream_error`/`end="failed"` after a 200.
+
 A stream chunk counts as one token for `tokens_per_second`; `Fault.after_chunks` counts text chunks.
 Run standalone: `python -m tests.fakes.xai [--port N]`.
 """
@@ -30,7 +46,14 @@ from __future__ import annotations
 from tests.fakes.xai.fixtures import FAST_RETRY, fake_xai, grok
 from tests.fakes.xai.images import tiny_png
 from tests.fakes.xai.models import API_KEY
-from tests.fakes.xai.scripts import Fault, RecordedRequest, ScriptedReply
+from tests.fakes.xai.scripts import (
+    Fault,
+    RecordedRequest,
+    ScriptedCitation,
+    ScriptedReply,
+    ScriptedResponse,
+    ScriptedTool,
+)
 from tests.fakes.xai.server import FakeXAI
 
 __all__ = [
@@ -39,7 +62,10 @@ __all__ = [
     "FakeXAI",
     "Fault",
     "RecordedRequest",
+    "ScriptedCitation",
     "ScriptedReply",
+    "ScriptedResponse",
+    "ScriptedTool",
     "fake_xai",
     "grok",
     "tiny_png",

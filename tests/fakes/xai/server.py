@@ -19,7 +19,8 @@ from tests.fakes.xai.chat import ChatRoutes, Deferred
 from tests.fakes.xai.images import ImageRoutes
 from tests.fakes.xai.listings import ListingRoutes
 from tests.fakes.xai.models import API_KEY, CODES, CREDITS_TEXT, DAY, IMAGE_MODELS, LANGUAGE_MODELS, TEAM_ID
-from tests.fakes.xai.scripts import RecordedRequest, ScriptedReply
+from tests.fakes.xai.responses import ResponseRoutes
+from tests.fakes.xai.scripts import RecordedRequest, ScriptedReply, ScriptedResponse
 
 
 @dataclass
@@ -38,7 +39,7 @@ class _Window:
     events: deque[tuple[float, int]] = field(default_factory=deque)
 
 
-class FakeXAI(ChatRoutes, ImageRoutes, ListingRoutes):
+class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
     def __init__(self, *, api_key: str = API_KEY) -> None:
         self.api_key = api_key
         self.base_url = ""
@@ -73,6 +74,13 @@ class FakeXAI(ChatRoutes, ImageRoutes, ListingRoutes):
         self.in_flight = 0
         self.max_in_flight = 0
         self._replies: deque[ScriptedReply] = deque()
+        # The Responses API: scripted like chat; `time_scale` real seconds per scripted second of
+        # a tool's run (a 40 s X search in 0.4 s at 0.01); without it the route does not exist.
+        self.default_response: ScriptedResponse | None = None
+        self._response_replies: deque[ScriptedResponse] = deque()
+        self.time_scale = 1.0
+        self.keepalives_sent = 0
+        self.serve_responses = True
         self._failures: deque[_Failure] = deque()
         self._deferred: dict[str, Deferred] = {}
         self._images: dict[str, tuple[bytes, float]] = {}
@@ -105,6 +113,14 @@ class FakeXAI(ChatRoutes, ImageRoutes, ListingRoutes):
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/chat/completions"]
 
+    def queue_response(self, reply: ScriptedResponse) -> None:
+        """FIFO, used by the next /v1/responses request that passes validation; nothing queued ->
+        `default_response`, or "Echo: <last user text>"."""
+        self._response_replies.append(reply)
+
+    def responses_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/v1/responses"]
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, *, port: int = 0) -> None:
@@ -112,6 +128,7 @@ class FakeXAI(ChatRoutes, ImageRoutes, ListingRoutes):
         app = web.Application(middlewares=[self._middleware])
         v1 = "/v1"
         app.router.add_post(f"{v1}/chat/completions", self._chat)
+        app.router.add_post(f"{v1}/responses", self._responses)
         app.router.add_get(f"{v1}/chat/deferred-completion/{{rid}}", self._deferred_get)
         app.router.add_post(f"{v1}/images/generations", self._images_post)
         app.router.add_get(f"{v1}/models", self._models_list)
