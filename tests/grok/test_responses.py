@@ -37,7 +37,7 @@ from tests.fakes.xai import (
     fake_xai,  # noqa: F401
     grok,  # noqa: F401
 )
-from tests.grok import ask_response, client
+from tests.grok import ask_response, client, texts
 
 SEARCH = Tools(web=WebSearch(), x=XSearch())
 LONG = "Grok looked it up: the answer, with ünïcødé ✓ and `code`.\nNew line! " * 4
@@ -53,10 +53,6 @@ def end(events: list[StreamEvent]) -> Completion:
     last = events[-1]
     assert isinstance(last, StreamEnd)
     return last.completion
-
-
-def texts(events: list[StreamEvent], kind: type[ContentDelta | ReasoningDelta]) -> str:
-    return "".join(e.text for e in events if isinstance(e, kind))
 
 
 async def test_streamed_text_equals_scripted_text(fake_xai: FakeXAI, grok: GrokClient) -> None:

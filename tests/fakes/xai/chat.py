@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.xai.models import TEAM_ID, FakeModel, images_in, text_of, tokens
+from tests.fakes.xai.models import FakeModel, images_in, text_of, tokens
 from tests.fakes.xai.scripts import Fault, ScriptedReply
 
 if TYPE_CHECKING:
@@ -40,14 +40,8 @@ class ChatRoutes:
         if not messages:
             return self.error(400, "The messages must not be empty.")
         model = self._models.get(self._resolve(body["model"]))
-        if model is None:
-            return self.error(
-                404,
-                f"The model {body['model']} does not exist or your team {TEAM_ID} does not have "
-                "access to it. Please ensure you're using the correct API key.",
-            )
-        if "search_parameters" in body:
-            return self.error(410, "Live search is deprecated. Please switch to the Agent Tools API instead.")
+        if model is None or "search_parameters" in body:
+            return self._refused(body, model)
         if model.reasoning:
             for key, name in (("stop", "stop"), ("presence_penalty", "presencePenalty"),
                               ("frequency_penalty", "frequencyPenalty")):  # fmt: skip

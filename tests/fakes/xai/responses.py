@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.xai.models import TEAM_ID, FakeModel, tokens
+from tests.fakes.xai.models import FakeModel, tokens
 from tests.fakes.xai.response_answer import ResponseAnswer
 from tests.fakes.xai.scripts import ScriptedResponse
 
@@ -74,14 +74,8 @@ class ResponseRoutes:
         if not body["input"]:
             return self.error(400, "Invalid request content: the input must not be empty.")
         model = self._models.get(self._resolve(body["model"]))
-        if model is None:
-            return self.error(
-                404,
-                f"The model {body['model']} does not exist or your team {TEAM_ID} does not have "
-                "access to it. Please ensure you're using the correct API key.",
-            )
-        if "search_parameters" in body:
-            return self.error(410, "Live search is deprecated. Please switch to the Agent Tools API instead.")
+        if model is None or "search_parameters" in body:
+            return self._refused(body, model)
         return self._check_fields(body, model) or (model, _prompt_tokens(body["input"]))
 
     def _check_fields(self, body: dict[str, Any], model: FakeModel) -> web.Response | None:

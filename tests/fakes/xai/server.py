@@ -18,7 +18,16 @@ from multidict import CIMultiDict
 from tests.fakes.xai.chat import ChatRoutes, Deferred
 from tests.fakes.xai.images import ImageRoutes
 from tests.fakes.xai.listings import ListingRoutes
-from tests.fakes.xai.models import API_KEY, CODES, CREDITS_TEXT, DAY, IMAGE_MODELS, LANGUAGE_MODELS, TEAM_ID
+from tests.fakes.xai.models import (
+    API_KEY,
+    CODES,
+    CREDITS_TEXT,
+    DAY,
+    IMAGE_MODELS,
+    LANGUAGE_MODELS,
+    TEAM_ID,
+    FakeModel,
+)
 from tests.fakes.xai.responses import ResponseRoutes
 from tests.fakes.xai.scripts import RecordedRequest, ScriptedReply, ScriptedResponse
 
@@ -270,6 +279,16 @@ class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
             )
         window.events.append((now, tokens))
         return None
+
+    def _refused(self, body: dict[str, Any], model: FakeModel | None) -> web.Response:
+        """404 for an unknown model, else 410 for Live Search's parameters (either API)."""
+        if model is None:
+            return self.error(
+                404,
+                f"The model {body['model']} does not exist or your team {TEAM_ID} does not have "
+                "access to it. Please ensure you're using the correct API key.",
+            )
+        return self.error(410, "Live search is deprecated. Please switch to the Agent Tools API instead.")
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         raw = await request.read()
