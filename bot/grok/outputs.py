@@ -67,21 +67,23 @@ def tool_call(item: Any) -> ToolCall | None:
         return None
     call = ToolCall(id=str(item.get("id") or ""), kind=kind, name=name, status=str(item.get("status") or ""))
     if kind == "code":
-        outputs = item.get("outputs")
-        code = item.get("code")
-        return replace(
-            call,
-            code=code if isinstance(code, str) else str(_arguments(item.get("arguments")).get("code") or ""),
-            outputs=tuple(_output(o) for o in outputs if isinstance(o, dict))
-            if isinstance(outputs, list)
-            else (),
-        )
+        return _code_call(call, item)
     action = item.get("action")
     if isinstance(action, dict):
         sources = action.get("sources")
         found = [s["url"] for s in sources or () if isinstance(s, dict) and isinstance(s.get("url"), str)]
         return replace(call, query=query_of(action), sources=_unique(found))
     return replace(call, query=query_of(item.get("input") or item.get("arguments")))
+
+
+def _code_call(call: ToolCall, item: dict[str, Any]) -> ToolCall:
+    """A code execution: its code (2025: inside `arguments`) and outputs."""
+    code = item.get("code")
+    if not isinstance(code, str):
+        code = str(_arguments(item.get("arguments")).get("code") or "")
+    outputs = item.get("outputs")
+    found = tuple(_output(o) for o in outputs if isinstance(o, dict)) if isinstance(outputs, list) else ()
+    return replace(call, code=code, outputs=found)
 
 
 def _output(raw: dict[str, Any]) -> ToolOutput:

@@ -130,10 +130,7 @@ async def read_stream(
         raise broken("a stall (read timeout)", reading) from exc
     except httpx.HTTPError as exc:
         raise broken("a cut connection", reading) from exc
-    missing = reading.missing()
-    if missing is not None:
-        raise broken(missing, reading)
-    completion = reading.completion()
+    completion = _whole(reading)
     finished(completion)
     try:
         yield StreamEnd(completion)
@@ -142,6 +139,14 @@ async def read_stream(
         # the response's last bytes can lag, and the last words must not wait for them.
         if reading.done:
             await _drain(pieces)
+
+
+def _whole(reading: Reading) -> Completion:
+    """The completion of a stream read to its end, or GrokStreamBroken when its end is missing."""
+    missing = reading.missing()
+    if missing is not None:
+        raise broken(missing, reading)
+    return reading.completion()
 
 
 def _gather(
