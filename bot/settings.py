@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     xai_api_key: SecretStr | None = None
     xai_base_url: str = "https://api.x.ai/v1"
     grokbot_model: str = "grok-4.3"
-    grokbot_reasoning_model: str = "grok-3-mini"
+    grokbot_reasoning_model: str = "grok-4.3"  # takes reasoning effort; streams a reasoning summary
     grokbot_image_model: str = "grok-imagine-image"
 
     database_url: str = "sqlite+aiosqlite:///grokbot.db"

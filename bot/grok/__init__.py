@@ -1,4 +1,5 @@
-"""The xAI client: GrokClient over httpx, typed wire values, prices, pacing and image helpers."""
+"""The xAI client: GrokClient over httpx (Chat Completions and the Responses API with server-side
+tools), typed wire values, prices, pacing and image helpers."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from bot.grok.pricing import (
     TokenPrices,
     estimate_prompt_tokens,
 )
+from bot.grok.tools import MAX_DOMAINS, MAX_X_HANDLES, Tools, WebSearch, XSearch
 from bot.grok.transport import Timeouts
 from bot.grok.types import (
     ApiKeyInfo,
     ChatMessage,
     ChatRequest,
+    Citation,
     Completion,
     ContentDelta,
     GeneratedImage,
@@ -26,9 +29,17 @@ from bot.grok.types import (
     ModelInfo,
     Part,
     ReasoningDelta,
+    ResponseRequest,
+    Source,
     StreamEnd,
     StreamEvent,
     TextPart,
+    ToolCall,
+    ToolCallDone,
+    ToolCallStarted,
+    ToolKind,
+    ToolOutput,
+    ToolUsage,
     Usage,
 )
 
@@ -36,13 +47,16 @@ __all__ = [
     "ACCEPTED_IMAGES",
     "DEFAULT_CONTEXT_WINDOW",
     "IMAGE_TYPES",
+    "MAX_DOMAINS",
     "MAX_IMAGE_BYTES",
+    "MAX_X_HANDLES",
     "REASONING_EFFORT_MODELS",
     "TICKS_PER_USD",
     "ApiKeyInfo",
     "Budget",
     "ChatMessage",
     "ChatRequest",
+    "Citation",
     "Completion",
     "ContentDelta",
     "Gathering",
@@ -56,13 +70,24 @@ __all__ = [
     "Permit",
     "PriceBook",
     "ReasoningDelta",
+    "ResponseRequest",
     "RetryPolicy",
+    "Source",
     "StreamEnd",
     "StreamEvent",
     "TextPart",
     "Timeouts",
     "TokenPrices",
+    "ToolCall",
+    "ToolCallDone",
+    "ToolCallStarted",
+    "ToolKind",
+    "ToolOutput",
+    "ToolUsage",
+    "Tools",
     "Usage",
+    "WebSearch",
+    "XSearch",
     "estimate_prompt_tokens",
     "image_part",
     "sniff_image_type",

@@ -45,7 +45,7 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
         # Gathering (see AsyncioStream.gather): wake a waiting reader at most every `gather` seconds.
         self.gather = 0.0
-        self.urgent = b""
+        self.urgent: tuple[bytes, ...] = ()
         self.woken_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
@@ -62,14 +62,19 @@ class _Protocol(asyncio.Protocol):
         reader = self.reader
         if reader is None or reader.done():
             return
-        if not self.gather or (self.urgent and self.urgent in data):
-            self.wake()
-        elif self.timer is None:
-            due = self.woken_at + self.gather
-            if self.loop.time() >= due:
-                self.wake()
+        if self.gather:
+            for marker in self.urgent:
+                if marker in data:
+                    break
             else:
-                self.timer = self.loop.call_at(due, self.wake)
+                if self.timer is None:
+                    due = self.woken_at + self.gather
+                    if self.loop.time() < due:
+                        self.timer = self.loop.call_at(due, self.wake)
+                        return
+                    self.wake()
+                return
+        self.wake()
 
     def wake(self) -> None:
         """Hand what is buffered to the waiting reader now."""
@@ -142,15 +147,17 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._transport = transport
         self._protocol = protocol
 
-    def gather(self, seconds: float, *, urgent: bytes = b"") -> None:
+    def gather(self, seconds: float, *, urgent: bytes | tuple[bytes, ...] = ()) -> None:
         """While data keeps arriving, wake a waiting reader at most once every `seconds` (0: at
-        every arrival), except at once on data containing `urgent`, at the end of the connection,
-        or when gathering is turned off. A stream read only to be shown once a second need not
+        every arrival), except at once on data containing `urgent` (or any of them), at the end of
+        the connection, or when gathering is turned off. A stream read only to be shown once a second need not
         run its whole read path for every chunk: gathering a few chunks per wake-up divides that
         cost, for a delay of at most `seconds`."""
         protocol = self._protocol
         protocol.gather = seconds
-        protocol.urgent = urgent
+        protocol.urgent = (urgent,) if isinstance(urgent, bytes) else urgent
+        if b"" in protocol.urgent:  # it is in every piece of data
+            protocol.urgent = tuple(u for u in protocol.urgent if u)
         if not seconds:
             protocol.wake()
 

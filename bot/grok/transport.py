@@ -63,7 +63,8 @@ class Failure:
 
 class Attempts:
     """Retry state of one call: backoff per the policy, and the single resend without
-    `reasoning_effort` after a 400 that mentions reasoning (reference §2)."""
+    `reasoning_effort` (Chat Completions) or `reasoning` (Responses) after a 400 that mentions
+    reasoning (reference §2)."""
 
     def __init__(self, transport: Transport, body: dict[str, Any] | None) -> None:
         self.body = body
@@ -96,18 +97,19 @@ class Attempts:
         await self._transport.sleep(delay)
 
     def _drop_reasoning(self, failure: Failure, error: GrokError) -> bool:
+        key = next((k for k in ("reasoning_effort", "reasoning") if k in (self.body or ())), None)
         if (
             failure.status != 400
             or self.body is None
-            or "reasoning_effort" not in self.body
+            or key is None
             or self._dropped_reasoning
             or not isinstance(error, GrokRejected)
             or "reasoning" not in str(error).lower()
         ):
             return False
         self._dropped_reasoning = True
-        self.body = {k: v for k, v in self.body.items() if k != "reasoning_effort"}
-        log.warning("reasoning_effort refused for %s; resending without it", self.body.get("model"))
+        self.body = {k: v for k, v in self.body.items() if k != key}
+        log.warning("%s refused for %s; resending without it", key, self.body.get("model"))
         return True
 
 

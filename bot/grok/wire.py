@@ -69,7 +69,8 @@ def chat_body(request: ChatRequest, *, send_reasoning_effort: bool) -> dict[str,
     return body
 
 
-def _int(value: Any) -> int:
+def int_of(value: Any) -> int:
+    """An integer field, or 0 when absent or not an integer."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -82,17 +83,17 @@ def parse_usage(raw: Any) -> Usage | None:
         prompt_details = {}
     if not isinstance(completion_details, dict):
         completion_details = {}
-    prompt = _int(raw.get("prompt_tokens"))
-    completion = _int(raw.get("completion_tokens"))
-    reasoning = _int(completion_details.get("reasoning_tokens"))
+    prompt = int_of(raw.get("prompt_tokens"))
+    completion = int_of(raw.get("completion_tokens"))
+    reasoning = int_of(completion_details.get("reasoning_tokens"))
     cost = raw.get("cost_in_usd_ticks")
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         reasoning_tokens=reasoning,
-        cached_tokens=_int(prompt_details.get("cached_tokens")),
-        image_tokens=_int(prompt_details.get("image_tokens")),
-        total_tokens=_int(raw.get("total_tokens")) or prompt + completion + reasoning,
+        cached_tokens=int_of(prompt_details.get("cached_tokens")),
+        image_tokens=int_of(prompt_details.get("image_tokens")),
+        total_tokens=int_of(raw.get("total_tokens")) or prompt + completion + reasoning,
         cost_ticks=cost if isinstance(cost, int) and not isinstance(cost, bool) else None,
     )
 
@@ -125,10 +126,10 @@ def parse_language_model(raw: Mapping[str, Any]) -> ModelInfo:
         aliases=_strings(raw.get("aliases")),
         input_modalities=_strings(raw.get("input_modalities")),
         output_modalities=_strings(raw.get("output_modalities")),
-        prompt_price=_int(raw.get("prompt_text_token_price")),
-        cached_prompt_price=_int(raw.get("cached_prompt_text_token_price")),
-        completion_price=_int(raw.get("completion_text_token_price")),
-        image_price=_int(raw.get("prompt_image_token_price")),
+        prompt_price=int_of(raw.get("prompt_text_token_price")),
+        cached_prompt_price=int_of(raw.get("cached_prompt_text_token_price")),
+        completion_price=int_of(raw.get("completion_text_token_price")),
+        image_price=int_of(raw.get("prompt_image_token_price")),
         fingerprint=str(raw.get("fingerprint") or ""),
     )
 
@@ -140,7 +141,7 @@ def parse_image_model(raw: Mapping[str, Any]) -> ModelInfo:
         aliases=_strings(raw.get("aliases")),
         input_modalities=_strings(raw.get("input_modalities")),
         output_modalities=_strings(raw.get("output_modalities")),
-        image_price=_int(raw.get("image_price")) * TICKS_PER_CENT,
+        image_price=int_of(raw.get("image_price")) * TICKS_PER_CENT,
         fingerprint=str(raw.get("fingerprint") or ""),
         max_prompt_length=max_prompt if isinstance(max_prompt, int) else None,
     )

@@ -6,12 +6,29 @@ from typing import Any
 
 import httpx
 
-from bot.grok import ChatMessage, ChatRequest, GrokClient
+from bot.grok import (
+    ChatMessage,
+    ChatRequest,
+    ContentDelta,
+    GrokClient,
+    ReasoningDelta,
+    ResponseRequest,
+    StreamEvent,
+)
 from tests.fakes.xai import FAST_RETRY, FakeXAI
 
 
 def ask(text: str = "hello there", *, model: str = "grok-3", **fields: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=(ChatMessage("user", text),), **fields)
+
+
+def ask_response(text: str = "hello there", *, model: str = "grok-4.3", **fields: Any) -> ResponseRequest:
+    return ResponseRequest(model=model, messages=(ChatMessage("user", text),), **fields)
+
+
+def texts(events: list[StreamEvent], kind: type[ContentDelta | ReasoningDelta]) -> str:
+    """The text of the deltas of one kind, joined."""
+    return "".join(e.text for e in events if isinstance(e, kind))
 
 
 class Sleeps:

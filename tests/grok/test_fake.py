@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai  # noqa: F401
-
-
-@pytest.fixture
-async def raw(fake_xai: FakeXAI) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {fake_xai.api_key}"}
-    async with httpx.AsyncClient(base_url=fake_xai.base_url, headers=headers) as http:
-        yield http
 
 
 def chat(**extra: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pytest
 
@@ -13,7 +15,11 @@ from bot.grok import (
     PriceBook,
     TextPart,
     TokenPrices,
+    Tools,
+    ToolUsage,
     Usage,
+    WebSearch,
+    XSearch,
     estimate_prompt_tokens,
 )
 from bot.grok.net import AsyncioTransport
@@ -174,3 +180,68 @@ def test_prompt_token_estimate_counts_text_and_images() -> None:
     )
     assert text_only >= 75  # at least chars / 4
     assert with_image - text_only == 1792
+
+
+def test_the_2026_price_list() -> None:
+    book = PriceBook()
+    assert book.token_prices("grok-4.7") == TokenPrices(20_000, 5_000, 60_000)  # $2 / $0.50 / $6 per 1M
+    assert book.token_prices("grok-4.5") == TokenPrices(20_000, 3_000, 60_000)
+    assert book.token_prices("grok-4.20-0309-non-reasoning") == TokenPrices(12_500, 2_000, 25_000)
+    assert book.token_prices("grok-4.20-multi-agent") == TokenPrices(12_500, 2_000, 25_000)
+    assert book.token_prices("grok-build-0.1") == TokenPrices(10_000, 2_000, 20_000)
+    assert book.context_window("grok-4.7") == 500_000
+    # From 200k prompt tokens on, the long-context prices (estimates and computed costs alike).
+    assert book.token_prices("grok-4.3", prompt_tokens=200_000) == TokenPrices(25_000, 4_000, 50_000)
+    assert book.token_prices("grok-4.3", prompt_tokens=199_999) == TokenPrices(12_500, 2_000, 25_000)
+    assert book.estimate_ticks("grok-4.7", prompt_tokens=250_000, max_completion_tokens=0) == 250_000 * 40_000
+    assert book.token_prices("grok-3", prompt_tokens=500_000) == TokenPrices(
+        30_000, 7_500, 150_000
+    )  # one price
+
+
+def test_the_default_models_are_current_and_the_reasoning_one_takes_effort(grok: GrokClient) -> None:
+    from bot.settings import Settings
+
+    fields = Settings.model_fields
+    for name in ("grokbot_model", "grokbot_reasoning_model"):
+        model = fields[name].default
+        assert model in ("grok-4.7", "grok-4.6", "grok-4.5", "grok-4.3")  # on the 2026-09 list, not retired
+    assert grok.takes_reasoning_effort(fields["grokbot_reasoning_model"].default)
+
+
+def test_tool_calls_at_the_current_prices() -> None:
+    book = PriceBook()
+    tools = ToolUsage(
+        web_search_calls=2, code_interpreter_calls=1, x_search_calls=1, x_posts_fetched=30, x_users_fetched=2
+    )
+    # web and code $5 per 1,000 calls; X $5 per 1,000 posts and $10 per 1,000 profiles
+    assert book.tools.of(tools) == 3 * 50_000_000 + 30 * 50_000_000 + 2 * 100_000_000
+    # Usage from before 2026-09-21 names no posts: X search at $5 per 1,000 calls.
+    assert book.tools.of(ToolUsage(x_search_calls=3, file_search_calls=2)) == 3 * 50_000_000 + 2 * 25_000_000
+    usage = Usage(prompt_tokens=1000, cached_tokens=400, completion_tokens=100, tools=tools)
+    assert book.cost_ticks("grok-4.3", usage) == 600 * 12_500 + 400 * 2_000 + 100 * 25_000 + book.tools.of(
+        tools
+    )
+    assert book.cost_ticks("grok-4.3", replace(usage, cost_ticks=7)) == 7  # cost_in_usd_ticks wins
+
+
+def test_the_tool_allowance_for_a_reservation() -> None:
+    book = PriceBook()
+    assert book.tool_allowance_ticks("grok-4.3", Tools(), max_calls=5) == 0
+    assert book.tool_allowance_ticks("grok-4.3", Tools(web=WebSearch()), max_calls=0) == 0
+    per_token = book.token_prices("grok-4.3").prompt
+    web = book.tool_allowance_ticks("grok-4.3", Tools(web=WebSearch()), max_calls=4, prompt_tokens=2_000)
+    assert web == 4 * (50_000_000 + (2_000 + 8_000) * per_token)
+    # With X search on, every call is allowed what an X search of 20 posts costs (the dearest).
+    both = book.tool_allowance_ticks("grok-4.3", Tools(web=WebSearch(), x=XSearch(), code=True), max_calls=4)
+    assert both == 4 * (20 * 50_000_000 + 8_000 * per_token)
+    # The allowance covers what the recorded X search really cost (one call, 27,236 input tokens).
+    tools = ToolUsage(x_search_calls=1, x_posts_fetched=20)
+    recorded = Usage(
+        27_236, completion_tokens=1_986, reasoning_tokens=1_091, cached_tokens=4_585, tools=tools
+    )
+    estimate = book.estimate_ticks(
+        "grok-4.3", prompt_tokens=100, max_completion_tokens=4096, reasoning_tokens=8000
+    )
+    allowance = book.tool_allowance_ticks("grok-4.3", Tools(x=XSearch()), max_calls=4, prompt_tokens=100)
+    assert estimate + allowance >= book.cost_ticks("grok-4.3", recorded)

@@ -10,8 +10,9 @@ import pytest
 from httpx_sse import EventSource
 
 from bot.grok import Completion, ContentDelta, StreamEnd
-from bot.grok.client import read_stream
+from bot.grok.chat import ChatReading
 from bot.grok.sse import EventData
+from bot.grok.stream import read_stream
 
 
 def feed_all(pieces: list[bytes]) -> list[bytes]:
@@ -100,7 +101,7 @@ async def test_read_stream_takes_a_stream_with_cr_line_endings_to_its_end() -> N
 
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=pieces())
     finished: list[Completion] = []
-    seen = [event async for event in read_stream(response, finished.append)]
+    seen = [event async for event in read_stream(response, ChatReading(), finished.append)]
     assert seen[0] == ContentDelta("Hi")
     assert isinstance(seen[-1], StreamEnd) and seen[-1].completion.finish_reason == "stop"
     assert finished[0].text == "Hi" and finished[0].model == "grok-4"

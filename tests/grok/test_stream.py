@@ -15,7 +15,7 @@ from bot.errors import GrokStreamBroken, GrokUnavailable
 from bot.grok import ContentDelta, GrokClient, ReasoningDelta, StreamEnd, StreamEvent, Timeouts
 from bot.grok.net import AsyncioBackend, AsyncioTransport
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply, fake_xai, grok  # noqa: F401
-from tests.grok import ask, client
+from tests.grok import ask, client, texts
 
 LONG = "The quick brown fox jumps over the lazy dog; ünïcødé ✓ and `code`.\nNew line! " * 5
 
@@ -23,10 +23,6 @@ LONG = "The quick brown fox jumps over the lazy dog; ünïcødé ✓ and `code`.
 async def collect(grok: GrokClient, **fields: Any) -> list[StreamEvent]:
     async with aclosing(grok.stream(ask(**fields))) as events:
         return [event async for event in events]
-
-
-def texts(events: list[StreamEvent], kind: type[ContentDelta | ReasoningDelta]) -> str:
-    return "".join(e.text for e in events if isinstance(e, kind))
 
 
 async def test_streamed_text_equals_scripted_text(fake_xai: FakeXAI, grok: GrokClient) -> None:
