@@ -13,7 +13,7 @@ from bot.grok.pricing import (
     TokenPrices,
     estimate_prompt_tokens,
 )
-from bot.grok.transport import Timeouts
+from bot.grok.transport import Observer, Timeouts
 from bot.grok.types import (
     ApiKeyInfo,
     ChatMessage,
@@ -51,6 +51,7 @@ __all__ = [
     "ImagePart",
     "ImageResult",
     "ModelInfo",
+    "Observer",
     "Pacing",
     "Part",
     "Permit",

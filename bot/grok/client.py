@@ -31,7 +31,7 @@ from bot.grok.images import decode_base64_image, sniff_image_type
 from bot.grok.pacing import Pacing, Permit, RetryPolicy
 from bot.grok.pricing import PriceBook, estimate_prompt_tokens
 from bot.grok.sse import EventData
-from bot.grok.transport import Attempts, Failure, Timeouts, Transport, json_object
+from bot.grok.transport import Attempts, Failure, Observer, Timeouts, Transport, json_object
 from bot.grok.types import (
     ApiKeyInfo,
     ChatRequest,
@@ -112,6 +112,7 @@ class GrokClient:
         timeouts: Timeouts | None = None,
         reasoning_effort_models: Sequence[str] = REASONING_EFFORT_MODELS,
         read_gather_s: float = READ_GATHER_S,
+        observer: Observer | None = None,
     ) -> None:
         self.pacing = pacing or Pacing()
         self.read_gather_s = read_gather_s
@@ -125,6 +126,7 @@ class GrokClient:
             retry=retry or RetryPolicy(),
             sleep=sleep,
             timeouts=timeouts,
+            observer=observer,
         )
 
     # -- chat -------------------------------------------------------------------------------
@@ -162,6 +164,7 @@ class GrokClient:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         transport = self.transport
+        transport.check_open()
         attempts = Attempts(transport, body)
         url = transport.base_url + "/chat/completions"
         while True:
