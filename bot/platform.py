@@ -175,6 +175,10 @@ class Platform(Protocol):
         """Upload `images` as files with `text`; return the id of the message."""
         ...
 
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """Send `text` to user `user_id` alone, in a direct conversation with the bot; its message id."""
+        ...
+
     async def download(self, attachment: Attachment) -> bytes:
         """The bytes of a user's attachment (with the platform's credentials where needed)."""
         ...
