@@ -122,6 +122,11 @@ class ConsolePlatform:
         self.save_images(images)
         return f"c{next(self._ids)}"
 
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """The terminal is the one person's conversation: a direct message is a line like any other."""
+        self.write(f"grok (to you alone)> {text}\n")
+        return f"c{next(self._ids)}"
+
     def save_images(self, images: Sequence[Image]) -> list[Path]:
         if not images:
             return []
