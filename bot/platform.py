@@ -117,6 +117,9 @@ class Capabilities:
     max_upload_bytes: int
     scope_edits_per_minute: float  # edits shared by every stream in one rate-limit scope
     scope_burst: int = 5
+    # post_images reaches only those who would read post_text(..., private_to=...) (Discord's
+    # ephemeral command answers, the terminal); Slack has no private files.
+    private_files: bool = False
 
 
 @runtime_checkable
