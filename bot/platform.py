@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "reset", "help")
-TEXTLESS = ("usage", "reset", "help")  # take options only: more words mean a question
+COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "admin", "reset", "help")
+TEXTLESS = ("usage", "admin", "reset", "help")  # take options only: more words mean a question
 
 
 @dataclass(frozen=True)
