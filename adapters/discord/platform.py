@@ -49,6 +49,7 @@ CAPABILITIES = Capabilities(
     # one answer gets its ~1 edit/s, ten simultaneous answers share it without drawing a 429.
     scope_edits_per_minute=60.0,
     scope_burst=5,
+    private_files=True,  # an ephemeral command answer takes files too
 )
 
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=False)
