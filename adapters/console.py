@@ -35,6 +35,7 @@ CAPABILITIES = Capabilities(
     max_upload_bytes=64 * 1024 * 1024,
     scope_edits_per_minute=100_000,
     scope_burst=1000,
+    private_files=True,  # the terminal is one person's
 )
 PLACE = Place("console", "local", "terminal", "main")
 QUIT = {"/quit", "/exit", "quit", "exit"}
