@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image as PILImage
 
 from bot import store
+from bot.admin import usage_picture
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GeneratedImage
 from bot.platform import Image, Incoming, Platform
@@ -120,7 +121,15 @@ async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) 
     )
     if summary.exempt:
         lines.append("You are an admin: limits do not apply to you.")
-    await platform.post_text(incoming.place, "\n".join(lines), private_to=incoming.author.id)
+    text = "\n".join(lines)
+    if not platform.capabilities.private_files:  # a picture would be seen by all
+        await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+        return
+    limit = 0 if summary.exempt else summary.limits.daily_ticks
+    picture = await usage_picture(
+        engine.sessions, engine.settings, subject, daily_limit_ticks=limit, clock=engine.clock
+    )
+    await platform.post_images(incoming.place, [picture], text=text)
 
 
 def _left(used: int, limit: int, exempt: bool) -> str:
