@@ -71,7 +71,7 @@ class XaiWatch:
         hour = now.replace(minute=0, second=0, microsecond=0)
         async with self._sessions.begin() as session:
             insert = conflict_insert(session, XaiSignal).values(kind=kind, hour=hour, count=1, last_at=now)
-            await session.execute(
+            await (await session.connection()).execute(
                 insert.on_conflict_do_update(
                     index_elements=["kind", "hour"],
                     set_={"count": XaiSignal.count + 1, "last_at": now},
@@ -102,8 +102,8 @@ class XaiWatch:
         now = self._clock()
         async with self._sessions.begin() as session:
             seed = conflict_insert(session, AdminAlert).values(kind=kind, sent_at=NEVER)
-            await session.execute(seed.on_conflict_do_nothing(index_elements=["kind"]))
-            claimed = await session.execute(
+            await (await session.connection()).execute(seed.on_conflict_do_nothing(index_elements=["kind"]))
+            claimed = await (await session.connection()).execute(
                 update(AdminAlert)
                 .where(col(AdminAlert.kind) == kind, col(AdminAlert.sent_at) <= now - ALERT_INTERVAL)
                 .values(sent_at=now)

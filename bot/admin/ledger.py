@@ -98,7 +98,7 @@ async def distinct_values(
     following = select(func.min(column)).where(*where, column > values.c.v).scalar_subquery()
     values = values.union_all(select(following).where(values.c.v.is_not(None)))
     async with sessions() as session:
-        rows = await session.execute(select(values.c.v).where(values.c.v.is_not(None)))
+        rows = await (await session.connection()).execute(select(values.c.v).where(values.c.v.is_not(None)))
     return [str(value) for (value,) in rows]
 
 
@@ -134,7 +134,7 @@ async def daily_sums(
     if names:
         async with sessions() as session:
             # PostgreSQL sums BIGINT into NUMERIC: back to int.
-            for n, *sums in await session.execute(select(table.c.n, *columns)):
+            for n, *sums in await (await session.connection()).execute(select(table.c.n, *columns)):
                 for values, amount in zip(totals, sums, strict=True):
                     values[int(n)] = int(amount)
     kept = {name: tuple(values) for name, values in zip(names, totals, strict=True) if any(values)}
@@ -181,7 +181,7 @@ async def user_days(sessions: Sessions, user: Scope, user_id: str, days: Sequenc
     starts = [day.start for day in days]
     totals = [0] * len(days)
     async with sessions() as session:
-        for at, cost in await session.execute(query):
+        for at, cost in await (await session.connection()).execute(query):
             index = bisect.bisect_right(starts, at) - 1
             if 0 <= index < len(days) and at < days[index].end:
                 totals[index] += int(cost)
@@ -213,7 +213,7 @@ async def recent_requests(sessions: Sessions, user: Scope, user_id: str) -> list
         .limit(RECENT_LIMIT)
     )
     async with sessions() as session:
-        rows = (await session.execute(query)).all()
+        rows = (await (await session.connection()).execute(query)).all()
     return [
         Request(at, kind, model, fp or "", *(int(n) for n in counts)) for at, kind, model, fp, *counts in rows
     ]
@@ -234,4 +234,6 @@ async def user_names(sessions: Sessions, platform: str, user_ids: Sequence[str])
         .group_by(TURNS.c.author_id)
     )
     async with sessions() as session:
-        return {str(user): str(name) for user, name in await session.execute(query) if name}
+        return {
+            str(user): str(name) for user, name in await (await session.connection()).execute(query) if name
+        }

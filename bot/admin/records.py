@@ -86,12 +86,12 @@ async def digests(sessions: Sessions, scope: Scope | None) -> list[DigestRow]:
     query = (
         select(
             *(SCHEDULES.c[name] for name in ("id", "platform", "workspace", "channel", "post_channel")),
-            SCHEDULES.c.cron_expr,
+            SCHEDULES.c.cron_expr.label("schedule"),
             SCHEDULES.c.timezone,
             SCHEDULES.c.enabled,
             SCHEDULES.c.next_run_at,
-            RUNS.c.status,
-            func.coalesce(RUNS.c.finished_at, RUNS.c.started_at),
+            func.coalesce(RUNS.c.status, "").label("last_status"),
+            func.coalesce(RUNS.c.finished_at, RUNS.c.started_at).label("last_run_at"),
         )
         .outerjoin(latest, latest.c.digest_id == SCHEDULES.c.id)
         .outerjoin(RUNS, and_(RUNS.c.digest_id == SCHEDULES.c.id, RUNS.c.slot == latest.c.slot))
@@ -99,11 +99,8 @@ async def digests(sessions: Sessions, scope: Scope | None) -> list[DigestRow]:
         .order_by(SCHEDULES.c.next_run_at, SCHEDULES.c.id)
     )
     async with sessions() as session:
-        rows = (await session.execute(query)).all()
-    return [
-        DigestRow(*row[:9], last_status=row[9] or "", last_run_at=row[10])  # type: ignore[misc]
-        for row in rows
-    ]
+        rows = (await (await session.connection()).execute(query)).all()
+    return [DigestRow(**row._mapping) for row in rows]
 
 
 async def set_digest_enabled(
@@ -116,7 +113,7 @@ async def set_digest_enabled(
         .values(enabled=enabled)
     )
     async with sessions.begin() as session:
-        result = await session.execute(statement)
+        result = await (await session.connection()).execute(statement)
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -124,11 +121,11 @@ async def remove_digest(sessions: Sessions, digest_id: int, *, scope: Scope | No
     """Delete one digest and its runs; False when there is no such digest in the scope."""
     where = (SCHEDULES.c.id == digest_id, _in(SCHEDULES.c.platform, SCHEDULES.c.workspace, scope))
     async with sessions.begin() as session:
-        found = (await session.execute(select(SCHEDULES.c.id).where(*where))).first()
+        found = (await (await session.connection()).execute(select(SCHEDULES.c.id).where(*where))).first()
         if found is None:
             return False
-        await session.execute(delete(DigestRun).where(RUNS.c.digest_id == digest_id))
-        await session.execute(delete(DigestSchedule).where(*where))
+        await (await session.connection()).execute(delete(DigestRun).where(RUNS.c.digest_id == digest_id))
+        await (await session.connection()).execute(delete(DigestSchedule).where(*where))
     return True
 
 
@@ -144,7 +141,10 @@ async def deferred(sessions: Sessions, scope: Scope | None) -> dict[str, list[De
                 .order_by(DEFERRED.c.created_at.desc())
                 .limit(DEFERRED_LIMIT)
             )
-            found[state] = [DeferredRow(*row) for row in (await session.execute(query)).all()]
+            found[state] = [
+                DeferredRow(**row._mapping)
+                for row in (await (await session.connection()).execute(query)).all()
+            ]
     return found
 
 
@@ -156,7 +156,7 @@ async def override_of(sessions: Sessions, user: Scope, user_id: str) -> Override
         table.c.platform == user.platform, table.c.workspace == user.workspace, table.c.user_id == user_id
     )
     async with sessions() as session:
-        row = (await session.execute(query)).first()
+        row = (await (await session.connection()).execute(query)).first()
     return None if row is None else Override(*row)
 
 
@@ -168,5 +168,5 @@ async def signals(sessions: Sessions, *, since: datetime) -> Signals:
         .group_by(SIGNALS.c.kind)
     )
     async with sessions() as session:
-        rows = (await session.execute(query)).all()
+        rows = (await (await session.connection()).execute(query)).all()
     return Signals({kind: int(n) for kind, n, _ in rows}, {kind: last for kind, _, last in rows})

@@ -90,7 +90,7 @@ class SignIns:
         token = secrets.token_urlsafe(32)
         async with self._sessions.begin() as session:
             # One conditional UPDATE: two clicks racing on one link cannot both win it.
-            row = (await session.execute(claim)).first()
+            row = (await (await session.connection()).execute(claim)).first()
             if row is None:
                 return None
             platform, user_id, workspace = row
@@ -122,23 +122,28 @@ class SignIns:
             .returning(col(AdminSession.platform), col(AdminSession.user_id), col(AdminSession.workspace))
         )
         async with self._sessions.begin() as session:
-            row = (await session.execute(touch)).first()
+            row = (await (await session.connection()).execute(touch)).first()
         return None if row is None else Admin(*row)
 
     async def sign_out(self, session_token: str) -> None:
         async with self._sessions.begin() as session:
-            await session.execute(
+            await (await session.connection()).execute(
                 delete(AdminSession).where(col(AdminSession.token_hash) == token_hash(session_token))
             )
 
     async def revoke_all(self) -> int:
-        """End every session and void every unused link; the number of sessions ended."""
+        """End every live session and void every unused link; the number of sessions ended."""
         now = self._clock()
         async with self._sessions.begin() as session:
-            ended = await session.execute(
-                update(AdminSession).where(col(AdminSession.revoked_at).is_(None)).values(revoked_at=now)
+            ended = await (await session.connection()).execute(
+                update(AdminSession)
+                .where(
+                    col(AdminSession.revoked_at).is_(None),
+                    col(AdminSession.last_seen_at) > now - IDLE_TIMEOUT,
+                )
+                .values(revoked_at=now)
             )
-            await session.execute(
+            await (await session.connection()).execute(
                 update(AdminSignIn).where(col(AdminSignIn.used_at).is_(None)).values(used_at=now)
             )
         return int(getattr(ended, "rowcount", 0) or 0)
