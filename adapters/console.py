@@ -35,6 +35,7 @@ CAPABILITIES = Capabilities(
     max_upload_bytes=64 * 1024 * 1024,
     scope_edits_per_minute=100_000,
     scope_burst=1000,
+    private_files=True,  # the terminal is one person's
 )
 PLACE = Place("console", "local", "terminal", "main")
 QUIT = {"/quit", "/exit", "quit", "exit"}
@@ -120,6 +121,11 @@ class ConsolePlatform:
         if text:
             self.write(f"grok> {text}\n")
         self.save_images(images)
+        return f"c{next(self._ids)}"
+
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """The terminal is the one person's conversation: a direct message is a line like any other."""
+        self.write(f"grok (to you alone)> {text}\n")
         return f"c{next(self._ids)}"
 
     def save_images(self, images: Sequence[Image]) -> list[Path]:

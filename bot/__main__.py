@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--since", help="start date, YYYY-MM-DD (default: first day of this month)")
     usage.add_argument("--user", help="only this user id (platform:user_id or user_id)")
     usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    admin = commands.add_parser(
+        "admin-link",
+        help="print a one-time sign-in link to the admin pages, or end every admin session",
+        description="Print a sign-in link (good once, for 10 minutes) for an admin named in "
+        "GROKBOT_ADMINS, or end every admin session with --revoke-all.",
+    )
+    admin.add_argument("--user", help="the admin, as platform:user_id (one of GROKBOT_ADMINS)")
+    admin.add_argument("--revoke-all", action="store_true", help="end every session and unused link")
     return parser
 
 
@@ -127,6 +135,16 @@ async def serve(settings: Settings) -> int:
             "one process; to run several, use PostgreSQL (DATABASE_URL=postgresql+asyncpg://…)."
         )
     web = services.web_server()
+    from bot.admin import mount
+
+    mount(
+        web,
+        sessions=services.sessions,
+        settings=settings,
+        quotas=services.quotas,
+        clock=services.engine.clock,
+        prices=services.grok.prices,
+    )
     stoppers: list[Callable[[], Awaitable[None]]] = []
     waiters: list[Awaitable[None]] = []
     try:
@@ -228,6 +246,13 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_admin_link(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.admin import admin_link_command
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return run_loop(admin_link_command(settings, user=args.user, revoke_all=args.revoke_all, out=sys.stdout))
+
+
 def _missing_key(settings: Settings) -> bool:
     if settings.xai_api_key is None or not settings.xai_api_key.get_secret_value():
         print(
@@ -255,6 +280,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "check": cmd_check,
     "usage": cmd_usage,
+    "admin-link": cmd_admin_link,
 }
 
 if __name__ == "__main__":

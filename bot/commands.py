@@ -1,4 +1,4 @@
-"""The chat commands other than `ask`: help, imagine, usage, quota, digest, reset.
+"""The chat commands other than `ask`: help, imagine, usage, quota, digest, admin, reset.
 
 Each handler validates its options (a BadInput says what is accepted) and answers through the
 Platform; errors propagate to the engine, which alone turns them into user text.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image as PILImage
 
 from bot import store
+from bot.admin import Admin, SignIns, admin_link, usage_picture
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GeneratedImage
 from bot.platform import Image, Incoming, Platform
@@ -24,7 +25,7 @@ from bot.settings import usd_to_ticks
 if TYPE_CHECKING:
     from bot.engine import Engine
 
-COMMAND_LIST = "Commands: ask, imagine, usage, quota, digest, reset, help."
+COMMAND_LIST = "Commands: ask, imagine, usage, quota, digest, admin, reset, help."
 
 HELP_TEXT = """**Grok commands**
 • `ask <question>` — answers, streamed. Options: `model:<name>`, `reasoning:low|high` (shows the \
@@ -34,6 +35,7 @@ model thinking), `defer:true` (answer posted when ready); attach a JPEG/PNG to a
 • `quota user:<user> [daily_usd:<n>] [monthly_usd:<n>] [images:<n>]` — admins: show or set limits.
 • `digest add schedule:<when> [channel:<channel>]` · `digest list` · `digest remove id:<n>` · \
 `digest now` — scheduled channel summaries. `<when>`: `09:00`, `mon 09:00`, or cron `0 9 * * 1-5`.
+• `admin` — admins: a private one-time sign-in link to the admin pages (spend charts, users, limits).
 • `reset` — forget this conversation's history.
 • `help` — this list.
 Options are written `name:value` before the text. Mention me or reply to my messages to keep \
@@ -120,7 +122,15 @@ async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) 
     )
     if summary.exempt:
         lines.append("You are an admin: limits do not apply to you.")
-    await platform.post_text(incoming.place, "\n".join(lines), private_to=incoming.author.id)
+    text = "\n".join(lines)
+    if not platform.capabilities.private_files:  # a picture would be seen by all
+        await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+        return
+    limit = 0 if summary.exempt else summary.limits.daily_ticks
+    picture = await usage_picture(
+        engine.sessions, engine.settings, subject, daily_limit_ticks=limit, clock=engine.clock
+    )
+    await platform.post_images(incoming.place, [picture], text=text)
 
 
 def _left(used: int, limit: int, exempt: bool) -> str:
@@ -194,6 +204,20 @@ def _limit(ticks: int) -> str:
     return format_usd(ticks) if ticks else "unlimited"
 
 
+async def admin_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
+    _only_options(incoming, set(), usage="admin")
+    if not engine.is_admin(incoming):
+        raise PermissionDenied("Only admins can open the admin pages.")
+    author, place = incoming.author, incoming.place
+    # GROKBOT_ADMINS see every workspace; an admin the platform vouches for sees only this one.
+    workspace = "" if engine.settings.is_admin(place.platform, author.id) else place.workspace
+    signins = SignIns(engine.sessions, clock=engine.clock)
+    text = await admin_link(
+        signins, engine.settings.grokbot_public_url, Admin(place.platform, author.id, workspace)
+    )
+    await platform.post_text(place, text, private_to=author.id)
+
+
 async def digest_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
     if engine.digests is None:
         raise BadInput("Channel digests are not available on this instance.")
@@ -209,6 +233,7 @@ HANDLERS: dict[str, Handler] = {
     "usage": usage_command,
     "quota": quota_command,
     "digest": digest_command,
+    "admin": admin_command,
 }
 
 

@@ -9,6 +9,7 @@ into user text.
     │   ├── GrokRateLimited      429 (retry_after when known)
     │   ├── GrokUnavailable      5xx, timeouts, network failures
     │   ├── GrokAuthFailed       401/403, a wrong key, no credits, spending limit
+    │   │   └── GrokOutOfCredits no credits or the team's spending limit (403 or 429 with that text)
     │   ├── GrokRejected         other 4xx: the request itself was refused
     │   │   ├── GrokModerated    a generated image or prompt was blocked by moderation
     │   │   └── DeferredGone     a deferred result expired or was already collected (404)
@@ -82,6 +83,15 @@ class GrokUnavailable(GrokError):
 
 class GrokAuthFailed(GrokError):
     pass
+
+
+class GrokOutOfCredits(GrokAuthFailed):
+    """xAI refused for credits or the team's spending limit. The client then pauses its calls for
+    `retry_in` seconds instead of asking again at once (a refusal is not retried)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_in: float = 0.0) -> None:
+        self.retry_in = retry_in
+        super().__init__(message, status=status)
 
 
 class GrokRejected(GrokError):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "reset", "help")
-TEXTLESS = ("usage", "reset", "help")  # take options only: more words mean a question
+COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "admin", "reset", "help")
+TEXTLESS = ("usage", "admin", "reset", "help")  # take options only: more words mean a question
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,9 @@ class Capabilities:
     max_upload_bytes: int
     scope_edits_per_minute: float  # edits shared by every stream in one rate-limit scope
     scope_burst: int = 5
+    # post_images reaches only those who would read post_text(..., private_to=...) (Discord's
+    # ephemeral command answers, the terminal); Slack has no private files.
+    private_files: bool = False
 
 
 @runtime_checkable
@@ -173,6 +176,10 @@ class Platform(Protocol):
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         """Upload `images` as files with `text`; return the id of the message."""
+        ...
+
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """Send `text` to user `user_id` alone, in a direct conversation with the bot; its message id."""
         ...
 
     async def download(self, attachment: Attachment) -> bytes:

@@ -19,11 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store
+from bot.admin import XaiWatch
 from bot.db import Sessions, create_engine, session_factory, upgrade
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
-from bot.grok import GrokClient, ModelInfo
+from bot.grok import GrokClient, ModelInfo, Observer
 from bot.grok.net import AsyncioTransport
 from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
 from bot.jobs import Deferrals, Jobs, heartbeat_check, heartbeats
@@ -46,9 +47,16 @@ def http_client() -> httpx.AsyncClient:
     )
 
 
-def grok_client(settings: Settings, http: httpx.AsyncClient) -> GrokClient:
+def grok_client(
+    settings: Settings, http: httpx.AsyncClient, *, observer: Observer | None = None
+) -> GrokClient:
     assert settings.xai_api_key is not None
-    return GrokClient(http, api_key=settings.xai_api_key.get_secret_value(), base_url=settings.xai_base_url)
+    return GrokClient(
+        http,
+        api_key=settings.xai_api_key.get_secret_value(),
+        base_url=settings.xai_base_url,
+        observer=observer,
+    )
 
 
 # A deferred result may wait up to 24 h: only reservations older than that are abandoned.
@@ -70,6 +78,7 @@ class Services:
     jobs: Jobs
     instance_id: str
     platforms: dict[str, Platform] = field(default_factory=dict)
+    watch: XaiWatch | None = None  # counts xAI's refusals and alerts admins (bot.admin)
 
     @classmethod
     async def start(
@@ -81,12 +90,13 @@ class Services:
         db = create_engine(settings.database_url)
         sessions = session_factory(db)
         http = http or http_client()
-        grok = grok_client(settings, http)
+        platforms: dict[str, Platform] = {}
+        watch = XaiWatch(sessions, settings, platforms=platforms, clock=utc_now)
+        grok = grok_client(settings, http, observer=watch)
         if not await grok.refresh_prices():
             log.warning("xAI model prices unreachable; using the built-in price table")
         quotas = Quotas(sessions, settings, clock=utc_now)
         instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        platforms: dict[str, Platform] = {}
         deferrals = Deferrals(
             sessions=sessions,
             grok=grok,
@@ -122,7 +132,7 @@ class Services:
             instance_id=instance_id,
             maintenance=maintenance,
         )
-        return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms)
+        return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch)
 
     async def other_live_instance(self) -> str | None:
         """Another running process whose scheduler beat recently on this database, if any.
@@ -145,6 +155,8 @@ class Services:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        if self.watch is not None:
+            await self.watch.drain()
         await self.http.aclose()
         await self.db.dispose()
 

@@ -37,6 +37,7 @@ ACCEPTED: dict[str, str] = {
     "grokbot_allowed_guilds": "a comma list of numeric Discord guild ids",
     "grokbot_allowed_channels": "a comma list of channel ids",
     "grokbot_allowed_roles": "a comma list of Discord role ids",
+    "grokbot_public_url": "the http(s) URL where people reach this server, e.g. https://grokbot.example.com",
 }
 
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     grokbot_allowed_guilds: CommaList = ()
     grokbot_allowed_channels: CommaList = ()
     grokbot_allowed_roles: CommaList = ()
+
+    # Where people reach the HTTP server (the admin pages' sign-in links); unset: no links.
+    grokbot_public_url: str | None = None
 
     @field_validator(
         "discord_guild_ids",
@@ -123,6 +127,17 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
+
+    @field_validator("grokbot_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        host = rest.split("/", 1)[0]
+        if scheme not in {"http", "https"} or not sep or not host or any(c in host for c in "@ "):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.strip().rstrip("/")
 
     @field_validator("slack_api_url")
     @classmethod

@@ -1,4 +1,5 @@
-"""SQLModel tables: what grokbot keeps. Rows never leave bot.store, bot.quotas and bot.jobs.
+"""SQLModel tables: what grokbot keeps. Rows never leave the storage modules (bot.store, bot.quotas,
+bot.jobs, bot.digests, bot.admin).
 
 Money and counters are BIGINT ticks (1 USD = 10^10 ticks): a 32-bit INTEGER on PostgreSQL would
 overflow at about $0.21. Times are aware UTC.
@@ -271,3 +272,77 @@ class Heartbeat(SQLModel, table=True):
     instance: str = Field(max_length=64)
     component: str = Field(max_length=32)
     beat_at: datetime
+
+
+# -- the admin pages (bot/admin) -------------------------------------------------------------------
+
+
+class AdminSignIn(SQLModel, table=True):
+    """A one-time sign-in link handed to an admin in the chat. Only its token's SHA-256 is kept."""
+
+    __tablename__ = "admin_sign_in"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    workspace: str = Field(default="", max_length=64)  # "" = every workspace (GROKBOT_ADMINS)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class AdminSession(SQLModel, table=True):
+    """A signed-in admin's browser session. Only its cookie token's SHA-256 is kept."""
+
+    __tablename__ = "admin_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    workspace: str = Field(default="", max_length=64)  # "" = every workspace (GROKBOT_ADMINS)
+    created_at: datetime
+    last_seen_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AdminAlert(SQLModel, table=True):
+    """When admins were last told of one kind of trouble; claimed by compare-and-set, so that
+    several instances send one message."""
+
+    __tablename__ = "admin_alert"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, unique=True)
+    sent_at: datetime
+
+
+class XaiSignal(SQLModel, table=True):
+    """xAI's refusals counted per UTC hour: "credits" (no credits, spending limit), "rate_limited"."""
+
+    __tablename__ = "xai_signal"
+    __table_args__ = (UniqueConstraint("kind", "hour"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    hour: datetime
+    count: int = _ticks()
+    last_at: datetime
+
+
+# The admin pages sum the ledger per day by kind, by model and by workspace with one index range
+# per value and day: covering indexes, so a million rows are summed without touching the table.
+_LEDGER = table_of(UsageEvent)
+Index("ix_usage_event_kind_time", _LEDGER.c.kind, _LEDGER.c.created_at, _LEDGER.c.cost_ticks)
+Index("ix_usage_event_model_time", _LEDGER.c.model, _LEDGER.c.created_at, _LEDGER.c.cost_ticks)
+Index(
+    "ix_usage_event_workspace_time",
+    _LEDGER.c.platform,
+    _LEDGER.c.workspace,
+    _LEDGER.c.created_at,
+    _LEDGER.c.cost_ticks,
+)
+# A user's recent requests show the fingerprint of the turn each one produced, and users their names.
+Index("ix_turn_xai_request_id", table_of(Turn).c.xai_request_id)
+Index("ix_turn_author_id", table_of(Turn).c.author_id)

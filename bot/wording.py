@@ -6,6 +6,7 @@ errors here and nowhere else.
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from math import ceil
 
 from bot.errors import (
     BadInput,
@@ -14,6 +15,7 @@ from bot.errors import (
     GrokAuthFailed,
     GrokInvalidOutput,
     GrokModerated,
+    GrokOutOfCredits,
     GrokRateLimited,
     GrokRejected,
     GrokStreamBroken,
@@ -33,6 +35,12 @@ def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
         return _describe_quota(exc, zone=zone, now=now)
     if isinstance(exc, BadInput | PermissionDenied):
         return str(exc)
+    if isinstance(exc, GrokOutOfCredits):
+        return (
+            "Grok cannot answer: the xAI account behind this bot is out of credits or reached its "
+            "spending limit. The admins have been told. I will not ask xAI again for "
+            f"{ceil(exc.retry_in)} s; nothing was charged to you."
+        )
     if isinstance(exc, GrokAuthFailed):
         return (
             "Grok refused this bot's API key, or the xAI account is out of credits or at its "

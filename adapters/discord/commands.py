@@ -1,5 +1,6 @@
-"""The slash commands (ask, imagine, usage, quota, digest, reset, help) as discord.py app commands, each
-turned into a `Command` value, and the comparison that decides whether Discord needs a re-sync.
+"""The slash commands (ask, imagine, usage, quota, digest, admin, reset, help) as discord.py app
+commands, each turned into a `Command` value, and the comparison that decides whether Discord needs
+a re-sync.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from discord import app_commands
 from bot.platform import Command
 
 # Answers only the caller should see: deferred as ephemeral, so the "thinking…" is private too.
-PRIVATE_COMMANDS = frozenset({"usage", "quota", "reset", "help"})
+PRIVATE_COMMANDS = frozenset({"usage", "quota", "admin", "reset", "help"})
 
 Interaction = discord.Interaction[Any]
 
@@ -123,6 +124,10 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
         await run(interaction, Command("digest", _options(channel=channel), text="now"))
 
     tree.add_command(digest)
+
+    @tree.command(name="admin", description="Admins: a private one-time sign-in link to the admin pages")
+    async def admin(interaction: Interaction) -> None:
+        await run(interaction, Command("admin"))
 
     @tree.command(name="reset", description="Forget this conversation's history")
     async def reset(interaction: Interaction) -> None:

@@ -49,6 +49,7 @@ CAPABILITIES = Capabilities(
     # one answer gets its ~1 edit/s, ten simultaneous answers share it without drawing a 429.
     scope_edits_per_minute=60.0,
     scope_burst=5,
+    private_files=True,  # an ephemeral command answer takes files too
 )
 
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=False)
@@ -243,6 +244,17 @@ class DiscordPlatform:
             first = first or str(message.id)
         return first
 
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """In the user's DM with the bot (Discord's Create DM, then a message there)."""
+        async with discord_errors("opening a direct message"):
+            channel = await self._client.create_dm(discord.Object(id=int(user_id)))
+        first = ""
+        for part in split_message(text, MAX_CONTENT):
+            async with discord_errors("sending a direct message"):
+                message = await channel.send(content=part, allowed_mentions=NO_PINGS)
+            first = first or str(message.id)
+        return first
+
     def typing(self, channel: int) -> None:
         """Show "grokbot is typing…" (in the background, at most every few seconds per channel)."""
         now = self._clock()
@@ -405,6 +417,9 @@ class EventPlatform:
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         return await self.base.post_images(place, images, text=text)
+
+    async def direct_message(self, user_id: str, text: str) -> str:
+        return await self.base.direct_message(user_id, text)
 
     async def download(self, attachment: Attachment) -> bytes:
         found = self._attachments.get(attachment.url)

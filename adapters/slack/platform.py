@@ -158,6 +158,14 @@ class SlackPlatform:
         thread = place.thread if is_ts(place.thread) else ""
         return await self.messages.upload_images(place, thread, images, comment=text, http=self.http)
 
+    async def direct_message(self, user_id: str, text: str) -> str:
+        """In the user's direct conversation with the bot (conversations.open), as Markdown."""
+        opened = await self.api.call(
+            "conversations.open", partial(self.client.conversations_open, users=user_id), team=""
+        )
+        channel = str(opened["channel"]["id"])
+        return await self.messages.post_markdown(Place(self.name, "", channel), "", text)
+
     async def download(self, attachment: Attachment) -> bytes:
         if attachment.data is not None:
             return attachment.data

@@ -15,7 +15,7 @@ from bot.grok.pricing import (
     estimate_prompt_tokens,
 )
 from bot.grok.tools import MAX_DOMAINS, MAX_X_HANDLES, Tools, WebSearch, XSearch
-from bot.grok.transport import Timeouts
+from bot.grok.transport import Observer, Timeouts
 from bot.grok.types import (
     ApiKeyInfo,
     ChatMessage,
@@ -65,6 +65,7 @@ __all__ = [
     "ImagePart",
     "ImageResult",
     "ModelInfo",
+    "Observer",
     "Pacing",
     "Part",
     "Permit",

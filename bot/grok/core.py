@@ -17,7 +17,7 @@ import httpx
 from bot.grok.pacing import Pacing, Permit, RetryPolicy
 from bot.grok.pricing import PriceBook
 from bot.grok.stream import READ_GATHER_S, SSE_HEADERS, Gathering, Reading, read_stream
-from bot.grok.transport import Attempts, Failure, Timeouts, Transport
+from bot.grok.transport import Attempts, Failure, Observer, Timeouts, Transport
 from bot.grok.types import Completion, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class ClientCore:
         timeouts: Timeouts | None = None,
         reasoning_effort_models: Sequence[str] = REASONING_EFFORT_MODELS,
         read_gather_s: float = READ_GATHER_S,
+        observer: Observer | None = None,
     ) -> None:
         self.pacing = pacing or Pacing()
         self.read_gather_s = read_gather_s
@@ -69,6 +70,7 @@ class ClientCore:
             retry=retry or RetryPolicy(),
             sleep=sleep,
             timeouts=timeouts,
+            observer=observer,
         )
 
     def takes_reasoning_effort(self, model: str) -> bool:
@@ -103,6 +105,7 @@ class ClientCore:
         arrived. Close it (`contextlib.aclosing`) when stopping early, so its slot is released."""
         call = prepare()
         transport = self.transport
+        transport.check_open()
         attempts = Attempts(transport, call.body)
         url = transport.base_url + call.path
         headers = {**call.headers, **SSE_HEADERS}

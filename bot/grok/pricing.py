@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bot.grok.tools import Tools
 from bot.grok.types import ChatMessage, ImagePart, ModelInfo, TextPart, ToolUsage, Usage
@@ -166,6 +167,7 @@ class PriceBook:
         self._images = dict(BUILTIN_IMAGE_PRICES if images is None else images)
         self._aliases = dict(BUILTIN_ALIASES if aliases is None else aliases)
         self.live = False  # True once live prices were loaded
+        self.loaded_at: datetime | None = None  # when live prices were last loaded (the admin pages show it)
 
     def update(self, *, language: Iterable[ModelInfo], image: Iterable[ModelInfo]) -> None:
         """Overlay live prices (ModelInfo values in ticks); models missing from them keep theirs."""
@@ -181,6 +183,7 @@ class PriceBook:
                 log.warning("implausible image price for %s ignored", model.id)
             self._aliases.update(dict.fromkeys(model.aliases, model.id))
         self.live = True
+        self.loaded_at = datetime.now(UTC)
 
     def resolves(self, model: str) -> str | None:
         """The known model `model` names (an id, an alias, or a resolved name such as

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from bot.errors import GrokAuthFailed, GrokError, GrokRejected, GrokUnavailable
+from bot.errors import GrokAuthFailed, GrokError, GrokOutOfCredits, GrokRejected, GrokUnavailable
 from bot.grok.pacing import Pacing, Permit, RetryPolicy
 from bot.grok.wire import error_for, redact, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# After a credits or spending-limit refusal, no call goes to xAI for this long: every user's
+# message would otherwise draw the same refusal at once (reference §10: never retry it in a loop).
+CREDITS_PAUSE_S = 60.0
 # Transport failures worth a resend: nothing was processed yet, or the connection was reset.
 # Read/write timeouts are not among them: the server may still be working (and billing).
 RETRY_TRANSPORT = (
@@ -29,6 +33,14 @@ RETRY_TRANSPORT = (
     httpx.RemoteProtocolError,
     httpx.ReadError,
 )
+
+
+class Observer(Protocol):
+    """Who hears of xAI's refusals (the admin pages count them and alert the admins)."""
+
+    async def refused(self, error: GrokError) -> None:
+        """xAI answered a call with `error` (credits, rate limit, ...), before any retry wait."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class Attempts:
             error = error_for(failure.status, failure.content, secret=secret, retry_after=failure.retry_after)
             if self._drop_reasoning(failure, error):
                 return
+            await self._transport.heard(error)
             # Credit and spending-limit texts come back as 429 too: never retried.
             retryable = failure.status in RETRY_STATUSES and not isinstance(error, GrokAuthFailed)
         self._retries += 1
@@ -126,8 +139,13 @@ class Transport:
         retry: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         timeouts: Timeouts | None = None,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
+        self.observer = observer
+        self.clock = clock
+        self._paused_until = float("-inf")
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.pacing = pacing
@@ -137,6 +155,20 @@ class Transport:
         self.timeout = httpx.Timeout(t.read, connect=t.connect, write=t.write, pool=t.pool)
         self.stream_timeout = httpx.Timeout(t.stream_read, connect=t.connect, write=t.write, pool=t.pool)
         self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    def check_open(self) -> None:
+        """Raise GrokOutOfCredits instead of calling xAI while a credits refusal's pause lasts."""
+        left = self._paused_until - self.clock()
+        if left > 0:
+            raise GrokOutOfCredits("xAI calls are paused after a credits refusal", retry_in=left)
+
+    async def heard(self, error: GrokError) -> None:
+        """Pause after a credits refusal, and tell the observer of the refusal."""
+        if isinstance(error, GrokOutOfCredits):
+            self._paused_until = self.clock() + CREDITS_PAUSE_S
+            error.retry_in = CREDITS_PAUSE_S
+        if self.observer is not None:
+            await self.observer.refused(error)
 
     async def call(
         self,
@@ -151,6 +183,7 @@ class Transport:
     ) -> tuple[httpx.Response, Permit | None]:
         """One logical request: paced under `model`'s budget when given, retried per the policy.
         Returns a response whose status is in `ok`, with the pacing permit; raises otherwise."""
+        self.check_open()
         attempts = Attempts(self, body)
         url = self.base_url + path
         while True:

@@ -15,6 +15,7 @@ from bot.errors import (
     GrokAuthFailed,
     GrokError,
     GrokModerated,
+    GrokOutOfCredits,
     GrokRateLimited,
     GrokRejected,
     GrokUnavailable,
@@ -206,7 +207,7 @@ def error_for(status: int, content: bytes, *, secret: str, retry_after: float | 
     text = redact(error_text(content), secret)[:MESSAGE_LIMIT] or "(no message)"
     if status in (401, 403) or (status == 400 and "incorrect api key" in text.lower()):
         if is_credit_error(text):
-            return GrokAuthFailed(
+            return GrokOutOfCredits(
                 f"xAI refused the request: the team has no credits left or reached its spending "
                 f"limit ({status}): {text}",
                 status=status,
@@ -214,7 +215,7 @@ def error_for(status: int, content: bytes, *, secret: str, retry_after: float | 
         return GrokAuthFailed(f"xAI refused the API key ({status}): {text}", status=status)
     if status == 429:
         if is_credit_error(text):
-            return GrokAuthFailed(
+            return GrokOutOfCredits(
                 f"xAI refused the request: the team has no credits left or reached its spending "
                 f"limit (429): {text}",
                 status=429,

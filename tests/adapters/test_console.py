@@ -45,8 +45,10 @@ async def test_commands_work_in_the_console(
     assert "imagine" in output and "reasoning:low|high" in output  # help
     assert "Echo: [" in output  # the fake's default answer to "hello"
     assert "Today:" in output  # usage
-    saved = sorted((tmp_path / "images").glob("*.png"))
+    saved = sorted((tmp_path / "images").glob("*-grok-[0-9].png"))  # imagine's two
     assert len(saved) == 2 and all(str(path) in output for path in saved)
+    (usage,) = (tmp_path / "images").glob("*-grok-usage-30-days.png")  # usage's picture
+    assert str(usage) in output
     assert "Forgot this conversation" in output
 
 

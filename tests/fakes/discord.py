@@ -1188,6 +1188,7 @@ class FakeDiscord:
             tuple[str, str, Callable[[Request], Awaitable[tuple[int, Any]]], BucketRule | None, bool]
         ] = [
             ("GET", "/users/@me", self._get_me, BucketRule("me", 5, 5.0, ()), True),
+            ("POST", "/users/@me/channels", self._create_dm, BucketRule("dm", 5, 5.0, ()), True),
             ("GET", "/oauth2/applications/@me", self._get_app, BucketRule("app", 5, 5.0, ()), True),
             ("GET", "/gateway", self._get_gateway, None, True),
             ("GET", "/gateway/bot", self._get_gateway, None, True),
@@ -1660,6 +1661,13 @@ class FakeDiscord:
         if channel is None:
             raise DiscordHTTPError(404, 10003, "Unknown Channel")
         return channel
+
+    async def _create_dm(self, req: Request) -> tuple[int, Any]:
+        """The DM channel with a user (Discord's Create DM): the existing one, or a new one."""
+        recipient = str((req.json or {}).get("recipient_id") or "")
+        if recipient not in self.users:
+            raise DiscordHTTPError(400, 50007, "Cannot send messages to this user")
+        return 200, self.channels[self.dm_channel(recipient)]
 
     def _bot_may(self, channel: Mapping[str, Any], needed: int = 0) -> None:
         """Discord's 403 when the bot may not do this in a guild channel: 50001 Missing Access without

@@ -27,7 +27,7 @@ DEFAULT_CAPABILITIES = Capabilities(
 
 @dataclass
 class Event:
-    kind: str  # post | status | update | finish | fail | images | private
+    kind: str  # post | status | update | finish | fail | images | private | direct
     message_id: str
     text: str
     at: float  # time.perf_counter()
@@ -131,6 +131,14 @@ class FakePlatform:
         )
         self.messages.append(message)
         self.record("images", message, text, images=tuple(images))
+        return message.id
+
+    async def direct_message(self, user_id: str, text: str) -> str:
+        place = Place(self.name, "dm", f"dm:{user_id}")
+        message = FakeMessage(id=f"m{next(self._ids)}", place=place, reply_to="", text=text, final=True)
+        message.private_to = user_id
+        self.messages.append(message)
+        self.record("direct", message, text)
         return message.id
 
     async def download(self, attachment: Attachment) -> bytes:
