@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.errors import BadInput, GrokAuthFailed, GrokRateLimited, GrokRejected, GrokUnavailable
+from bot.errors import (
+    BadInput,
+    GrokAuthFailed,
+    GrokOutOfCredits,
+    GrokRateLimited,
+    GrokRejected,
+    GrokUnavailable,
+)
 from bot.grok import (
     MAX_X_HANDLES,
     ChatMessage,
@@ -194,7 +201,6 @@ GONE = "Live search is deprecated. Please switch to the Agent Tools API"
         (400, {"code": "invalid-argument", "error": NO_TOOLS}, GrokRejected),
         (422, {"code": "Client specified an invalid argument", "error": FORCED}, GrokRejected),
         (400, {"code": "400", "error": TOGETHER}, GrokRejected),
-        (403, {"code": "permission-denied", "error": CREDITS}, GrokAuthFailed),
         (
             429,
             {"code": "resource-exhausted", "error": "Too many requests for model grok-4.3."},
@@ -213,6 +219,24 @@ async def test_the_references_errors_map_onto_the_error_tree(
         assert type(caught.value) is error
         assert body["error"][:40] in str(caught.value)
         assert caught.value.status == status  # type: ignore[attr-defined]
+
+
+async def test_a_credits_refusal_is_out_of_credits_and_pauses_calls(
+    fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    fake_xai.fail_next(403, times=10, body={"code": "permission-denied", "error": CREDITS})
+    with pytest.raises(GrokOutOfCredits) as whole:
+        await grok.respond(ask_response())
+    assert CREDITS[:40] in str(whole.value) and whole.value.status == 403
+    sent = len(fake_xai.responses_requests())
+    with pytest.raises(GrokOutOfCredits, match="paused"):
+        await collect_stream(grok)
+    assert len(fake_xai.responses_requests()) == sent  # paused: xAI was not asked again
+    later = grok.transport.clock() + 61
+    grok.transport.clock = lambda: later
+    with pytest.raises(GrokOutOfCredits) as streamed:
+        await collect_stream(grok)
+    assert CREDITS[:40] in str(streamed.value) and streamed.value.status == 403
 
 
 async def collect_stream(grok: GrokClient) -> None:
