@@ -1,8 +1,10 @@
-"""Shared pieces of the deferred and digest tests: an injectable clock, quotas and row readers."""
+"""Shared pieces of the deferred and digest tests: an injectable clock, quotas, row readers, and a
+deferred-request repository in a process that dies at a chosen point."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.db import Sessions
+from bot.jobs import DeferredRequests
 from bot.platform import Place
 from bot.quotas import Quotas
 from bot.settings import Settings
@@ -32,6 +35,36 @@ class Clock:
 
 class Crash(BaseException):
     """A simulated process death: nothing in the code under test catches it."""
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """Where a process dies: at the `nth` call of one DeferredRequests method, just after it
+    committed or (after=False) just before it ran."""
+
+    method: str
+    after: bool = True
+    nth: int = 1
+
+
+class CrashingRequests(DeferredRequests):
+    """The real repository, in a process that dies (raises Crash) at `crash`."""
+
+    def __init__(self, *args: Any, crash: CrashPoint, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        real = getattr(self, crash.method)
+        calls = itertools.count(1)
+
+        async def dying(*args: Any, **kwargs: Any) -> Any:
+            due = next(calls) == crash.nth
+            if due and not crash.after:
+                raise Crash(f"before {crash.method}")
+            result = await real(*args, **kwargs)
+            if due:
+                raise Crash(f"after {crash.method}")
+            return result
+
+        setattr(self, crash.method, dying)  # shadows the method for this instance only
 
 
 @dataclass
