@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.db import Sessions
-from bot.jobs import DeferredRequests
+from bot.jobs import DeferredRequests, Jobs
 from bot.platform import Place
 from bot.quotas import Quotas
 from bot.settings import Settings
@@ -77,6 +77,16 @@ class SignallingPlatform(FakePlatform):
         message_id = await super().post_text(place, text, private_to=private_to)
         self.posted.set()
         return message_id
+
+
+async def run_until(jobs: Jobs, event: asyncio.Event) -> None:
+    """Start the timer, wait until `event` is set (5 s at most), and stop it."""
+    jobs.start()
+    try:
+        async with asyncio.timeout(5):
+            await event.wait()
+    finally:
+        await jobs.stop()
 
 
 def make_quotas(sessions: Sessions, clock: Clock, **values: Any) -> Quotas:

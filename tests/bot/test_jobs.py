@@ -8,6 +8,7 @@ import contextlib
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from tests.bot.jobs_env import (
     ledger,
     make_quotas,
     reservation_states,
+    run_until,
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
@@ -551,12 +553,7 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
     jobs = Jobs(
         sessions=sessions, deferrals=d, digests=None, clock=clock, instance_id="web.1", poll_interval=0.01
     )
-    jobs.start()
-    try:
-        async with asyncio.timeout(5):
-            await platform.posted.wait()
-    finally:
-        await jobs.stop()
+    await run_until(jobs, platform.posted)
     assert texts(platform) == ["via the timer"]
     beats = await heartbeats(sessions)
     assert [(i, c) for i, c, _ in beats] == [("web.1", "deferred")]
@@ -565,6 +562,41 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
     assert not await heartbeat_check(sessions, instance="web.2", clock=clock)()
     clock.advance(seconds=91)
     assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()
+    # Stopped: a request due now stays untouched while a running timer of the same interval ticks.
+    fake_xai.queue_reply(ScriptedReply(text="after the stop", deferred_pending_polls=0))
+    await d.submit(place=PLACE, user_id="alice", request=request(), reservation=None, conversation_id=None)
     polls = len(fake_xai.requests)
-    await asyncio.sleep(0.05)
+    await another_timer_ticks(sessions, clock, interval=0.01, ticks=5)
     assert len(fake_xai.requests) == polls  # stopped: no more ticks
+    assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()  # nor beats
+    assert texts(platform) == ["via the timer"]
+
+
+@dataclass
+class CountingTicker:
+    """A DigestTicker that only counts its ticks."""
+
+    wanted: int
+    ticks: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def tick(self) -> int:
+        self.ticks += 1
+        if self.ticks >= self.wanted:
+            self.reached.set()
+        return 0
+
+
+async def another_timer_ticks(sessions: Sessions, clock: Clock, *, interval: float, ticks: int) -> None:
+    """Return once a second timer with `interval`, started now, has ticked `ticks` times: time in which
+    a running timer with that interval would have ticked as often."""
+    ticker = CountingTicker(wanted=ticks)
+    other = Jobs(
+        sessions=sessions,
+        deferrals=None,
+        digests=ticker,
+        clock=clock,
+        instance_id="other",
+        digest_interval=interval,
+    )
+    await run_until(other, ticker.reached)
