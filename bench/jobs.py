@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.db import Sessions, create_engine, session_factory, upgrade_async  # noqa: E402
 from bot.grok import ChatMessage, ChatRequest, GrokClient  # noqa: E402
-from bot.jobs import Deferrals, Jobs  # noqa: E402
+from bot.jobs import Deferrals, DeferredRequests, Jobs  # noqa: E402
 from bot.platform import Place  # noqa: E402
 from bot.quotas import Quotas  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -49,6 +49,7 @@ POSTGRES = os.environ.get(
 )
 PLACE = Place("discord", "g1", "c1")
 BATCH = 50
+EARLY = timedelta(seconds=0.5)  # Deferrals' default: rows due this much ahead are claimed
 
 
 @dataclass
@@ -61,6 +62,10 @@ class CountingPlatform(FakePlatform):
         if len(self.messages) >= self.expected:
             self.all_posted.set()
         return message_id
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @asynccontextmanager
@@ -87,14 +92,14 @@ async def database(kind: str) -> AsyncIterator[str]:
 
 
 def make_deferrals(
-    sessions: Sessions, grok: Any, quotas: Any, platform: FakePlatform, **kwargs: Any
+    sessions: Sessions, grok: Any, quotas: Any, platform: FakePlatform, *, instance_id: str, **kwargs: Any
 ) -> Deferrals:
     return Deferrals(
-        sessions=sessions,
+        DeferredRequests(sessions, clock=utc_now, instance_id=instance_id),
         grok=grok,
         quotas=quotas,
         platforms={"discord": platform},
-        clock=lambda: datetime.now(UTC),
+        clock=utc_now,
         **kwargs,
     )
 
@@ -115,7 +120,6 @@ async def claims_per_second(url: str, *, instances: int, rows: int) -> dict[str,
                     "channel": "c1",
                     "thread": "",
                     "user_id": "u",
-                    "reply_to": "",
                     "model": "grok-4.3",
                     "status": "pending",
                     "attempts": 0,
@@ -131,10 +135,8 @@ async def claims_per_second(url: str, *, instances: int, rows: int) -> dict[str,
     claimed: list[list[int]] = [[] for _ in range(instances)]
 
     async def claimer(n: int) -> None:
-        d = make_deferrals(
-            session_factory(engines[n]), None, None, FakePlatform(name="discord"), instance_id=f"i{n}"
-        )
-        while batch := await d._claim(BATCH):
+        requests = DeferredRequests(session_factory(engines[n]), clock=utc_now, instance_id=f"i{n}")
+        while batch := await requests.claim(["discord"], due_by=utc_now() + EARLY, limit=BATCH):
             claimed[n].extend(work.id for work in batch)
 
     try:
@@ -164,7 +166,7 @@ async def delivery_delay(url: str, *, requests: int, interval: float) -> dict[st
     engine = create_engine(url)
     sessions = session_factory(engine)
     settings = Settings(_env_file=None, grokbot_timezone="UTC")  # type: ignore[call-arg]
-    clock = lambda: datetime.now(UTC)  # noqa: E731
+    clock = utc_now
     fake = FakeXAI()
     await fake.start()
     platform = CountingPlatform(name="discord", expected=requests)

@@ -379,7 +379,6 @@ class Engine:
                 request=pending.request,
                 reservation=reservation,
                 conversation_id=pending.conversation_id,
-                reply_to=turn.incoming.message_id,
             )
         except BaseException:
             await self.quotas.release(reservation)

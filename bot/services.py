@@ -27,7 +27,7 @@ from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo, Observer
 from bot.grok.net import AsyncioTransport
 from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
-from bot.jobs import Deferrals, Jobs, heartbeat_check, heartbeats
+from bot.jobs import Deferrals, DeferredRequests, Jobs, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
 from bot.settings import Settings
@@ -98,12 +98,11 @@ class Services:
         quotas = Quotas(sessions, settings, clock=utc_now)
         instance_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         deferrals = Deferrals(
-            sessions=sessions,
+            DeferredRequests(sessions, clock=utc_now, instance_id=instance_id),
             grok=grok,
             quotas=quotas,
             platforms=platforms,
             clock=utc_now,
-            instance_id=instance_id,
         )
         digests = Digests(
             sessions=sessions,

@@ -181,10 +181,9 @@ class DeferredRequest(SQLModel, table=True):
     thread: str = Field(default="", max_length=128)
     user_id: str = Field(max_length=64)
     conversation_id: int | None = Field(default=None, sa_type=BigInteger)
-    reply_to: str = Field(default="", max_length=64)  # platform message to answer, when any
     model: str = Field(max_length=64)
     reservation_id: int | None = Field(default=None, sa_type=BigInteger)
-    status: str = Field(default="pending", max_length=16)  # pending|fetched|delivered|expired|failed
+    status: str = Field(default="pending", max_length=16)  # a bot.jobs.state.Status
     attempts: int = 0
     next_poll_at: datetime
     lease_owner: str | None = Field(default=None, max_length=64)

@@ -1,8 +1,10 @@
 """Deferred completions (submit, poll, store, deliver once) and the in-process timer that wakes the
 database claimers of deferred requests and digest slots, with a heartbeat per tick.
 
-State machine of a deferred_request row; every arrow is one conditional UPDATE on (id, status,
-lease_owner) that also renews the lease, so a step whose lease was taken over matches no row:
+State machine of a deferred_request row (bot.jobs.state.Status); every arrow is one conditional
+UPDATE of DeferredRequests on (id, status, lease_owner) that renews or drops the lease, so a step
+whose lease was taken over matches no row (storing the 200 alone matches on (id, status): the result
+exists nowhere else, so it is kept whoever holds the lease, unless the row moved on):
 
     pending --202/error--> pending (next_poll_at backs off 2 s -> 30 s, lease dropped)
     pending --200--> fetched  (the completion is stored BEFORE anything is posted: xAI serves it once)
@@ -10,7 +12,9 @@ lease_owner) that also renews the lease, so a step whose lease was taken over ma
     fetched --the parts to post fixed--> delivering
     gone    --reservation released (idempotent)--> delivering (one part: the "expired" notice)
     delivering --each part: mark "attempting i", post, record its id; then the turn recorded and
-               the quota settled (both idempotent)--> delivered | expired
+               the quota settled (both idempotent)--> delivered (an answer) | expired (a notice)
+    delivering --failed post--> delivering (lease dropped; retried after the platform's retry-after,
+               or 30 s x failures)
     delivering --5th failed post--> failed (reservation released: an answer nobody saw is neither
                charged nor kept in the conversation)
 
@@ -23,39 +27,26 @@ Two windows belong to others: a crash between xAI's 200 and our commit loses the
 serves it once), and an adapter that raises PlatformError after the platform did accept a post
 makes that part post twice on retry.
 
-Modules: `deferred` (Deferrals, the steps above), `claims` (the locked claim and the lost-lease signal,
-shared with the digest runs) and `timer` (Jobs, the heartbeats and the /readyz check).
+Modules: `deferred` (Deferrals, the steps above), `repository` (DeferredRequests: every SQL
+statement of the deferred requests, values in and out), `state` (Status, the claimed Work and the
+result_json Envelope, parsed and written there only), `claims` (the locked claim and the lost-lease
+signal, shared with the digest runs) and `timer` (Jobs, the heartbeats and the /readyz check).
 """
 
 from __future__ import annotations
 
 from bot.jobs.claims import LeaseLost, claimable
-from bot.jobs.deferred import (
-    EMPTY_ANSWER,
-    EXPIRY,
-    GONE_NOTICE,
-    GONE_TAIL,
-    INTERRUPTED_NOTE,
-    MAX_DELIVERY_FAILURES,
-    OPEN,
-    Deferrals,
-    _Work,
-)
+from bot.jobs.deferred import INTERRUPTED_NOTE, Deferrals
+from bot.jobs.repository import DeferredRequests
 from bot.jobs.timer import DigestTicker, Jobs, beat, heartbeat_check, heartbeats
 
 __all__ = [
-    "EMPTY_ANSWER",
-    "EXPIRY",
-    "GONE_NOTICE",
-    "GONE_TAIL",
     "INTERRUPTED_NOTE",
-    "MAX_DELIVERY_FAILURES",
-    "OPEN",
     "Deferrals",
+    "DeferredRequests",
     "DigestTicker",
     "Jobs",
     "LeaseLost",
-    "_Work",  # the claimed row's values: tests type their crash-injecting step hook with it
     "beat",
     "claimable",
     "heartbeat_check",

@@ -1,8 +1,10 @@
-"""Shared pieces of the deferred and digest tests: an injectable clock, quotas and row readers."""
+"""Shared pieces of the deferred and digest tests: an injectable clock, quotas, row readers, and a
+deferred-request repository in a process that dies at a chosen point."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.db import Sessions
+from bot.jobs import DeferredRequests, Jobs
 from bot.platform import Place
 from bot.quotas import Quotas
 from bot.settings import Settings
@@ -34,6 +37,36 @@ class Crash(BaseException):
     """A simulated process death: nothing in the code under test catches it."""
 
 
+@dataclass(frozen=True)
+class CrashPoint:
+    """Where a process dies: at the `nth` call of one DeferredRequests method, just after it
+    committed or (after=False) just before it ran."""
+
+    method: str
+    after: bool = True
+    nth: int = 1
+
+
+class CrashingRequests(DeferredRequests):
+    """The real repository, in a process that dies (raises Crash) at `crash`."""
+
+    def __init__(self, *args: Any, crash: CrashPoint, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        real = getattr(self, crash.method)
+        calls = itertools.count(1)
+
+        async def dying(*args: Any, **kwargs: Any) -> Any:
+            due = next(calls) == crash.nth
+            if due and not crash.after:
+                raise Crash(f"before {crash.method}")
+            result = await real(*args, **kwargs)
+            if due:
+                raise Crash(f"after {crash.method}")
+            return result
+
+        setattr(self, crash.method, dying)  # shadows the method for this instance only
+
+
 @dataclass
 class SignallingPlatform(FakePlatform):
     """A FakePlatform that sets `posted` on every post, for tests driven by the real timer."""
@@ -44,6 +77,16 @@ class SignallingPlatform(FakePlatform):
         message_id = await super().post_text(place, text, private_to=private_to)
         self.posted.set()
         return message_id
+
+
+async def run_until(jobs: Jobs, event: asyncio.Event) -> None:
+    """Start the timer, wait until `event` is set (5 s at most), and stop it."""
+    jobs.start()
+    try:
+        async with asyncio.timeout(5):
+            await event.wait()
+    finally:
+        await jobs.stop()
 
 
 def make_quotas(sessions: Sessions, clock: Clock, **values: Any) -> Quotas:

@@ -459,16 +459,15 @@ async def test_ask_defer_delivers_the_answer_later_and_charges_the_real_cost(
 ) -> None:
     from datetime import timedelta
 
-    from bot.jobs import Deferrals
+    from bot.jobs import Deferrals, DeferredRequests
 
     env = build(fake_xai, grok, sessions)
     deferrals = Deferrals(
-        sessions=sessions,
+        DeferredRequests(sessions, clock=env.clock, instance_id="test"),
         grok=grok,
         quotas=env.quotas,
         platforms={"fake": env.platform},
         clock=env.clock,
-        instance_id="test",
     )
     env.engine.deferrals = deferrals
     fake_xai.queue_reply(

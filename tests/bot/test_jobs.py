@@ -4,8 +4,11 @@ across restarts and racing instances, expiry, and the APScheduler timer with its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,18 +18,22 @@ from bot import store
 from bot.db import Sessions, create_engine, session_factory
 from bot.errors import PlatformError, PlatformUncertain
 from bot.grok import ChatMessage, ChatRequest, GrokClient
-from bot.jobs import INTERRUPTED_NOTE, Deferrals, Jobs, _Work, heartbeat_check, heartbeats
+from bot.jobs import INTERRUPTED_NOTE, Deferrals, DeferredRequests, Jobs, heartbeat_check, heartbeats
 from bot.platform import Place
 from bot.quotas import Quotas, Reservation, Subject
+from bot.tables import DeferredRequest
 from tests.bot.jobs_env import (
     Clock,
     Crash,
+    CrashingRequests,
+    CrashPoint,
     SignallingPlatform,
     counters,
     deferred_rows,
     ledger,
     make_quotas,
     reservation_states,
+    run_until,
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
@@ -48,17 +55,19 @@ def deferrals(
     clock: Clock,
     *,
     instance: str = "a",
-    cls: type[Deferrals] = Deferrals,
+    crash: CrashPoint | None = None,
+    requests: DeferredRequests | None = None,
     **kwargs: Any,
 ) -> Deferrals:
-    return cls(
-        sessions=sessions,
-        grok=grok,
-        quotas=quotas,
-        platforms={"discord": platform},
-        clock=clock,
-        instance_id=instance,
-        **kwargs,
+    """A Deferrals over the real repository, or over one that dies at `crash`, or over `requests`."""
+    if requests is None:
+        requests = (
+            DeferredRequests(sessions, clock=clock, instance_id=instance)
+            if crash is None
+            else CrashingRequests(sessions, clock=clock, instance_id=instance, crash=crash)
+        )
+    return Deferrals(
+        requests, grok=grok, quotas=quotas, platforms={"discord": platform}, clock=clock, **kwargs
     )
 
 
@@ -85,7 +94,6 @@ async def submit(
         request=request(),
         reservation=reservation,
         conversation_id=None if conv is None else conv.id,
-        reply_to="u1",
     )
     return rid, reservation
 
@@ -235,36 +243,100 @@ async def test_past_24_hours_is_reported_as_expired(
     assert await reservation_states(sessions) == ["released"]
 
 
-class CrashAt(Deferrals):
-    crash_at = ""
+async def test_rows_left_mid_delivery_by_the_previous_version_are_finished(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """result_json as the version before typed envelopes wrote it, a free dict: an answer with one of
+    its two parts posted after a failed post, and an expiry notice without the keys a post adds."""
+    clock, platform, _, d = setup(sessions, grok, FakePlatform(name="discord"))
+    conv = await store.conversation_for(sessions, PLACE, now=clock())
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "reasoning_tokens": 0, "cached_tokens": 0}
+    completion = {
+        "id": "x",
+        "model": "grok-4.3",
+        "text": "One. Two.",
+        "reasoning": "",
+        "finish_reason": "stop",
+    }
+    answer = {
+        "completion": {**completion, "usage": usage, "fingerprint": "fp"},
+        "parts": ["One.", "Two."],
+        "posted": ["m-earlier"],
+        "final": "delivered",
+        "attempting": None,
+        "failures": 1,
+    }
+    notice = {"parts": ["The notice."], "posted": [], "final": "expired"}
+    async with sessions.begin() as session:
+        for n, (envelope, error) in enumerate([(answer, None), (notice, "expired")]):
+            session.add(
+                DeferredRequest(
+                    xai_request_id=f"old{n}",
+                    platform=PLACE.platform,
+                    workspace=PLACE.workspace,
+                    channel=PLACE.channel,
+                    thread=PLACE.thread,
+                    user_id="alice",
+                    conversation_id=conv.id,
+                    model="grok-4.3",
+                    status="delivering",
+                    next_poll_at=clock.now + timedelta(seconds=n),
+                    result_json=json.dumps(envelope),
+                    error=error,
+                    created_at=clock.now,
+                    expires_at=clock.now + timedelta(hours=24),
+                )
+            )
+    clock.advance(seconds=2)
+    assert await d.poll_due() == 2
 
-    async def _step(self, name: str, work: _Work) -> None:
-        if name == self.crash_at:
-            raise Crash(name)
+    assert texts(platform) == ["Two.", "The notice."]
+    assert [(r.status, r.error) for r in await deferred_rows(sessions)] == [
+        ("delivered", None),
+        ("expired", "expired"),
+    ]
+    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["One. Two."]
+    [event] = await ledger(sessions)
+    assert (event.xai_request_id, event.prompt_tokens) == ("old0", 10)
 
 
-# (crash point, is the answer posted exactly once, is the "interrupted" note posted)
+# Where the first process dies, as a call of its repository. A one-part answer after one 202 makes
+# these calls: claim (202) poll_later, claim (200) store_result, move (parts fixed), save (part 0
+# marked "attempting"), the post, save (its id recorded), record_answer, link_answer, finish.
+CLAIMED = CrashPoint("claim")  # lease taken, no GET yet
+FETCHED = CrashPoint("store_result")  # the 200 body is stored, parts not fixed
+ATTEMPTING = CrashPoint("save")  # marked "attempting", died before the platform call returned
+POSTED = CrashPoint("save", after=False, nth=2)  # the platform has the message, its id unrecorded
+ACCOUNTED = CrashPoint("link_answer", after=False)  # turn kept and quota settled, not linked
+RECORDED = CrashPoint("link_answer")  # messages linked, not marked delivered
+
+# (crash point, where, is the answer posted exactly once, is the "interrupted" note posted)
 RESTARTS = [
-    ("submitted", 1, False),  # nothing claimed yet
-    ("claimed", 1, False),  # lease taken, no GET yet
-    ("fetched", 1, False),  # the 200 body is stored, parts not fixed
-    ("posted", 1, True),  # the platform has the message, its id is not recorded: the window
-    ("accounted", 1, False),  # posted and recorded, turn kept and quota settled, not linked
-    ("recorded", 1, False),  # messages linked, not marked delivered
-    ("done", 1, False),  # marked delivered
+    ("submitted", None, 1, False),  # nothing claimed yet
+    ("claimed", CLAIMED, 1, False),
+    ("fetched", FETCHED, 1, False),
+    ("posted", POSTED, 1, True),  # the window
+    ("accounted", ACCOUNTED, 1, False),
+    ("recorded", RECORDED, 1, False),
+    ("done", None, 1, False),  # marked delivered
 ]
 
 
-@pytest.mark.parametrize(("crash_at", "answers", "note"), RESTARTS)
+@pytest.mark.parametrize(("crash_at", "crash", "answers", "note"), RESTARTS)
 async def test_a_restart_after_each_step_delivers_exactly_once(
-    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient, crash_at: str, answers: int, note: bool
+    sessions: Sessions,
+    fake_xai: FakeXAI,
+    grok: GrokClient,
+    crash_at: str,
+    crash: CrashPoint | None,
+    answers: int,
+    note: bool,
 ) -> None:
-    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), cls=CrashAt)
-    first.crash_at = crash_at  # type: ignore[attr-defined]
+    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), crash=crash)
     fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=1, cost_ticks=COST))
     rid, _ = await submit(first, quotas, sessions, clock)
     if crash_at != "submitted":
-        with pytest.raises(Crash) if crash_at != "done" else _no_crash():
+        with pytest.raises(Crash) if crash is not None else contextlib.nullcontext():
             for _ in range(5):
                 clock.advance(seconds=31)
                 await first.poll_due()
@@ -288,20 +360,11 @@ async def test_a_restart_after_each_step_delivers_exactly_once(
     assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["The answer."]
 
 
-class _no_crash:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 async def test_a_crash_before_the_post_loses_that_part_but_never_doubles_it(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
     """The documented window: marked "attempting", died before the platform call returned."""
-    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), cls=CrashAt)
-    first.crash_at = "attempting"  # type: ignore[attr-defined]
+    clock, platform, quotas, first = setup(sessions, grok, FakePlatform(name="discord"), crash=ATTEMPTING)
     fake_xai.queue_reply(ScriptedReply(text="The answer.", deferred_pending_polls=0))
     await submit(first, quotas, sessions, clock)
     clock.advance(seconds=3)
@@ -325,8 +388,7 @@ async def test_a_dead_instances_lease_expires_and_another_delivers(
 ) -> None:
     clock, platform_a, platform_b = Clock(), FakePlatform(name="discord"), FakePlatform(name="discord")
     quotas = make_quotas(sessions, clock)
-    a = deferrals(sessions, grok, quotas, platform_a, clock, cls=CrashAt)
-    a.crash_at = "claimed"  # type: ignore[attr-defined]
+    a = deferrals(sessions, grok, quotas, platform_a, clock, crash=CLAIMED)
     fake_xai.queue_reply(ScriptedReply(text="Done.", deferred_pending_polls=0))
     await submit(a, quotas, sessions, clock)
     clock.advance(seconds=2)
@@ -413,14 +475,18 @@ async def test_a_post_that_may_have_happened_is_never_posted_again(
     assert row.status == "delivered"
 
 
-class Recording(Deferrals):
+class RecordingRequests(DeferredRequests):
     """Keeps (clock time, row id) of every claim, to show that claims never overlap."""
 
-    claims: list[tuple[datetime, int]]
+    def __init__(
+        self, sessions: Sessions, *, clock: Clock, claims: list[tuple[datetime, int]], **kwargs: Any
+    ):
+        super().__init__(sessions, clock=clock, **kwargs)
+        self.clock, self.claims = clock, claims
 
-    async def _claim(self, limit: int) -> list[_Work]:
-        claimed = await super()._claim(limit)
-        self.claims.extend((self._clock(), work.id) for work in claimed)
+    async def claim(self, *args: Any, **kwargs: Any) -> Any:
+        claimed = await super().claim(*args, **kwargs)
+        self.claims.extend((self.clock(), work.id) for work in claimed)
         return claimed
 
 
@@ -457,13 +523,12 @@ async def test_three_instances_race_over_100_requests_delivering_each_once(
                 make_quotas(session_factory(e), clock),
                 p,
                 clock,
-                instance=f"i{n}",
-                cls=Recording,
+                requests=RecordingRequests(
+                    session_factory(e), clock=clock, claims=claims, instance_id=f"i{n}"
+                ),
             )
             for n, (e, p) in enumerate(zip(engines, platforms, strict=True))
         ]
-        for instance in instances:
-            instance.claims = claims  # type: ignore[attr-defined]
         await _race(instances, clock)
     finally:
         for engine in engines:
@@ -488,12 +553,7 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
     jobs = Jobs(
         sessions=sessions, deferrals=d, digests=None, clock=clock, instance_id="web.1", poll_interval=0.01
     )
-    jobs.start()
-    try:
-        async with asyncio.timeout(5):
-            await platform.posted.wait()
-    finally:
-        await jobs.stop()
+    await run_until(jobs, platform.posted)
     assert texts(platform) == ["via the timer"]
     beats = await heartbeats(sessions)
     assert [(i, c) for i, c, _ in beats] == [("web.1", "deferred")]
@@ -502,6 +562,41 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
     assert not await heartbeat_check(sessions, instance="web.2", clock=clock)()
     clock.advance(seconds=91)
     assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()
+    # Stopped: a request due now stays untouched while a running timer of the same interval ticks.
+    fake_xai.queue_reply(ScriptedReply(text="after the stop", deferred_pending_polls=0))
+    await d.submit(place=PLACE, user_id="alice", request=request(), reservation=None, conversation_id=None)
     polls = len(fake_xai.requests)
-    await asyncio.sleep(0.05)
+    await another_timer_ticks(sessions, clock, interval=0.01, ticks=5)
     assert len(fake_xai.requests) == polls  # stopped: no more ticks
+    assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()  # nor beats
+    assert texts(platform) == ["via the timer"]
+
+
+@dataclass
+class CountingTicker:
+    """A DigestTicker that only counts its ticks."""
+
+    wanted: int
+    ticks: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def tick(self) -> int:
+        self.ticks += 1
+        if self.ticks >= self.wanted:
+            self.reached.set()
+        return 0
+
+
+async def another_timer_ticks(sessions: Sessions, clock: Clock, *, interval: float, ticks: int) -> None:
+    """Return once a second timer with `interval`, started now, has ticked `ticks` times: time in which
+    a running timer with that interval would have ticked as often."""
+    ticker = CountingTicker(wanted=ticks)
+    other = Jobs(
+        sessions=sessions,
+        deferrals=None,
+        digests=ticker,
+        clock=clock,
+        instance_id="other",
+        digest_interval=interval,
+    )
+    await run_until(other, ticker.reached)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -42,6 +43,55 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     downgrade(url, "base")  # the session database arrives migrated; start from nothing
     return url
+
+
+async def _sql(url: str, statement: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+def _deferred_columns(url: str) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                columns = await connection.run_sync(lambda c: inspect(c).get_columns("deferred_request"))
+        finally:
+            await engine.dispose()
+        return {column["name"]: column for column in columns}
+
+    return asyncio.run(read())
+
+
+def test_dropping_deferred_reply_to_keeps_the_requests_in_flight_both_ways(empty_db_url: str) -> None:
+    """0002 drops deferred_request.reply_to; on SQLite batch mode copies the table, rows included."""
+    upgrade(empty_db_url, "0001")
+    try:
+        asyncio.run(
+            _sql(
+                empty_db_url,
+                "INSERT INTO deferred_request (xai_request_id, platform, workspace, channel, thread, user_id,"
+                " reply_to, model, status, attempts, next_poll_at, result_json, created_at, expires_at)"
+                " VALUES ('r1', 'discord', 'g1', 'c1', '', 'alice', 'u1', 'grok-4.3', 'delivering', 2,"
+                ' CURRENT_TIMESTAMP, \'{"parts": ["hi"]}\', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)',
+            )
+        )
+        kept = "SELECT xai_request_id, status, attempts, result_json FROM deferred_request"
+        upgrade(empty_db_url)
+        assert "reply_to" not in _deferred_columns(empty_db_url)
+        assert asyncio.run(_sql(empty_db_url, kept)) == [("r1", "delivering", 2, '{"parts": ["hi"]}')]
+        downgrade(empty_db_url, "0001")
+        assert _deferred_columns(empty_db_url)["reply_to"]["default"] is None  # as 0001 made it
+        assert asyncio.run(_sql(empty_db_url, kept)) == [("r1", "delivering", 2, '{"parts": ["hi"]}')]
+        assert asyncio.run(_sql(empty_db_url, "SELECT reply_to FROM deferred_request")) == [("",)]
+    finally:
+        downgrade(empty_db_url, "base")
+        upgrade(empty_db_url)  # leave the shared session database as other tests expect it
 
 
 def test_upgrade_head_matches_models_and_downgrade_base_empties(empty_db_url: str) -> None:
