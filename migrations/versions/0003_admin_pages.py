@@ -1,7 +1,7 @@
 """admin pages: sign-in links, sessions, alert claims, xAI signals; ledger indexes for the overview
 
 Revision ID: 0003_admin_pages
-Revises: 0001
+Revises: 0002_drop_deferred_reply_to
 Create Date: 2026-12-07
 
 The usage_event indexes are covering (value, created_at, cost_ticks): the overview sums each day of
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = '0003_admin_pages'
-down_revision: str | None = '0001'
+down_revision: str | None = "0002_drop_deferred_reply_to"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
