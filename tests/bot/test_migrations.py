@@ -12,7 +12,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from bot.db import create_engine, downgrade, upgrade
+import bot
+from bot.db import MIGRATIONS_DIR, create_engine, downgrade, upgrade
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -73,3 +74,10 @@ async def test_tick_columns_hold_more_than_32_bits(db_url: str) -> None:
     finally:
         await engine.dispose()
     assert stored == big
+
+
+def test_the_migrations_ship_inside_the_package() -> None:
+    # A wheel carries only the packages: migrations outside `bot/` are missing from `pip install .`.
+    package = Path(bot.__file__).resolve().parent
+    assert MIGRATIONS_DIR.is_relative_to(package)
+    assert (MIGRATIONS_DIR / "env.py").is_file() and any((MIGRATIONS_DIR / "versions").glob("0*.py"))
