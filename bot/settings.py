@@ -6,7 +6,7 @@ Nothing else in grokbot reads the environment; `__main__` builds Settings once a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -37,6 +37,7 @@ ACCEPTED: dict[str, str] = {
     "grokbot_allowed_guilds": "a comma list of numeric Discord guild ids",
     "grokbot_allowed_channels": "a comma list of channel ids",
     "grokbot_allowed_roles": "a comma list of Discord role ids",
+    "grokbot_log_format": "text or json (one JSON object a line, for log collectors)",
 }
 
 
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     grokbot_allowed_guilds: CommaList = ()
     grokbot_allowed_channels: CommaList = ()
     grokbot_allowed_roles: CommaList = ()
+
+    grokbot_log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "discord_guild_ids",
