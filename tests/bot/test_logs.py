@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -101,4 +100,3 @@ async def test_a_running_service_logs_json_without_chatter_warnings_or_secrets(
     assert not [e for e in entries if e["logger"].startswith(quiet)], entries
     for secret in (fake_xai.api_key, BOT_TOKEN, SIGNING_SECRET, discord.token):
         assert secret not in stderr.decode()
-    assert os.path.exists(tmp_path / "run.db")
