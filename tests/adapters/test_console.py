@@ -238,3 +238,46 @@ def test_an_answer_is_rendered_block_by_block_never_inside_a_code_block() -> Non
     closed = text + "```\nmore"
     assert closed[: finished_blocks(closed)] == text + "```\n"
     assert finished_blocks("# Title\nbody") == len("# Title\n")
+
+
+class StatusWatch(io.StringIO):
+    """A terminal stand-in that tells when a status containing `word` was written."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__()
+        self.word = word
+        self.seen = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        if self.word in text:
+            self.seen.set()
+        return super().write(text)
+
+
+async def test_ctrl_c_while_the_model_thinks_stops_the_stream_and_charges_the_reasoning(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    from sqlmodel import select
+
+    from adapters.console import ConsolePlatform, chat
+    from bot.tables import UsageEvent
+
+    env = build(fake_xai, grok, sessions)
+    # 25 s of reasoning before any answer text: only a stop taken at a status ends it sooner.
+    fake_xai.queue_reply(ScriptedReply(text="Never shown.", reasoning="hmm " * 500, tokens_per_second=20))
+    fake_xai.send_log = {}  # each write of the stream
+    out = StatusWatch("Thinking")
+    platform = ConsolePlatform(out, image_dir=tmp_path, tty=True)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    session = asyncio.create_task(chat(env.engine, platform, lines.get))
+    await lines.put("/ask reasoning:low think hard")
+    await out.seen.wait()
+    assert platform.interrupt()  # what the terminal's Ctrl-C does
+    await lines.put(None)
+    await asyncio.wait_for(session, timeout=15)
+    writes = sum(len(sent) for sent in fake_xai.send_log.values())
+    assert 0 < writes < 250  # of 500: the engine stopped reading long before the stream's end
+    async with env.engine.sessions() as db:
+        (charge,) = (await db.exec(select(UsageEvent))).all()
+    assert charge.reasoning_tokens > 0 and charge.cost_ticks > 0
+    assert "Stopped." in out.getvalue() and "Never shown." not in out.getvalue()

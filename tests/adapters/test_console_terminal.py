@@ -135,6 +135,7 @@ async def test_ctrl_c_stops_the_answer_charges_what_was_written_and_prompts_agai
 ) -> None:
     answer = "word " * 400
     fake_xai.queue_reply(ScriptedReply(text=answer, chunk_chars=5, tokens_per_second=20))
+    fake_xai.send_log = {}  # each write of the stream
     await console.send("talk for a while\r")
     await console.expect("word word word")
     await asyncio.to_thread(console.child.sendintr)
@@ -146,6 +147,11 @@ async def test_ctrl_c_stops_the_answer_charges_what_was_written_and_prompts_agai
     ((completion_tokens, cost_ticks),) = ledger(tmp_path)
     assert 0 < completion_tokens < estimate_tokens(answer)
     assert cost_ticks > 0
+    writes = sum(len(sent) for sent in fake_xai.send_log.values())
+    assert 0 < writes < 200  # of 400: the engine stopped reading long before the stream's end
+    with sqlite3.connect(tmp_path / "console.db") as db:
+        finishes = [row[0] for row in db.execute("SELECT finish_reason FROM turn WHERE role = 'assistant'")]
+    assert finishes == ["stopped"]
 
 
 async def test_a_deferred_answer_is_followed_by_a_fresh_prompt(console: Console, fake_xai: FakeXAI) -> None:
