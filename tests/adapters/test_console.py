@@ -281,3 +281,13 @@ async def test_ctrl_c_while_the_model_thinks_stops_the_stream_and_charges_the_re
         (charge,) = (await db.exec(select(UsageEvent))).all()
     assert charge.reasoning_tokens > 0 and charge.cost_ticks > 0
     assert "Stopped." in out.getvalue() and "Never shown." not in out.getvalue()
+
+
+def test_history_that_cannot_be_read_or_written_is_quietly_skipped(tmp_path: Path) -> None:
+    from adapters.console import Prompter, Screen
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    prompter = Prompter(Screen(io.StringIO()), history=blocked / "history")  # nothing to read
+    prompter.save()  # its folder cannot be made: no error, nothing written
+    assert blocked.read_text() == "not a folder"
