@@ -10,10 +10,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
+from bot import logs
 from bot.aio import loop_name
 from bot.aio import run as run_loop
+from bot.db import DatabaseUnusable, require_schema
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("grokbot")
 
@@ -74,18 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    logs.configure(settings, verbose=args.verbose)
     handler: Callable[[Settings, argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return handler(settings, args)
+    except DatabaseUnusable as exc:
+        print(
+            f"grokbot {args.command}: {exc} (DATABASE_URL={_redact_url(settings.database_url)})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -93,7 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.db import upgrade
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade(settings.database_url)
     print(f"Database is up to date ({_redact_url(settings.database_url)}).")
     return EXIT_OK
@@ -125,9 +133,8 @@ async def serve(settings: Settings) -> int:
     import signal
 
     from bot.errors import PlatformError
-    from bot.services import Services
 
-    services = await Services.start(settings, migrate=settings.is_sqlite)
+    services = await open_services(settings)
     if settings.is_sqlite and (other := await services.other_live_instance()):
         await services.close()
         raise StartupError(
@@ -205,26 +212,51 @@ async def serve(settings: Settings) -> int:
         await services.close()
 
 
-def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
+async def open_services(settings: Settings) -> Services:
+    """The core's services on a usable database: SQLite is migrated here, PostgreSQL must be already
+    (its migrations run once per release, `grokbot migrate`)."""
+    from bot.services import Services
+
+    if not settings.is_sqlite:
+        await require_schema(settings.database_url)
+    return await Services.start(settings, migrate=settings.is_sqlite)
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     if _missing_key(settings):
         return EXIT_CONFIG
     from pathlib import Path
 
-    from adapters.console import ConsolePlatform, converse
-    from bot.services import Services
+    from adapters.console import (
+        ConsolePlatform,
+        LineReader,
+        Prompter,
+        Screen,
+        ScreenLog,
+        Terminal,
+        chat,
+        history_path,
+        stream_reader,
+    )
 
-    async def session() -> None:
-        services = await Services.start(settings, migrate=settings.is_sqlite)
-        platform = ConsolePlatform(sys.stdout, image_dir=Path("grokbot-images"))
+    screen = Screen(sys.stdout)
+    interactive = screen.tty and sys.stdin.isatty()
+    platform = ConsolePlatform(screen, image_dir=Path("grokbot-images"), markdown=interactive)
+    logs.redirect(ScreenLog(screen), verbose=args.verbose)  # the terminal is the conversation
+
+    async def session(read: LineReader) -> None:
+        services = await open_services(settings)
         services.platforms[platform.name] = platform
         services.jobs.start()  # deferred answers (`/ask defer:true ...`) arrive while you chat
         try:
-            await converse(services.engine, platform, lines=sys.stdin)
+            await chat(services.engine, platform, read)
         finally:
             await services.close()
 
-    logging.getLogger().setLevel(logging.WARNING)  # the terminal is the conversation
-    run_loop(session())
+    if interactive:
+        Terminal(Prompter(screen, history=history_path()), interrupt=platform.interrupt).run(session)
+    else:
+        run_loop(session(stream_reader(platform, sys.stdin)))
     return EXIT_OK
 
 
@@ -237,8 +269,12 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services import usage_report
 
+    async def report() -> str:
+        await require_schema(settings.database_url)  # never on a database without the ledger
+        return await usage_report(settings, since=args.since, user=args.user, fmt=args.format)
+
     try:
-        text = run_loop(usage_report(settings, since=args.since, user=args.user, fmt=args.format))
+        text = run_loop(report())
     except ValueError as exc:
         print(f"grokbot usage: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -43,7 +43,7 @@ from bot.grok import (
     user_hash,
 )
 from bot.jobs import Deferrals
-from bot.platform import Command, Feedback, Incoming, Place, Platform, Reply
+from bot.platform import Command, Feedback, Incoming, Place, Platform, Reply, ShowsReasoning
 from bot.quotas import Charge, Quotas, Reservation, Subject
 from bot.settings import Settings
 from bot.streaming import EditBudgets, StreamWriter
@@ -433,6 +433,8 @@ class Engine:
         except (SQLAlchemyError, OSError):
             # The user already has the whole answer: no apology. The hold is swept later.
             log.exception("could not record a delivered answer in %s", turn.place.key)
+        if completion.reasoning and isinstance(platform, ShowsReasoning):
+            await platform.show_reasoning(incoming.place, completion.reasoning)
 
     async def _pump(
         self, writer: StreamWriter, pending: Pending, events: AsyncIterator[StreamEvent]

@@ -193,6 +193,15 @@ class Platform(Protocol):
         ...
 
 
+@runtime_checkable
+class ShowsReasoning(Protocol):
+    """A platform that shows a finished answer's whole reasoning after it (the console)."""
+
+    async def show_reasoning(self, place: Place, text: str) -> None:
+        """Show the model's reasoning for the answer just finished in `place`."""
+        ...
+
+
 def parse_command_text(text: str) -> Command:
     """`name opt:value ... free text` → Command, for platforms without native options.
 

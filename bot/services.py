@@ -14,13 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store
 from bot.admin import XaiWatch
-from bot.db import Sessions, create_engine, session_factory, upgrade
+from bot.db import Sessions, create_engine, database_report, session_factory, upgrade
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
@@ -191,15 +189,7 @@ async def check(settings: Settings, *, out: TextIO) -> bool:
         out.write(f"{'✓' if good else '✗'} {line}\n")
 
     say(True, "configuration is valid")
-    db = create_engine(settings.database_url)
-    try:
-        async with db.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        say(True, f"database reachable ({db.dialect.name})")
-    except (SQLAlchemyError, OSError) as exc:
-        say(False, f"database unreachable: {type(exc).__name__}")
-    finally:
-        await db.dispose()
+    say(*await database_report(settings.database_url))
     if settings.xai_api_key is None:
         say(False, "XAI_API_KEY is not set")
         return ok

@@ -6,7 +6,7 @@ Nothing else in grokbot reads the environment; `__main__` builds Settings once a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -38,6 +38,7 @@ ACCEPTED: dict[str, str] = {
     "grokbot_allowed_channels": "a comma list of channel ids",
     "grokbot_allowed_roles": "a comma list of Discord role ids",
     "grokbot_public_url": "the http(s) URL where people reach this server, e.g. https://grokbot.example.com",
+    "grokbot_log_format": "text or json (one JSON object a line, for log collectors)",
 }
 
 
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
 
     # Where people reach the HTTP server (the admin pages' sign-in links); unset: no links.
     grokbot_public_url: str | None = None
+    grokbot_log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "discord_guild_ids",

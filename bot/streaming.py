@@ -234,9 +234,13 @@ class StreamWriter:
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"stream:{self._place.key}")
 
     async def status(self, text: str) -> None:
-        """A transient status before any text (e.g. thinking for N s)."""
+        """A transient status before any text (e.g. thinking for N s). A platform may report here
+        that the person stopped the answer (the console's Ctrl-C while the model thinks)."""
         if self._reply is not None and not self._shown and not self.text:
-            await self._reply.status(text)
+            try:
+                await self._reply.status(text)
+            except AnswerStopped:
+                self.stopped = True
 
     def set_prefix(self, prefix: str) -> None:
         """Text shown before the answer; only settable before the first delta."""

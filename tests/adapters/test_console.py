@@ -139,3 +139,157 @@ async def test_each_console_session_charges_its_own_answers(
     async with env.engine.sessions() as session:
         (charged,) = (await session.exec(select(func.count()).select_from(UsageEvent))).one()
     assert charged == 2
+
+
+def narrow_terminal(columns: int) -> tuple[int, Any]:
+    """A pseudo-terminal `columns` wide: its reading end, and its terminal end as a text stream."""
+    import fcntl
+    import struct
+    import termios
+
+    reader, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    return reader, os.fdopen(terminal, "w", encoding="utf-8")
+
+
+def test_a_status_longer_than_the_terminal_is_cut_to_one_row() -> None:
+    from rich.cells import cell_len
+
+    from adapters.console import Screen
+
+    reader, out = narrow_terminal(30)
+    with out:
+        screen = Screen(out)
+        screen.status("💭 Thinking… 12 s\n> the model weighs several long considerations")
+        shown = os.read(reader, 4096).decode()
+    os.close(reader)
+    text = shown.removeprefix("\r\x1b[K\x1b[2m").removesuffix("\x1b[0m")
+    # A row that wraps could not be cleared by "\r\x1b[K", which clears only the last row.
+    assert 0 < cell_len(text) <= 29 and text.endswith("…")
+    assert text.startswith("💭 Thinking… 12 s > the")
+
+
+def test_a_warning_clears_the_status_row_and_shows_it_again() -> None:
+    import logging
+
+    from adapters.console import Screen, ScreenLog
+
+    out = io.StringIO()
+    screen = Screen(out, tty=True)
+    handler = ScreenLog(screen)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    screen.status("💭 Thinking… 2 s")
+    handler.emit(logging.LogRecord("x", logging.WARNING, __file__, 1, "prices unreachable", None, None))
+    status = "\r\x1b[K\x1b[2m💭 Thinking… 2 s\x1b[0m"
+    assert out.getvalue() == status + "\r\x1b[K" + "WARNING prices unreachable\n" + status
+
+
+async def test_the_reasoning_is_shown_whole_after_the_answer(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    env = build(fake_xai, grok, sessions)
+    reasoning = "".join(f"step {i}: weigh it. " for i in range(200))
+    fake_xai.queue_reply(ScriptedReply(text="Done.", reasoning=reasoning))
+    output = await converse(env, "/ask reasoning:low think please\n", tmp_path)
+    after = output[output.index("Done.") :]
+    assert "💭 Reasoning" in after
+    assert " ".join(after.split()).count("weigh it.") == 200  # whole, not the status line's tail
+
+
+async def test_on_a_terminal_the_reasoning_is_dimmed_and_the_answer_rendered(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    from adapters.console import ConsolePlatform, chat
+
+    env = build(fake_xai, grok, sessions)
+    fake_xai.queue_reply(ScriptedReply(text="A **bold** claim.", reasoning="first this, then that"))
+    out = io.StringIO()
+    platform = ConsolePlatform(out, image_dir=tmp_path, tty=True, markdown=True)
+    lines = iter(["/ask reasoning:low go", None])
+
+    async def read() -> str | None:
+        return next(lines)
+
+    await chat(env.engine, platform, read)
+    shown = out.getvalue()
+    assert "grok> \x1b[3mThought for" in shown  # the first block, in italics, under the label
+    assert "\n      A \x1b[1mbold\x1b[0m claim.\n" in shown and "**" not in shown
+    assert "\x1b[2m      💭 Reasoning\n      first this, then that\x1b[0m" in shown
+
+
+def test_the_console_help_names_every_command_and_option() -> None:
+    import re
+
+    from adapters.console import HELP_TEXT
+    from bot.commands import HELP_TEXT as CHAT_HELP
+    from bot.platform import COMMANDS
+
+    for command in COMMANDS:
+        assert f"/{command}" in HELP_TEXT
+    # `channel:` names a channel to summarise, and the console has one; `name:value` is the form.
+    options = set(re.findall(r"[\s\[`]([a-z_]+):[<a-z0-9]", CHAT_HELP)) - {"channel", "name"}
+    assert options and all(f"{option}:" in HELP_TEXT for option in options)
+    assert "image:<path>" in HELP_TEXT and "mention" not in HELP_TEXT.lower()
+
+
+def test_an_answer_is_rendered_block_by_block_never_inside_a_code_block() -> None:
+    from adapters.console.markdown import finished_blocks
+
+    text = "Intro **b**.\n\n```python\nx = 1\n\ny = 2\n"
+    assert text[: finished_blocks(text)] == "Intro **b**.\n\n"  # the open code block waits
+    closed = text + "```\nmore"
+    assert closed[: finished_blocks(closed)] == text + "```\n"
+    assert finished_blocks("# Title\nbody") == len("# Title\n")
+
+
+class StatusWatch(io.StringIO):
+    """A terminal stand-in that tells when a status containing `word` was written."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__()
+        self.word = word
+        self.seen = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        if self.word in text:
+            self.seen.set()
+        return super().write(text)
+
+
+async def test_ctrl_c_while_the_model_thinks_stops_the_stream_and_charges_the_reasoning(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any, tmp_path: Path
+) -> None:
+    from sqlmodel import select
+
+    from adapters.console import ConsolePlatform, chat
+    from bot.tables import UsageEvent
+
+    env = build(fake_xai, grok, sessions)
+    # 25 s of reasoning before any answer text: only a stop taken at a status ends it sooner.
+    fake_xai.queue_reply(ScriptedReply(text="Never shown.", reasoning="hmm " * 500, tokens_per_second=20))
+    fake_xai.send_log = {}  # each write of the stream
+    out = StatusWatch("Thinking")
+    platform = ConsolePlatform(out, image_dir=tmp_path, tty=True)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    session = asyncio.create_task(chat(env.engine, platform, lines.get))
+    await lines.put("/ask reasoning:low think hard")
+    await out.seen.wait()
+    assert platform.interrupt()  # what the terminal's Ctrl-C does
+    await lines.put(None)
+    await asyncio.wait_for(session, timeout=15)
+    writes = sum(len(sent) for sent in fake_xai.send_log.values())
+    assert 0 < writes < 250  # of 500: the engine stopped reading long before the stream's end
+    async with env.engine.sessions() as db:
+        (charge,) = (await db.exec(select(UsageEvent))).all()
+    assert charge.reasoning_tokens > 0 and charge.cost_ticks > 0
+    assert "Stopped." in out.getvalue() and "Never shown." not in out.getvalue()
+
+
+def test_history_that_cannot_be_read_or_written_is_quietly_skipped(tmp_path: Path) -> None:
+    from adapters.console import Prompter, Screen
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    prompter = Prompter(Screen(io.StringIO()), history=blocked / "history")  # nothing to read
+    prompter.save()  # its folder cannot be made: no error, nothing written
+    assert blocked.read_text() == "not a folder"

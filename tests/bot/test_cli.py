@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,16 @@ import pytest
 COMMANDS = ("run", "console", "migrate", "check", "usage")
 
 
-def grokbot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def grokbot(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, wrap: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "XAI_"))}
     base.pop("DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [*wrap, sys.executable, "-m", "bot", *args],
         cwd=cwd,
         env={**base, **(env or {})},
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -43,6 +47,7 @@ def test_each_command_has_its_own_help(tmp_path: Path, command: str) -> None:
 def test_migrate_creates_the_schema_in_the_default_sqlite_file(tmp_path: Path) -> None:
     result = grokbot("migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no alembic plugin lines, no INFO chatter: only what went wrong
     with sqlite3.connect(tmp_path / "grokbot.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"conversation", "turn", "usage_event", "quota_counter", "deferred_request"} <= tables
@@ -73,3 +78,75 @@ def test_usage_rejects_a_bad_date(tmp_path: Path) -> None:
     result = grokbot("usage", "--since", "yesterday", cwd=tmp_path)
     assert result.returncode == 2
     assert "YYYY-MM-DD" in result.stderr
+
+
+# Every command that opens the database, with what it needs to get that far.
+DATABASE_COMMANDS = ("migrate", "usage", "check", "console", "run")
+GETS_THAT_FAR = {"XAI_API_KEY": "xai-test", "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s"}
+
+
+def sqlite_in(folder: Path) -> dict[str, str]:
+    return {**GETS_THAT_FAR, "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'grokbot.db'}"}
+
+
+def assert_told(result: subprocess.CompletedProcess[str], command: str, *words: str) -> None:
+    """A message naming the problem, no traceback; exit 1 for check's report, else 2."""
+    assert result.returncode == (1 if command == "check" else 2), result.stderr
+    told = result.stdout + result.stderr
+    assert "Traceback" not in told
+    for word in words:
+        assert word in told, told
+
+
+def test_usage_on_a_database_never_migrated_names_migrate_and_leaves_no_file(tmp_path: Path) -> None:
+    result = grokbot("usage", cwd=tmp_path)
+    assert_told(result, "usage", "no grokbot tables", "grokbot migrate")
+    assert len(result.stderr.splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # no empty grokbot.db left behind
+
+
+def test_check_on_a_database_without_tables_says_so_and_names_migrate(tmp_path: Path) -> None:
+    result = grokbot("check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "✗ database reachable (sqlite) but it has no grokbot tables yet: run `grokbot migrate`" in (
+        result.stdout
+    )
+    assert "✓ database" not in result.stdout
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS)
+def test_a_sqlite_file_in_a_missing_folder_is_a_message(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "no" / "such" / "folder"
+    result = grokbot(command, cwd=tmp_path, env=sqlite_in(missing))
+    assert_told(result, command, f"the folder {missing} of the SQLite database does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A folder this process's children cannot write in, and the command prefix that makes it so:
+    for root (who ignores permission bits), a read-only bind mount in a private mount namespace."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder, []
+        folder.chmod(0o755)
+        return
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
+    wrap = ["unshare", "--mount", "sh", "-c", script, str(folder)]
+    probe = subprocess.run([*wrap, "touch", str(folder / "probe")], capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"cannot make a read-only folder for root here: {probe.stderr.strip()!r}")
+    yield folder, wrap
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS)
+def test_a_sqlite_file_in_a_read_only_folder_is_a_message(
+    tmp_path: Path, read_only_folder: tuple[Path, list[str]], command: str
+) -> None:
+    folder, wrap = read_only_folder
+    result = grokbot(command, cwd=tmp_path, env=sqlite_in(folder), wrap=wrap)
+    assert_told(result, command, f"SQLite cannot write in {folder}", "read-only")
+    assert not list(folder.iterdir())

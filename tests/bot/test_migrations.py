@@ -13,7 +13,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from bot.db import create_engine, downgrade, upgrade
+import bot
+from bot.db import MIGRATIONS_DIR, create_engine, downgrade, upgrade
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -123,3 +124,29 @@ async def test_tick_columns_hold_more_than_32_bits(db_url: str) -> None:
     finally:
         await engine.dispose()
     assert stored == big
+
+
+def test_the_migrations_ship_inside_the_package() -> None:
+    # A wheel carries only the packages: migrations outside `bot/` are missing from `pip install .`.
+    package = Path(bot.__file__).resolve().parent
+    assert MIGRATIONS_DIR.is_relative_to(package)
+    assert (MIGRATIONS_DIR / "env.py").is_file() and any((MIGRATIONS_DIR / "versions").glob("0*.py"))
+
+
+async def test_a_database_behind_the_shipped_migrations_is_reported_with_the_fix(tmp_path: Path) -> None:
+    from bot.db import database_report, schema_state, upgrade_async
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await upgrade_async(url)
+    assert (await schema_state(url)).up_to_date
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    finally:
+        await engine.dispose()
+    state = await schema_state(url)
+    assert not state.up_to_date and state.current == ("0000_older",)
+    good, line = await database_report(url)
+    assert not good
+    assert "0000_older" in line and "grokbot migrate" in line
