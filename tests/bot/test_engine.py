@@ -22,7 +22,7 @@ from bot.platform import Attachment, Author, Command, Feedback, Place, parse_com
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
 from bot.tables import QuotaCounter, Turn, UsageEvent
-from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, build
+from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply
 
@@ -66,15 +66,22 @@ async def test_streamed_text_equals_the_model_text(env: EngineEnv) -> None:
     assert request["user"] != ALICE.id  # an opaque hash, never the platform id
 
 
-async def test_the_last_words_do_not_wait_for_the_end_of_the_response(env: EngineEnv) -> None:
-    # A server that ends the response long after [DONE]: the final edit goes out at [DONE], and
-    # only then is the rest of the response read (so that its connection is reused).
-    env.fake.queue_reply(ScriptedReply(text="All of it, at once.", end_delay=0.5))
+async def test_the_last_words_do_not_wait_for_the_end_of_the_response(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    # A server that ends the response only once the answer is final in the chat: the final edit
+    # goes out at [DONE], and only then is the rest of the response read (so that its connection
+    # is reused, not cut after waiting for an end that comes late).
+    platform = Watching()
+    env = build(fake_xai, grok, sessions, platform=platform)
+    final = platform.when(lambda event: event.kind == "finish")
+    env.fake.queue_reply(ScriptedReply(text="All of it, at once.", end_hold=final))
     await env.say("hello")
     [finish] = [e for e in env.platform.events if e.kind == "finish"]
     [ended] = env.fake.stream_ends
     assert finish.text == "All of it, at once."
     assert finish.at < ended
+    assert env.fake.streams_cut == 0
 
 
 async def test_history_carries_across_turns_and_names_each_speaker(env: EngineEnv) -> None:
@@ -168,10 +175,30 @@ async def test_history_is_trimmed_to_the_context_window(
     assert "question 0" not in " ".join(contents)
 
 
-async def test_two_messages_in_one_place_never_interleave(env: EngineEnv) -> None:
-    env.fake.queue_reply(ScriptedReply(text="slow answer", first_token_delay=0.2))
+async def test_two_messages_in_one_place_never_interleave(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    second_arrived = asyncio.Event()
+
+    class FirstWaitsForSecond(FakePlatform):
+        """The first answer opens only once the second question reached the engine (it reads the
+        second's image, which happens before the second takes its turn in the conversation)."""
+
+        async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+            if reply_to == first.message_id:
+                await second_arrived.wait()
+            return await super().start_reply(place, reply_to=reply_to)
+
+        async def download(self, attachment: Attachment) -> bytes:
+            second_arrived.set()
+            return await super().download(attachment)
+
+    env = build(fake_xai, grok, sessions, platform=FirstWaitsForSecond())
+    env.fake.queue_reply(ScriptedReply(text="slow answer"))
     env.fake.queue_reply(ScriptedReply(text="fast answer"))
-    await asyncio.gather(env.say("first"), env.say("second", author=BOB))
+    image = Attachment("x.png", "image/png", len(png_bytes()), data=png_bytes())
+    first, second = env.said("first"), env.said("second", author=BOB, attachments=(image,))
+    await asyncio.gather(env.engine.handle(first, env.platform), env.engine.handle(second, env.platform))
     conversation = await store.find_conversation(env.engine.sessions, PLACE)
     assert conversation is not None
     turns = await store.recent_turns(env.engine.sessions, conversation.id)
@@ -185,7 +212,6 @@ async def test_two_messages_in_one_place_never_interleave(env: EngineEnv) -> Non
 
 
 async def test_reasoning_shows_thinking_then_the_answer_and_charges_reasoning(env: EngineEnv) -> None:
-    env.engine.monotonic = _stepping_clock()
     env.fake.queue_reply(
         ScriptedReply(text="42.", reasoning="Let me think about this carefully. " * 20, tokens_per_second=400)
     )
@@ -199,12 +225,6 @@ async def test_reasoning_shows_thinking_then_the_answer_and_charges_reasoning(en
     assert final.startswith("_Thought for ") and final.endswith("42.")
     events = await ledger(env)
     assert events[-1].reasoning_tokens > 0
-
-
-def _stepping_clock() -> Any:
-    import time
-
-    return time.monotonic
 
 
 async def test_reasoning_accepts_only_low_or_high(env: EngineEnv) -> None:
@@ -597,12 +617,21 @@ async def test_a_word_command_outside_a_conversation_is_ignored_unless_addressed
     assert env.fake.chat_requests() == []
 
 
-async def test_gathered_reads_are_flushed_before_each_edit(env: EngineEnv) -> None:
-    """With reads gathered for a whole minute, each interim edit (every 0.2 s here) still shows
-    what had arrived: the writer flushes the connection's gathered bytes just before editing."""
-    env.engine.grok.read_gather_s = 60.0
+async def test_gathered_reads_are_flushed_before_each_edit(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    """With reads gathered for ten minutes, each interim edit (every 0.2 s here) still shows what
+    had arrived: the writer flushes the connection's gathered bytes just before editing. The fake
+    sends the answer in four parts, each only once an edit shows the part before it."""
+    platform = Watching()
+    env = build(fake_xai, grok, sessions, platform=platform)
+    env.engine.grok.read_gather_s = 600.0
     answer = "".join(f"word{i} " for i in range(120))
-    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=6, tokens_per_second=100))  # ~1.2 s
+    holds = tuple(
+        (chunk, platform.when(lambda e, shown=chunk * 6: e.kind == "update" and len(e.text) >= shown))
+        for chunk in (40, 80, 120)
+    )
+    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=6, holds=holds))
     await env.say("count for me")
     assert env.platform.visible_text() == answer
     interim = [e.text for e in env.platform.events if e.kind == "update" and e.text.strip()]
@@ -640,10 +669,11 @@ async def test_a_channel_prompt_wins_over_the_workspace_prompt(env: EngineEnv) -
     assert default not in {pirate, poem} and default  # the built-in prompt
 
 
-async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minute(env: EngineEnv) -> None:
+async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minute(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
     now = [1_000.0]
-    env.engine.monotonic = lambda: now[0]
-    sessions = env.engine.sessions
+    env = build(fake_xai, grok, sessions, monotonic=lambda: now[0])
     await store.set_system_prompt(sessions, PLACE, "First.", whole_workspace=False, by="U0", now=env.clock())
     await env.say("a")
     await store.set_system_prompt(sessions, PLACE, "Second.", whole_workspace=False, by="U0", now=env.clock())
