@@ -16,6 +16,9 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from bot import store
+from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
+from bot.commands import HANDLERS, help_text
+from bot.errors import PlatformError
 from bot.grok import GrokClient
 from bot.grok.net import AsyncioTransport
 from bot.platform import Attachment, Author, Command, Feedback, Place, parse_command_text
@@ -378,6 +381,42 @@ async def test_help_lists_every_command(env: EngineEnv) -> None:
         assert f"`{name}" in env.platform.last.text
 
 
+async def test_help_shows_every_registered_command_and_each_of_its_options(env: EngineEnv) -> None:
+    await env.command("help")
+    shown = env.platform.last.text
+    assert env.platform.last.private_to == ALICE.id
+    for spec in REGISTRY:
+        assert f"`{spec.name}" in shown, spec.name
+        for option in spec.all_options:
+            assert option.written in shown, f"{spec.name} {option.name}"
+
+
+def test_a_command_added_to_the_registry_appears_in_the_help() -> None:
+    weather = OptionSpec("city", "<name>", "where")
+    added = CommandSpec("weather", "says what the sky does", text="<when>", options=(weather,))
+    shown = help_text((*REGISTRY, added))
+    assert "`weather <when>` — says what the sky does." in shown
+    assert "`city:<name>` (where)" in shown
+    assert "weather" not in help_text()
+
+
+def test_every_registered_command_has_a_handler_and_every_handler_a_registration() -> None:
+    assert set(HANDLERS) | {"ask"} == {spec.name for spec in REGISTRY}
+    for spec in REGISTRY:  # typed as text, each is recognised, with its options
+        options = " ".join(f"{o.name}:x" for o in spec.all_options)
+        parsed = parse_command_text(f"{spec.name} {options}")
+        assert (parsed.name, set(parsed.options)) == (spec.name, {o.name for o in spec.all_options})
+
+
+async def test_options_are_checked_against_the_registry(env: EngineEnv) -> None:
+    for spec in REGISTRY:
+        if spec.name in ("ask", "digest", "help", "reset"):
+            continue  # ask says what it accepts (below); digest's book reads its own; no options
+        await env.command(spec.name, "a fox", colour="red")
+        assert "Unknown option `colour`" in env.platform.last.text
+        assert f"`{spec.usage}`" in env.platform.last.text, spec.name
+
+
 async def test_unknown_option_says_what_is_accepted(env: EngineEnv) -> None:
     await env.say(command=Command("ask", options={"temperature": "2"}, text="hi"))
     assert "reasoning:low|high" in env.platform.last.text
@@ -568,13 +607,86 @@ async def test_an_answer_whose_message_cannot_open_is_explained_not_apologised_f
 
     class NoReplies(FakePlatform):
         async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
-            raise PlatformError("cannot post here")
+            raise PlatformError(
+                "Discord refused posting a message: 403 (code 50013) Missing Permissions",
+                user_text="I cannot post here: an admin can let me send messages in this channel.",
+            )
 
     env = build(fake_xai, grok, sessions, platform=NoReplies())
     await env.say("hello")
     assert "error id" not in env.platform.last.text
     assert "cannot post here" in env.platform.last.text
+    assert "50013" not in env.platform.last.text  # what it means for the person, not the refusal
     assert all(value == 0 for value in (await counters(env)).values())
+
+
+INTERNAL_TEXTS = (
+    "the Slack adapter is not started",
+    "this answer is already finished",
+    "Discord refused posting a message: 403 (code 50013) Missing Permissions",
+)
+
+
+class Refusing(FakePlatform):
+    """Refuses `where` ("open": opening an answer, "finish": an answer's final edit, "upload": a
+    plain upload of images) with a PlatformError whose message names internals."""
+
+    def __init__(self, where: str, message: str, *, user_text: str = "") -> None:
+        super().__init__()
+        self.where, self.refusal = where, PlatformError(message, user_text=user_text)
+
+    async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+        if self.where == "open":
+            raise self.refusal
+        reply = await super().start_reply(place, reply_to=reply_to)
+        if self.where == "finish":
+            reply.finish = self._refuse  # type: ignore[method-assign]
+        return reply
+
+    async def post_images(self, place: Place, images: Any, *, text: str = "") -> str:
+        if self.where in ("finish", "upload"):
+            raise self.refusal
+        return await super().post_images(place, images, text=text)
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise self.refusal
+
+    def shown(self) -> str:
+        return "\n".join(m.text + m.failed for m in self.messages)
+
+
+@pytest.mark.parametrize("internal", INTERNAL_TEXTS)
+@pytest.mark.parametrize(("where", "ask"), [("open", "say"), ("finish", "say"), ("finish", "imagine")])
+async def test_a_platform_refusal_is_told_in_plain_words_and_its_internal_text_only_logged(
+    fake_xai: FakeXAI,
+    grok: GrokClient,
+    sessions: Any,
+    caplog: pytest.LogCaptureFixture,
+    internal: str,
+    where: str,
+    ask: str,
+) -> None:
+    platform = Refusing(where, internal)
+    env = build(fake_xai, grok, sessions, platform=platform)
+    with caplog.at_level(logging.INFO):
+        await (env.say("hello") if ask == "say" else env.command("imagine", "a fox"))
+    assert internal not in platform.shown()
+    assert "chat platform did not take my message" in platform.shown()
+    assert "error id" not in platform.shown()  # expected, so explained rather than apologised for
+    assert any(internal in record.getMessage() for record in caplog.records)
+    assert all(value == 0 for value in (await counters(env)).values())  # nothing reached the chat
+
+
+async def test_a_refusal_that_means_something_to_the_person_ends_the_answer_with_that(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    meaning = "I cannot upload files in this channel; ask an admin to allow it."
+    platform = Refusing("finish", "files.uploadV2 failed: not_in_channel", user_text=meaning)
+    env = build(fake_xai, grok, sessions, platform=platform)
+    await env.command("imagine", "a fox")
+    [answer] = platform.messages
+    assert answer.failed == meaning  # told in the answer it broke, not in a note beside it
+    assert "not_in_channel" not in platform.shown()
 
 
 async def test_grok_rejections_do_not_show_xais_raw_text(env: EngineEnv) -> None:
