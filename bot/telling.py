@@ -47,12 +47,12 @@ class Audience:
             try:
                 await reply.fail(text)
                 return
-            except PlatformError as exc:
-                log.warning("could not end the answer in %s: %s", self.place.key, exc)
+            except PlatformError as exc:  # the adapter logs what the platform said
+                log.warning("could not end the answer in %s: %s", self.place.key, type(exc).__name__)
         try:
             await self.platform.post_text(self.place, text, private_to=self.user_id)
         except PlatformError as exc:
-            log.warning("could not tell the user in %s what happened: %s", self.place.key, exc)
+            log.warning("could not tell the user in %s what happened: %s", self.place.key, type(exc).__name__)
 
 
 @contextlib.asynccontextmanager

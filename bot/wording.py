@@ -84,7 +84,7 @@ def _describe_other(exc: BotError) -> str:
         # The message names internals (the adapter, an API method, an error code): it is logged.
         return exc.user_text or (
             "The chat platform did not take my message, so this could not be finished. Please "
-            "try again; if it keeps happening, an admin can find the details in the bot's log."
+            "try again; if it keeps happening, tell an admin."
         )
     return "That did not work. Please try again; if it keeps happening, tell an admin."
 
