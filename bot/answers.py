@@ -93,18 +93,9 @@ class Answers:
 
     async def stream(self, pending: Pending, audience: Audience) -> None:
         """Stream the answer to `pending` into the chat; charge and record it once delivered."""
-        incoming = pending.question.incoming
-        writer = StreamWriter(
-            audience.platform,
-            incoming.place,
-            budgets=self._budgets,
-            reply_to=incoming.message_id,
-            interval=self._edit_interval,
-            clock=self._monotonic,
-        )
-        completion: Completion | None = None
         gathering = Gathering()
-        writer.before_edit = gathering.flush  # each edit shows what the connection holds
+        writer = self._writer(pending.question.incoming, audience, gathering)
+        completion: Completion | None = None
         try:
             # Closed only after the final edit: closing reads the response to its end, so that
             # its connection is reused, and that must not hold the last words back.
@@ -123,6 +114,18 @@ class Answers:
                 await self._keep_shown(pending, writer)
             raise
         await self._record_delivered(pending, completion, writer)
+
+    def _writer(self, incoming: Incoming, audience: Audience, gathering: Gathering) -> StreamWriter:
+        writer = StreamWriter(
+            audience.platform,
+            incoming.place,
+            budgets=self._budgets,
+            reply_to=incoming.message_id,
+            interval=self._edit_interval,
+            clock=self._monotonic,
+        )
+        writer.before_edit = gathering.flush  # each edit shows what the connection holds
+        return writer
 
     async def _pump(
         self, writer: StreamWriter, pending: Pending, events: AsyncIterator[StreamEvent]
@@ -216,19 +219,7 @@ class Answers:
         model = completion.model or question.model
         cost = self._grok.prices.cost_ticks(model, usage)
         await self._quotas.settle(
-            pending.reservation,
-            Charge(
-                kind="chat",
-                model=model,
-                cost_ticks=cost,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cached_tokens=usage.cached_tokens,
-                xai_request_id=completion.id,
-                conversation_key=question.place.key,
-                idempotency_key=charge_key("chat", incoming),
-            ),
+            pending.reservation, _charge(pending, usage, model=model, cost=cost, request=completion.id)
         )
         answer = store.assistant_turn(completion, model=question.model, usage=usage, cost_ticks=cost)
         messages = (incoming.message_id, *writer.message_ids)
@@ -236,3 +227,20 @@ class Answers:
         await store.add_turns(
             self._sessions, pending.conversation_id, [pending.asked, answer], now=self._clock(), links=links
         )
+
+
+def _charge(pending: Pending, usage: Usage, *, model: str, cost: int, request: str) -> Charge:
+    """The ledger entry of an answer: its tokens and cost, once per platform delivery."""
+    question = pending.question
+    return Charge(
+        kind="chat",
+        model=model,
+        cost_ticks=cost,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cached_tokens=usage.cached_tokens,
+        xai_request_id=request,
+        conversation_key=question.place.key,
+        idempotency_key=charge_key("chat", question.incoming),
+    )

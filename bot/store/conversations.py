@@ -7,7 +7,7 @@ bot.store. The statements every answer runs are built once, with bound parameter
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, insert, update
@@ -202,6 +202,9 @@ def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_tic
     )
 
 
+_COLUMNS = tuple(f.name for f in fields(HistoryMessage))  # each a column of the turn table
+
+
 @dataclass(frozen=True)
 class Links:
     """Platform messages to attach to a conversation (so replies to them continue it)."""
@@ -219,34 +222,20 @@ async def add_turns(
     now: datetime,
     links: Links | None = None,
 ) -> None:
-    """Append turns in order (and link messages), in one transaction."""
-    rows = [
-        {
-            "conversation_id": conversation_id,
-            "role": t.role,
-            "author_id": t.author_id,
-            "author_name": t.author_name,
-            "text": t.text,
-            "image_count": t.image_count,
-            "model": t.model,
-            "fingerprint": t.fingerprint,
-            "xai_request_id": t.xai_request_id,
-            "prompt_tokens": t.prompt_tokens,
-            "completion_tokens": t.completion_tokens,
-            "reasoning_tokens": t.reasoning_tokens,
-            "cached_tokens": t.cached_tokens,
-            "cost_ticks": t.cost_ticks,
-            "finish_reason": t.finish_reason,
-            "created_at": t.created_at or now,
-        }
-        for t in turns
-    ]
+    """Append messages to the history in order (and link messages), in one transaction."""
+    rows = [_row(message, conversation_id, now) for message in turns]
     async with sessions.begin() as session:
         if rows:
             await session.exec(_ADD_TURNS, params=rows)
         if links is not None:
             await _link(session, conversation_id, links, now)
         await session.exec(_TOUCH, params={"w_id": conversation_id, "w_now": now})
+
+
+def _row(message: HistoryMessage, conversation_id: int, now: datetime) -> dict[str, object]:
+    row = {name: getattr(message, name) for name in _COLUMNS}
+    row.update(conversation_id=conversation_id, created_at=message.created_at or now)
+    return row
 
 
 async def _link(session: AsyncSession, conversation_id: int, links: Links, now: datetime) -> None:
@@ -280,26 +269,7 @@ async def read_history(
     """`recent_turns`, read in `session` (one SELECT)."""
     connection = await session.connection()  # a Core select: rows, not ORM objects
     rows = (await connection.execute(_RECENT_TURNS, {"w_id": conversation_id, "w_limit": limit})).all()
-    return [
-        HistoryMessage(
-            role=r.role,
-            text=r.text,
-            author_id=r.author_id,
-            author_name=r.author_name,
-            image_count=r.image_count,
-            model=r.model,
-            fingerprint=r.fingerprint,
-            xai_request_id=r.xai_request_id,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            reasoning_tokens=r.reasoning_tokens,
-            cached_tokens=r.cached_tokens,
-            cost_ticks=r.cost_ticks,
-            finish_reason=r.finish_reason,
-            created_at=r.created_at,
-        )
-        for r in reversed(rows)
-    ]
+    return [HistoryMessage(**{name: r._mapping[name] for name in _COLUMNS}) for r in reversed(rows)]
 
 
 async def forget_conversation(sessions: Sessions, place: Place) -> int:
