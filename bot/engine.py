@@ -29,6 +29,8 @@ from bot.settings import Settings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
 
+__all__ = ["ANSWER_TOKENS", "Engine", "reasoning_allowance", "utc_now"]
+
 ANSWER_TOKENS = 4096
 # Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
 REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
@@ -53,6 +55,8 @@ def reasoning_allowance(model: str, effort: str | None) -> int:
 
 
 class Engine:
+    """What a person sends, answered: commands run, questions become conversation turns."""
+
     def __init__(
         self,
         settings: Settings,
