@@ -1,54 +1,111 @@
-"""The chat commands other than `ask`: help, imagine, usage, quota, digest, admin, reset.
+"""The chat commands other than a question: help, imagine, usage, quota, digest, admin, reset, and
+the options of `ask`. Names and options come from bot/command_registry.py.
 
-Each handler validates its options (a BadInput says what is accepted) and answers through the
-Platform; errors propagate to the engine, which alone turns them into user text.
+Each handler gets a `CommandContext` (what it may use, never the engine), validates its options (a
+BadInput says what is accepted) and answers through the Platform; errors propagate to the one
+catch site, which alone tells them to the person.
 """
 
 from __future__ import annotations
 
-import io
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from PIL import Image as PILImage
-
-from bot import store
 from bot.admin import Admin, SignIns, admin_link, usage_picture
+from bot.callers import Caller
+from bot.command_registry import REGISTRY, TEXT_OPTION, CommandSpec, spec_of
+from bot.db import Sessions
 from bot.errors import BadInput, PermissionDenied
-from bot.grok import GeneratedImage
-from bot.platform import Image, Incoming, Platform
-from bot.quotas import Subject, format_usd
-from bot.settings import usd_to_ticks
+from bot.images import ImageMaker
+from bot.platform import Incoming, Place, Platform
+from bot.quotas import Quotas, Subject, format_usd
+from bot.settings import Settings, usd_to_ticks
+from bot.store import Conversations
+from bot.telling import Audience
 
-if TYPE_CHECKING:
-    from bot.engine import Engine
-
-COMMAND_LIST = "Commands: ask, imagine, usage, quota, digest, admin, reset, help."
-
-HELP_TEXT = """**Grok commands**
-• `ask <question>` — answers, streamed. Options: `model:<name>`, `reasoning:low|high` (shows the \
-model thinking), `defer:true` (answer posted when ready); attach a JPEG/PNG to ask about it.
-• `imagine <prompt>` — generates images. Option: `count:1-4`.
-• `usage` — your spend, tokens, images and what is left of your quota. Option: `period:day|month`.
-• `quota user:<user> [daily_usd:<n>] [monthly_usd:<n>] [images:<n>]` — admins: show or set limits.
-• `digest add schedule:<when> [channel:<channel>]` · `digest list` · `digest remove id:<n>` · \
-`digest now` — scheduled channel summaries. `<when>`: `09:00`, `mon 09:00`, or cron `0 9 * * 1-5`.
-• `admin` — admins: a private one-time sign-in link to the admin pages (spend charts, users, limits).
-• `reset` — forget this conversation's history.
-• `help` — this list.
-Options are written `name:value` before the text. Mention me or reply to my messages to keep \
-talking; threads I answer in are conversations."""
+__all__ = [
+    "HANDLERS",
+    "WORD_COMMANDS",
+    "AskOptions",
+    "CommandContext",
+    "DigestBook",
+    "Handler",
+    "ask_options",
+    "command_list",
+    "help_text",
+    "parse_bool",
+]
 
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
+REASONING = ("low", "high")
+# A message of just one of these words runs it (where slash commands, which carry no thread, cannot).
+WORD_COMMANDS = frozenset(spec.name for spec in REGISTRY if spec.textless)
 
 
 class DigestBook(Protocol):
     async def command(self, incoming: Incoming, platform: Platform, *, is_admin: bool) -> str:
         """Run `digest add|list|remove|now` for this incoming; return the text to answer with."""
         ...
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What a command may use for one person's command, and no more."""
+
+    settings: Settings
+    sessions: Sessions  # for the admin pages' sign-ins and the usage picture
+    clock: Callable[[], datetime]
+    quotas: Quotas
+    conversations: Conversations
+    images: ImageMaker
+    digests: DigestBook | None
+    caller: Caller  # who pays, is an admin, is exempt from limits
+    audience: Audience  # the platform the command came from, and where failures are told
+    conversation_place: Callable[[Incoming], Awaitable[Place | None]]
+
+    @property
+    def platform(self) -> Platform:
+        return self.audience.platform
+
+    async def answer_privately(self, incoming: Incoming, text: str) -> None:
+        await self.platform.post_text(incoming.place, text, private_to=incoming.author.id)
+
+
+Handler = Callable[[CommandContext, Incoming], Awaitable[None]]
+
+
+# -- the help, from the registry --------------------------------------------------------------
+
+
+def help_text(registry: Sequence[CommandSpec] = REGISTRY) -> str:
+    """Every command of `registry`, how it is written, and each of its options."""
+    lines = ["**Grok commands**", *(_help_line(spec) for spec in registry)]
+    lines.append(
+        "Options are written `name:value` before the text. Mention me or reply to my messages to "
+        "keep talking; threads I answer in are conversations."
+    )
+    return "\n".join(lines)
+
+
+def _help_line(spec: CommandSpec) -> str:
+    line = f"• {' · '.join(f'`{form}`' for form in spec.forms())} — {spec.about}."
+    listed = [o for o in spec.options if not o.required]  # required ones are in the forms
+    if listed:
+        described = (f"`{o.written}`" + (f" ({o.about})" if o.about else "") for o in listed)
+        line += " Options: " + ", ".join(described) + "."
+    return f"{line} {spec.note}" if spec.note else line
+
+
+def command_list(registry: Sequence[CommandSpec] = REGISTRY) -> str:
+    return "Commands: " + ", ".join(spec.name for spec in registry) + "."
+
+
+# -- options ----------------------------------------------------------------------------------
 
 
 def parse_bool(value: str, *, name: str) -> bool:
@@ -60,50 +117,89 @@ def parse_bool(value: str, *, name: str) -> bool:
     raise BadInput(f"`{name}` accepts true or false, not `{value}`.")
 
 
-def _only_options(incoming: Incoming, allowed: set[str], *, usage: str) -> dict[str, str]:
+def _spec(name: str) -> CommandSpec:
+    spec = spec_of(name)
+    assert spec is not None, f"{name} is not in the command registry"
+    return spec
+
+
+def _options(incoming: Incoming) -> dict[str, str]:
+    """The command's options, refused when one is not the registered command's."""
     assert incoming.command is not None
+    spec = _spec(incoming.command.name)
     options = dict(incoming.command.options)
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(set(options) - spec.accepted)
     if unknown:
-        raise BadInput(f"Unknown option `{unknown[0]}`. Usage: `{usage}`")
+        raise BadInput(f"Unknown option `{unknown[0]}`. Usage: `{spec.usage}`")
     return options
 
 
-async def help_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    await platform.post_text(incoming.place, HELP_TEXT, private_to=incoming.author.id)
+def _text(incoming: Incoming, options: Mapping[str, str]) -> str:
+    """The command's free text, with Discord's `prompt` option in front."""
+    text = incoming.command.text if incoming.command else incoming.text
+    return (options.get(TEXT_OPTION, "") + " " + text).strip()
 
 
-async def reset_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    place = await engine.conversation_place(incoming)
-    forgotten = 0 if place is None else await store.forget_conversation(engine.sessions, place)
+@dataclass(frozen=True)
+class AskOptions:
+    prompt: str
+    model: str  # "" for the bot's default
+    reasoning: str | None  # "low" | "high"
+    defer: bool
+
+
+def ask_options(incoming: Incoming) -> AskOptions:
+    """A question's text and options, from a message or the `ask` command."""
+    if incoming.command is None:
+        return AskOptions(incoming.text.strip(), "", None, defer=False)
+    options = dict(incoming.command.options)
+    spec = _spec("ask")
+    unknown = sorted(set(options) - spec.accepted)
+    if unknown:
+        accepts = ", ".join(o.written for o in spec.options)
+        raise BadInput(f"`ask` has no option `{unknown[0]}`. It accepts {accepts} before the question.")
+    reasoning = options.get("reasoning", "").lower() or None
+    if reasoning is not None and reasoning not in REASONING:
+        raise BadInput("reasoning accepts `low` or `high`.")
+    defer = parse_bool(options.get("defer", "false"), name="defer")
+    return AskOptions(_text(incoming, options), options.get("model", ""), reasoning, defer)
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+async def help_command(ctx: CommandContext, incoming: Incoming) -> None:
+    await ctx.answer_privately(incoming, help_text())
+
+
+async def reset_command(ctx: CommandContext, incoming: Incoming) -> None:
+    place = await ctx.conversation_place(incoming)
+    forgotten = 0 if place is None else await ctx.conversations.forget(place)
     text = (
         f"🧹 Forgot this conversation ({forgotten} messages). The next question starts fresh."
         if forgotten
         else "There was nothing to forget here: the next question starts fresh."
     )
-    await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+    await ctx.answer_privately(incoming, text)
 
 
-async def imagine_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    assert incoming.command is not None
-    options = _only_options(incoming, {"count", "prompt"}, usage="imagine [count:1-4] <prompt>")
-    prompt = (options.get("prompt", "") + " " + incoming.command.text).strip()
+async def imagine_command(ctx: CommandContext, incoming: Incoming) -> None:
+    options = _options(incoming)
+    prompt = _text(incoming, options)
     if not prompt:
-        raise BadInput("Describe the image to generate: `imagine [count:1-4] <prompt>`.")
+        raise BadInput(f"Describe the image to generate: `{_spec('imagine').usage}`.")
     raw = options.get("count", "1")
     if not raw.isdigit() or not 1 <= int(raw) <= 4:
         raise BadInput(f"`count` accepts a whole number from 1 to 4, not `{raw}`.")
-    await engine.imagine(incoming, platform, prompt=prompt, count=int(raw))
+    await ctx.images.imagine(incoming, ctx.audience, caller=ctx.caller, prompt=prompt, count=int(raw))
 
 
-async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    options = _only_options(incoming, {"period"}, usage="usage [period:day|month]")
-    period = options.get("period", "").lower()
+async def usage_command(ctx: CommandContext, incoming: Incoming) -> None:
+    period = _options(incoming).get("period", "").lower()
     if period not in ("", "day", "today", "month"):
         raise BadInput("`period` accepts `day` or `month`.")
-    subject = engine.payer(incoming)
-    summary = await engine.quotas.summary(subject, is_admin=engine.is_exempt(incoming))
-    lines = [f"**Your Grok usage** ({engine.settings.grokbot_timezone})"]
+    summary = await ctx.quotas.summary(ctx.caller.payer, is_admin=ctx.caller.is_exempt)
+    lines = [f"**Your Grok usage** ({ctx.settings.grokbot_timezone})"]
     if period in ("", "day", "today"):
         lines.append(
             f"Today: {format_usd(summary.day_ticks)} spent"
@@ -123,14 +219,14 @@ async def usage_command(engine: Engine, incoming: Incoming, platform: Platform) 
     if summary.exempt:
         lines.append("You are an admin: limits do not apply to you.")
     text = "\n".join(lines)
-    if not platform.capabilities.private_files:  # a picture would be seen by all
-        await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+    if not ctx.platform.capabilities.private_files:  # a picture would be seen by all
+        await ctx.answer_privately(incoming, text)
         return
     limit = 0 if summary.exempt else summary.limits.daily_ticks
     picture = await usage_picture(
-        engine.sessions, engine.settings, subject, daily_limit_ticks=limit, clock=engine.clock
+        ctx.sessions, ctx.settings, ctx.caller.payer, daily_limit_ticks=limit, clock=ctx.clock
     )
-    await platform.post_images(incoming.place, [picture], text=text)
+    await ctx.platform.post_images(incoming.place, [picture], text=text)
 
 
 def _left(used: int, limit: int, exempt: bool) -> str:
@@ -166,15 +262,8 @@ def parse_usd(value: str, *, name: str) -> int:
     return usd_to_ticks(amount)
 
 
-async def quota_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    usage = "quota user:<user> [daily_usd:<n>] [monthly_usd:<n>] [images:<n>]"
-    options = _only_options(incoming, {"user", "daily_usd", "monthly_usd", "images"}, usage=usage)
-    if not engine.is_admin(incoming):
-        raise PermissionDenied("Only admins can view or change quotas. Use `usage` to see your own.")
-    if "user" not in options:
-        raise BadInput(f"Name the user: `{usage}`")
-    user_id = parse_user(options["user"])
-    subject = Subject(incoming.place.platform, incoming.place.workspace, user_id)
+def _new_limits(options: Mapping[str, str]) -> tuple[int | None, int | None, int | None]:
+    """The daily and monthly spend (ticks) and daily images an admin set; None where not given."""
     daily = parse_usd(options["daily_usd"], name="daily_usd") if "daily_usd" in options else None
     monthly = parse_usd(options["monthly_usd"], name="monthly_usd") if "monthly_usd" in options else None
     images = None
@@ -182,50 +271,62 @@ async def quota_command(engine: Engine, incoming: Incoming, platform: Platform) 
         if not options["images"].isdigit():
             raise BadInput("`images` accepts a whole number of images per day (0 = no limit).")
         images = int(options["images"])
+    return daily, monthly, images
+
+
+async def quota_command(ctx: CommandContext, incoming: Incoming) -> None:
+    options = _options(incoming)
+    if not ctx.caller.is_admin:
+        raise PermissionDenied("Only admins can view or change quotas. Use `usage` to see your own.")
+    if "user" not in options:
+        raise BadInput(f"Name the user: `{_spec('quota').usage}`")
+    user_id = parse_user(options["user"])
+    subject = Subject(incoming.place.platform, incoming.place.workspace, user_id)
+    daily, monthly, images = _new_limits(options)
     if daily is None and monthly is None and images is None:
-        limits = await engine.quotas.limits_for(subject)
+        limits = await ctx.quotas.limits_for(subject)
         verb = "has"
     else:
-        limits = await engine.quotas.set_override(
+        limits = await ctx.quotas.set_override(
             subject, daily_ticks=daily, monthly_ticks=monthly, daily_images=images, set_by=incoming.author.id
         )
         verb = "now has"
-    summary = await engine.quotas.summary(subject)
+    summary = await ctx.quotas.summary(subject)
     text = (
         f"User `{user_id}` {verb} limits: {_limit(limits.daily_ticks)} a day, "
         f"{_limit(limits.monthly_ticks)} a month, "
         f"{limits.daily_images or 'unlimited'} images a day. "
         f"Spent today {format_usd(summary.day_ticks)}, this month {format_usd(summary.month_ticks)}."
     )
-    await platform.post_text(incoming.place, text, private_to=incoming.author.id)
+    await ctx.answer_privately(incoming, text)
 
 
 def _limit(ticks: int) -> str:
     return format_usd(ticks) if ticks else "unlimited"
 
 
-async def admin_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    _only_options(incoming, set(), usage="admin")
-    if not engine.is_admin(incoming):
+async def admin_command(ctx: CommandContext, incoming: Incoming) -> None:
+    _options(incoming)
+    if not ctx.caller.is_admin:
         raise PermissionDenied("Only admins can open the admin pages.")
     author, place = incoming.author, incoming.place
-    # GROKBOT_ADMINS see every workspace; an admin the platform vouches for sees only this one.
-    workspace = "" if engine.settings.is_admin(place.platform, author.id) else place.workspace
-    signins = SignIns(engine.sessions, clock=engine.clock)
+    # GROKBOT_ADMINS (exempt from limits) see every workspace; an admin the platform vouches for
+    # sees only this one.
+    workspace = "" if ctx.caller.is_exempt else place.workspace
+    signins = SignIns(ctx.sessions, clock=ctx.clock)
     text = await admin_link(
-        signins, engine.settings.grokbot_public_url, Admin(place.platform, author.id, workspace)
+        signins, ctx.settings.grokbot_public_url, Admin(place.platform, author.id, workspace)
     )
-    await platform.post_text(place, text, private_to=author.id)
+    await ctx.answer_privately(incoming, text)
 
 
-async def digest_command(engine: Engine, incoming: Incoming, platform: Platform) -> None:
-    if engine.digests is None:
+async def digest_command(ctx: CommandContext, incoming: Incoming) -> None:
+    if ctx.digests is None:
         raise BadInput("Channel digests are not available on this instance.")
-    text = await engine.digests.command(incoming, platform, is_admin=engine.is_admin(incoming))
-    await platform.post_text(incoming.place, text)
+    text = await ctx.digests.command(incoming, ctx.platform, is_admin=ctx.caller.is_admin)
+    await ctx.platform.post_text(incoming.place, text)
 
 
-Handler = Callable[["Engine", Incoming, Platform], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {
     "help": help_command,
     "reset": reset_command,
@@ -235,40 +336,3 @@ HANDLERS: dict[str, Handler] = {
     "digest": digest_command,
     "admin": admin_command,
 }
-
-
-# -- images out -----------------------------------------------------------------------------------
-
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-
-
-def fit_images(images: Sequence[GeneratedImage], *, limit: int) -> list[Image]:
-    """Images as files to post, re-encoded as JPEG when one is larger than the upload limit."""
-    fitted = []
-    for number, generated in enumerate(images, start=1):
-        data, mime = generated.data, generated.mime_type
-        if len(data) > limit:
-            data, mime = _shrink(data, limit)
-        extension = EXTENSIONS.get(mime, "png")
-        fitted.append(Image(data, mime, f"grok-{number}.{extension}", caption=generated.revised_prompt))
-    return fitted
-
-
-def _shrink(data: bytes, limit: int) -> tuple[bytes, str]:
-    with PILImage.open(io.BytesIO(data)) as image:
-        rgb = image.convert("RGB")
-        for quality in (90, 80, 70, 55, 40):
-            out = io.BytesIO()
-            rgb.save(out, format="JPEG", quality=quality, optimize=True)
-            if out.tell() <= limit:
-                return out.getvalue(), "image/jpeg"
-            rgb = rgb.resize((max(1, rgb.width * 3 // 4), max(1, rgb.height * 3 // 4)))
-    raise BadInput("The generated image is larger than this chat accepts even after compression.")
-
-
-def image_caption(prompt: str, images: Sequence[Image]) -> str:
-    revised = [image.caption for image in images if image.caption and image.caption != prompt]
-    lines = [f"🎨 **{prompt}**"]
-    if revised:
-        lines.append("Grok's revised prompt: " + revised[0])
-    return "\n".join(lines)

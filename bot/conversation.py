@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.grok import ChatMessage, ImagePart, Part, TextPart
-from bot.store import TurnRecord
+from bot.store import HistoryMessage
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Grok, a helpful assistant in a group chat on {platform}. Several people may talk to "
@@ -39,7 +39,7 @@ class Prompt:
 def build_prompt(
     *,
     system: str,
-    history: Sequence[TurnRecord],
+    history: Sequence[HistoryMessage],
     user_name: str,
     user_text: str,
     images: Sequence[ImagePart] = (),

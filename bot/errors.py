@@ -1,5 +1,6 @@
-"""The error tree of grokbot. Errors are raised where the fact is known; the engine alone turns them
-into user text.
+"""The error tree of grokbot. Errors are raised where the fact is known; bot/wording.py alone turns
+them into user text, and the one catch site (bot/telling.py) tells it. An error's message is for the
+log; only BadInput, PermissionDenied and PlatformError.user_text are written for the person.
 
     BotError
     ├── BadInput                 the user's request is malformed; says what is accepted
@@ -15,9 +16,11 @@ into user text.
     │   │   └── DeferredGone     a deferred result expired or was already collected (404)
     │   ├── GrokStreamBroken     a stream ended early or garbled; keeps what was received
     │   └── GrokInvalidOutput    a structured reply did not match its schema
-    └── PlatformError            Discord or Slack refused or failed an action
+    └── PlatformError            Discord or Slack refused or failed an action (user_text: what it
+        │                        means for the person, when it means something to them)
         ├── PlatformRateLimited  the platform answered 429 (retry_after seconds)
-        └── PlatformUncertain    the connection failed after the request went out: it may be done
+        ├── PlatformUncertain    the connection failed after the request went out: it may be done
+        └── AnswerStopped        the person stopped the answer in the chat
 
 A deferred result that is not ready yet is not an error: `fetch_deferred` returns None.
 """
@@ -64,7 +67,7 @@ class QuotaExceeded(BotError):
 
 
 class GrokError(BotError):
-    """The xAI API failed or refused. `request_id` is xAI's id when one is known."""
+    """The xAI API failed or refused; `status` is the HTTP status when there was one."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status

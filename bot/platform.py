@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-COMMANDS = ("ask", "imagine", "usage", "quota", "digest", "admin", "reset", "help")
-TEXTLESS = ("usage", "admin", "reset", "help")  # take options only: more words mean a question
+from bot.command_registry import REGISTRY
+
+COMMANDS = tuple(spec.name for spec in REGISTRY)
+TEXTLESS = tuple(spec.name for spec in REGISTRY if spec.textless)  # more words mean a question
 
 
 @dataclass(frozen=True)

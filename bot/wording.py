@@ -1,6 +1,7 @@
 """How errors read to users: what happened and what they can do, never secrets or internals. The
-engine's catch site and the jobs that tell users of failures (digests, deferred answers) word
-errors here and nowhere else.
+one catch site (bot/telling.py) and the jobs that tell users of failures (digests, deferred answers)
+word errors here and nowhere else. An error's own message is for the log; only `BadInput`,
+`PermissionDenied` and a platform refusal's `user_text` are written for the person.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bot.errors import (
     BotError,
     DeferredGone,
     GrokAuthFailed,
+    GrokError,
     GrokInvalidOutput,
     GrokModerated,
     GrokOutOfCredits,
@@ -21,12 +23,13 @@ from bot.errors import (
     GrokStreamBroken,
     GrokUnavailable,
     PermissionDenied,
+    PlatformError,
     PlatformRateLimited,
     QuotaExceeded,
 )
 from bot.quotas import format_usd
 
-__all__ = ["describe"]
+__all__ = ["apology", "describe"]
 
 
 def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
@@ -34,7 +37,13 @@ def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
     if isinstance(exc, QuotaExceeded):
         return _describe_quota(exc, zone=zone, now=now)
     if isinstance(exc, BadInput | PermissionDenied):
-        return str(exc)
+        return str(exc)  # written for the person where it was raised
+    if isinstance(exc, GrokError):
+        return _describe_grok(exc)
+    return _describe_other(exc)
+
+
+def _describe_grok(exc: GrokError) -> str:
     if isinstance(exc, GrokOutOfCredits):
         return (
             "Grok cannot answer: the xAI account behind this bot is out of credits or reached its "
@@ -65,9 +74,27 @@ def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
             "chose a model with `model:`, check its name; otherwise an admin can find the details "
             "in the bot's log."
         )
+    return "Grok could not answer this request; nothing was charged. Please try again."
+
+
+def _describe_other(exc: BotError) -> str:
     if isinstance(exc, PlatformRateLimited):
         return "This chat is sending too many messages right now; please try again in a moment."
-    return f"That did not work: {exc}"
+    if isinstance(exc, PlatformError):
+        # The message names internals (the adapter, an API method, an error code): it is logged.
+        return exc.user_text or (
+            "The chat platform did not take my message, so this could not be finished. Please "
+            "try again; if it keeps happening, tell an admin."
+        )
+    return "That did not work. Please try again; if it keeps happening, tell an admin."
+
+
+def apology(error_id: str) -> str:
+    """For a failure nobody foresaw: an id the person can quote to an admin, who finds it in the log."""
+    return (
+        f"Sorry, something went wrong on my side. If it keeps happening, tell an admin "
+        f"the error id `{error_id}`."
+    )
 
 
 def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:

@@ -160,7 +160,8 @@ class DigestMaker:
                 raise
         seconds = self._deadline
         took = f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s"
-        raise PlatformError(f"reading and summarising the channel took longer than {took}")
+        slow = f"Reading and summarising the channel took longer than {took}"
+        raise PlatformError(slow, user_text=slow + ".")  # a fact for the people who wait for it
 
     async def _read_and_compose(
         self, platform: Platform, job: DigestJob

@@ -17,7 +17,7 @@ from bot.grok import Completion
 from bot.jobs.claims import LeaseLost, claimable
 from bot.jobs.state import OPEN, Envelope, Status, Work
 from bot.platform import Place
-from bot.store import TurnRecord
+from bot.store import HistoryMessage
 from bot.tables import DeferredRequest, Turn
 
 
@@ -146,7 +146,7 @@ class DeferredRequests:
         finished = replace(work, status=work.envelope.final)
         return await self._release(finished, work, delivered_at=self._clock())
 
-    async def record_answer(self, work: Work, turn: TurnRecord) -> None:
+    async def record_answer(self, work: Work, turn: HistoryMessage) -> None:
         """Keep the answer as a turn of the request's conversation, once: a successor repeating this
         after a crash finds it recorded (by the request's id) and changes nothing."""
         if work.conversation_id is None or await self._answer_recorded(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.engine import Engine
 from bot.grok import GrokClient
-from bot.platform import Attachment, Author, Command, Incoming, Place
+from bot.platform import Attachment, Author, Command, Image, Incoming, Place
 from bot.quotas import Quotas
 from bot.settings import Settings
-from tests.fakes.platform import FakePlatform
+from tests.fakes.platform import Event, FakeMessage, FakePlatform
 from tests.fakes.xai import FakeXAI
 
 ALICE = Author("U1", "alice")
@@ -38,6 +41,25 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@dataclass
+class Watching(FakePlatform):
+    """A FakePlatform that sets an asyncio.Event when it records an event that passes a test, so that
+    tests wait for what the engine did instead of for time to pass."""
+
+    watchers: list[tuple[Callable[[Event], bool], asyncio.Event]] = field(default_factory=list)
+
+    def when(self, test: Callable[[Event], bool]) -> asyncio.Event:
+        flag = asyncio.Event()
+        self.watchers.append((test, flag))
+        return flag
+
+    def record(self, kind: str, message: FakeMessage, text: str, *, images: tuple[Image, ...] = ()) -> None:
+        super().record(kind, message, text, images=images)
+        for test, flag in self.watchers:
+            if test(self.events[-1]):
+                flag.set()
 
 
 @dataclass
@@ -81,10 +103,16 @@ class EngineEnv:
 
 
 def build(
-    fake: FakeXAI, grok: GrokClient, sessions: Any, *, platform: FakePlatform | None = None, **overrides: Any
+    fake: FakeXAI,
+    grok: GrokClient,
+    sessions: Any,
+    *,
+    platform: FakePlatform | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    **overrides: Any,
 ) -> EngineEnv:
     settings = settings_for(fake, **overrides)
     clock = Clock()
     quotas = Quotas(sessions, settings, clock=clock)
-    engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas, clock=clock)
+    engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas, clock=clock, monotonic=monotonic)
     return EngineEnv(engine, platform or FakePlatform(), fake, quotas, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sqlite3
 import subprocess
@@ -11,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ("run", "console", "migrate", "check", "usage")
+from bot.__main__ import COMMANDS as HANDLERS
+from bot.__main__ import build_parser
+
+COMMANDS = ("run", "console", "migrate", "check", "usage")  # the contract's, as far as built
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The parser's own subcommands: what `grokbot --help` is made from."""
+    [choices] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(choices.choices)
 
 
 def grokbot(
@@ -33,11 +43,17 @@ def grokbot(
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = grokbot("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in COMMANDS:
+    for command in (*COMMANDS, *subcommands()):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_the_parser_knows_has_a_handler_and_no_other() -> None:
+    # argparse writes the help from the parser; what can drift is the table that runs the commands.
+    assert set(subcommands()) == set(HANDLERS)
+    assert set(COMMANDS) <= set(HANDLERS)
+
+
+@pytest.mark.parametrize("command", sorted({*COMMANDS, *HANDLERS}))
 def test_each_command_has_its_own_help(tmp_path: Path, command: str) -> None:
     result = grokbot(command, "--help", cwd=tmp_path)
     assert result.returncode == 0

@@ -16,13 +16,16 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from bot import store
+from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
+from bot.commands import HANDLERS, help_text
+from bot.errors import PlatformError
 from bot.grok import GrokClient
 from bot.grok.net import AsyncioTransport
 from bot.platform import Attachment, Author, Command, Feedback, Place, parse_command_text
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
 from bot.tables import QuotaCounter, Turn, UsageEvent
-from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, build
+from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply
 
@@ -66,15 +69,22 @@ async def test_streamed_text_equals_the_model_text(env: EngineEnv) -> None:
     assert request["user"] != ALICE.id  # an opaque hash, never the platform id
 
 
-async def test_the_last_words_do_not_wait_for_the_end_of_the_response(env: EngineEnv) -> None:
-    # A server that ends the response long after [DONE]: the final edit goes out at [DONE], and
-    # only then is the rest of the response read (so that its connection is reused).
-    env.fake.queue_reply(ScriptedReply(text="All of it, at once.", end_delay=0.5))
+async def test_the_last_words_do_not_wait_for_the_end_of_the_response(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    # A server that ends the response only once the answer is final in the chat: the final edit
+    # goes out at [DONE], and only then is the rest of the response read (so that its connection
+    # is reused, not cut after waiting for an end that comes late).
+    platform = Watching()
+    env = build(fake_xai, grok, sessions, platform=platform)
+    final = platform.when(lambda event: event.kind == "finish")
+    env.fake.queue_reply(ScriptedReply(text="All of it, at once.", end_hold=final))
     await env.say("hello")
     [finish] = [e for e in env.platform.events if e.kind == "finish"]
     [ended] = env.fake.stream_ends
     assert finish.text == "All of it, at once."
     assert finish.at < ended
+    assert env.fake.streams_cut == 0
 
 
 async def test_history_carries_across_turns_and_names_each_speaker(env: EngineEnv) -> None:
@@ -168,10 +178,30 @@ async def test_history_is_trimmed_to_the_context_window(
     assert "question 0" not in " ".join(contents)
 
 
-async def test_two_messages_in_one_place_never_interleave(env: EngineEnv) -> None:
-    env.fake.queue_reply(ScriptedReply(text="slow answer", first_token_delay=0.2))
+async def test_two_messages_in_one_place_never_interleave(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    second_arrived = asyncio.Event()
+
+    class FirstWaitsForSecond(FakePlatform):
+        """The first answer opens only once the second question reached the engine (it reads the
+        second's image, which happens before the second takes its turn in the conversation)."""
+
+        async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+            if reply_to == first.message_id:
+                await second_arrived.wait()
+            return await super().start_reply(place, reply_to=reply_to)
+
+        async def download(self, attachment: Attachment) -> bytes:
+            second_arrived.set()
+            return await super().download(attachment)
+
+    env = build(fake_xai, grok, sessions, platform=FirstWaitsForSecond())
+    env.fake.queue_reply(ScriptedReply(text="slow answer"))
     env.fake.queue_reply(ScriptedReply(text="fast answer"))
-    await asyncio.gather(env.say("first"), env.say("second", author=BOB))
+    image = Attachment("x.png", "image/png", len(png_bytes()), data=png_bytes())
+    first, second = env.said("first"), env.said("second", author=BOB, attachments=(image,))
+    await asyncio.gather(env.engine.handle(first, env.platform), env.engine.handle(second, env.platform))
     conversation = await store.find_conversation(env.engine.sessions, PLACE)
     assert conversation is not None
     turns = await store.recent_turns(env.engine.sessions, conversation.id)
@@ -185,7 +215,6 @@ async def test_two_messages_in_one_place_never_interleave(env: EngineEnv) -> Non
 
 
 async def test_reasoning_shows_thinking_then_the_answer_and_charges_reasoning(env: EngineEnv) -> None:
-    env.engine.monotonic = _stepping_clock()
     env.fake.queue_reply(
         ScriptedReply(text="42.", reasoning="Let me think about this carefully. " * 20, tokens_per_second=400)
     )
@@ -199,12 +228,6 @@ async def test_reasoning_shows_thinking_then_the_answer_and_charges_reasoning(en
     assert final.startswith("_Thought for ") and final.endswith("42.")
     events = await ledger(env)
     assert events[-1].reasoning_tokens > 0
-
-
-def _stepping_clock() -> Any:
-    import time
-
-    return time.monotonic
 
 
 async def test_reasoning_accepts_only_low_or_high(env: EngineEnv) -> None:
@@ -356,6 +379,42 @@ async def test_help_lists_every_command(env: EngineEnv) -> None:
     await env.command("help")
     for name in ("ask", "imagine", "usage", "quota", "digest", "reset", "help"):
         assert f"`{name}" in env.platform.last.text
+
+
+async def test_help_shows_every_registered_command_and_each_of_its_options(env: EngineEnv) -> None:
+    await env.command("help")
+    shown = env.platform.last.text
+    assert env.platform.last.private_to == ALICE.id
+    for spec in REGISTRY:
+        assert f"`{spec.name}" in shown, spec.name
+        for option in spec.all_options:
+            assert option.written in shown, f"{spec.name} {option.name}"
+
+
+def test_a_command_added_to_the_registry_appears_in_the_help() -> None:
+    weather = OptionSpec("city", "<name>", "where")
+    added = CommandSpec("weather", "says what the sky does", text="<when>", options=(weather,))
+    shown = help_text((*REGISTRY, added))
+    assert "`weather <when>` — says what the sky does." in shown
+    assert "`city:<name>` (where)" in shown
+    assert "weather" not in help_text()
+
+
+def test_every_registered_command_has_a_handler_and_every_handler_a_registration() -> None:
+    assert set(HANDLERS) | {"ask"} == {spec.name for spec in REGISTRY}
+    for spec in REGISTRY:  # typed as text, each is recognised, with its options
+        options = " ".join(f"{o.name}:x" for o in spec.all_options)
+        parsed = parse_command_text(f"{spec.name} {options}")
+        assert (parsed.name, set(parsed.options)) == (spec.name, {o.name for o in spec.all_options})
+
+
+async def test_options_are_checked_against_the_registry(env: EngineEnv) -> None:
+    for spec in REGISTRY:
+        if spec.name in ("ask", "digest", "help", "reset"):
+            continue  # ask says what it accepts (below); digest's book reads its own; no options
+        await env.command(spec.name, "a fox", colour="red")
+        assert "Unknown option `colour`" in env.platform.last.text
+        assert f"`{spec.usage}`" in env.platform.last.text, spec.name
 
 
 async def test_unknown_option_says_what_is_accepted(env: EngineEnv) -> None:
@@ -547,13 +606,86 @@ async def test_an_answer_whose_message_cannot_open_is_explained_not_apologised_f
 
     class NoReplies(FakePlatform):
         async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
-            raise PlatformError("cannot post here")
+            raise PlatformError(
+                "Discord refused posting a message: 403 (code 50013) Missing Permissions",
+                user_text="I cannot post here: an admin can let me send messages in this channel.",
+            )
 
     env = build(fake_xai, grok, sessions, platform=NoReplies())
     await env.say("hello")
     assert "error id" not in env.platform.last.text
     assert "cannot post here" in env.platform.last.text
+    assert "50013" not in env.platform.last.text  # what it means for the person, not the refusal
     assert all(value == 0 for value in (await counters(env)).values())
+
+
+INTERNAL_TEXTS = (
+    "the Slack adapter is not started",
+    "this answer is already finished",
+    "Discord refused posting a message: 403 (code 50013) Missing Permissions",
+)
+
+
+class Refusing(FakePlatform):
+    """Refuses `where` ("open": opening an answer, "finish": an answer's final edit, "upload": a
+    plain upload of images) with a PlatformError whose message names internals."""
+
+    def __init__(self, where: str, message: str, *, user_text: str = "") -> None:
+        super().__init__()
+        self.where, self.refusal = where, PlatformError(message, user_text=user_text)
+
+    async def start_reply(self, place: Place, *, reply_to: str = "") -> Any:
+        if self.where == "open":
+            raise self.refusal
+        reply = await super().start_reply(place, reply_to=reply_to)
+        if self.where == "finish":
+            reply.finish = self._refuse  # type: ignore[method-assign]
+        return reply
+
+    async def post_images(self, place: Place, images: Any, *, text: str = "") -> str:
+        if self.where in ("finish", "upload"):
+            raise self.refusal
+        return await super().post_images(place, images, text=text)
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise self.refusal
+
+    def shown(self) -> str:
+        return "\n".join(m.text + m.failed for m in self.messages)
+
+
+@pytest.mark.parametrize("internal", INTERNAL_TEXTS)
+@pytest.mark.parametrize(("where", "ask"), [("open", "say"), ("finish", "say"), ("finish", "imagine")])
+async def test_a_platform_refusal_is_told_in_plain_words_and_its_internal_text_only_logged(
+    fake_xai: FakeXAI,
+    grok: GrokClient,
+    sessions: Any,
+    caplog: pytest.LogCaptureFixture,
+    internal: str,
+    where: str,
+    ask: str,
+) -> None:
+    platform = Refusing(where, internal)
+    env = build(fake_xai, grok, sessions, platform=platform)
+    with caplog.at_level(logging.INFO):
+        await (env.say("hello") if ask == "say" else env.command("imagine", "a fox"))
+    assert internal not in platform.shown()
+    assert "chat platform did not take my message" in platform.shown()
+    assert "error id" not in platform.shown()  # expected, so explained rather than apologised for
+    assert any(internal in record.getMessage() for record in caplog.records)
+    assert all(value == 0 for value in (await counters(env)).values())  # nothing reached the chat
+
+
+async def test_a_refusal_that_means_something_to_the_person_ends_the_answer_with_that(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    meaning = "I cannot upload files in this channel; ask an admin to allow it."
+    platform = Refusing("finish", "files.uploadV2 failed: not_in_channel", user_text=meaning)
+    env = build(fake_xai, grok, sessions, platform=platform)
+    await env.command("imagine", "a fox")
+    [answer] = platform.messages
+    assert answer.failed == meaning  # told in the answer it broke, not in a note beside it
+    assert "not_in_channel" not in platform.shown()
 
 
 async def test_grok_rejections_do_not_show_xais_raw_text(env: EngineEnv) -> None:
@@ -596,12 +728,21 @@ async def test_a_word_command_outside_a_conversation_is_ignored_unless_addressed
     assert env.fake.chat_requests() == []
 
 
-async def test_gathered_reads_are_flushed_before_each_edit(env: EngineEnv) -> None:
-    """With reads gathered for a whole minute, each interim edit (every 0.2 s here) still shows
-    what had arrived: the writer flushes the connection's gathered bytes just before editing."""
-    env.engine.grok.read_gather_s = 60.0
+async def test_gathered_reads_are_flushed_before_each_edit(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    """With reads gathered for ten minutes, each interim edit (every 0.2 s here) still shows what
+    had arrived: the writer flushes the connection's gathered bytes just before editing. The fake
+    sends the answer in four parts, each only once an edit shows the part before it."""
+    platform = Watching()
+    env = build(fake_xai, grok, sessions, platform=platform)
+    env.engine.grok.read_gather_s = 600.0
     answer = "".join(f"word{i} " for i in range(120))
-    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=6, tokens_per_second=100))  # ~1.2 s
+    holds = tuple(
+        (chunk, platform.when(lambda e, shown=chunk * 6: e.kind == "update" and len(e.text) >= shown))
+        for chunk in (40, 80, 120)
+    )
+    env.fake.queue_reply(ScriptedReply(text=answer, chunk_chars=6, holds=holds))
     await env.say("count for me")
     assert env.platform.visible_text() == answer
     interim = [e.text for e in env.platform.events if e.kind == "update" and e.text.strip()]
@@ -639,10 +780,11 @@ async def test_a_channel_prompt_wins_over_the_workspace_prompt(env: EngineEnv) -
     assert default not in {pirate, poem} and default  # the built-in prompt
 
 
-async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minute(env: EngineEnv) -> None:
+async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minute(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
     now = [1_000.0]
-    env.engine.monotonic = lambda: now[0]
-    sessions = env.engine.sessions
+    env = build(fake_xai, grok, sessions, monotonic=lambda: now[0])
     await store.set_system_prompt(sessions, PLACE, "First.", whole_workspace=False, by="U0", now=env.clock())
     await env.say("a")
     await store.set_system_prompt(sessions, PLACE, "Second.", whole_workspace=False, by="U0", now=env.clock())

@@ -239,7 +239,13 @@ class _Answer:
         sent_text = sent_reasoning = 0
         try:
             await self.fake._pause(reply.first_token_delay)
+            holds = dict(reply.holds)
             for index, (key, piece) in enumerate(pieces):
+                if index in holds:
+                    if buffer:
+                        await response.write(b"".join(buffer))
+                        buffer.clear()
+                    await self.fake._hold(holds[index])
                 fault = reply.fault
                 if (
                     fault is not None
@@ -286,6 +292,8 @@ class _Answer:
             buffer.append(b"data: [DONE]\n\n")
             await response.write(b"".join(buffer))
             await self.fake._pause(reply.end_delay)
+            if reply.end_hold is not None:
+                await self.fake._hold(reply.end_hold)
             self.fake.stream_ends.append(time.perf_counter())
             await response.write_eof()
         except ConnectionResetError:

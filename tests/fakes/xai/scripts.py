@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +39,10 @@ class ScriptedReply:
     retry_after: float | None = None
     deferred_pending_polls: int = 2
     end_delay: float = 0.0  # seconds between [DONE] and the end of the response (a lagging server)
+    # Event-driven pacing for tests: (i, event) waits for `event` before chunk i (what came before
+    # is sent first); `end_hold` holds the response's end, after [DONE], until it is set.
+    holds: tuple[tuple[int, asyncio.Event], ...] = ()
+    end_hold: asyncio.Event | None = None
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,15 @@ class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _hold(self, event: asyncio.Event) -> None:
+        """Wait for `event`, or until the server stops (holds must not hold up shutdown)."""
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._closing.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the server stops (stalls must not hold up shutdown)."""
         if seconds > 0:

@@ -1,27 +1,44 @@
-"""Queries over conversations, turns, message links, event ids, settings and feedback.
+"""Conversations, their history (the turn table) and the platform messages linked to them.
 
-Functions take a session factory and return plain values; table rows never leave this module.
-The statements every answer runs are built once, with bound parameters (see bot/quotas/statements.py).
+Functions take a session factory (or a session) and return plain values; table rows never leave
+bot.store. The statements every answer runs are built once, with bound parameters.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, fields
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import Sessions, conflict_insert
+from bot.db import Sessions
 from bot.grok import Completion, Usage
 from bot.platform import Place
-from bot.tables import Conversation, Feedback, MessageRef, PlaceSetting, ProcessedEvent, Turn, table_of
+from bot.tables import Conversation, MessageRef, Turn, table_of
 
+__all__ = [
+    "ConversationRef",
+    "HistoryMessage",
+    "Links",
+    "add_turns",
+    "assistant_turn",
+    "conversation_for",
+    "conversation_of_message",
+    "create_conversation",
+    "find_conversation",
+    "forget_conversation",
+    "link_messages",
+    "read_conversation",
+    "read_history",
+    "recent_turns",
+]
+
+HISTORY_LIMIT = 200  # the newest messages read for a turn; trimming to the context window follows
 TURNS = table_of(Turn)
 CONVERSATIONS = table_of(Conversation)
 _FIND_CONVERSATION = select(col(Conversation.id), col(Conversation.grok_conv_id)).where(
@@ -52,24 +69,19 @@ _RECENT_TURNS = (
 )
 
 
-def _at(place: Place) -> list[ColumnElement[bool]]:
-    return [
-        col(Conversation.platform) == place.platform,
-        col(Conversation.workspace) == place.workspace,
-        col(Conversation.channel) == place.channel,
-        col(Conversation.thread) == place.thread,
-    ]
-
-
 @dataclass(frozen=True)
 class ConversationRef:
+    """A conversation: its row id, its place, and the x-grok-conv-id its requests carry."""
+
     id: int
     place: Place
     grok_conv_id: str
 
 
 @dataclass(frozen=True)
-class TurnRecord:
+class HistoryMessage:
+    """One message of a conversation's stored history (a row of the turn table), as a value."""
+
     role: str  # user | assistant
     text: str
     author_id: str = ""
@@ -94,6 +106,11 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
     found = await find_conversation(sessions, place)
     if found is not None:
         return found
+    return await create_conversation(sessions, place, now=now)
+
+
+async def create_conversation(sessions: Sessions, place: Place, *, now: datetime) -> ConversationRef:
+    """A new conversation at `place`, or the one another instance created there meanwhile."""
     row = {
         "platform": place.platform,
         "workspace": place.workspace,
@@ -115,14 +132,19 @@ async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -
 
 
 async def find_conversation(sessions: Sessions, place: Place) -> ConversationRef | None:
+    async with sessions() as session:
+        return await read_conversation(session, place)
+
+
+async def read_conversation(session: AsyncSession, place: Place) -> ConversationRef | None:
+    """The conversation at `place`, if any, read in `session` (one SELECT, no write)."""
     params = {
         "w_platform": place.platform,
         "w_workspace": place.workspace,
         "w_channel": place.channel,
         "w_thread": place.thread,
     }
-    async with sessions() as session:
-        row = (await session.exec(_FIND_CONVERSATION, params=params)).one_or_none()
+    row = (await session.exec(_FIND_CONVERSATION, params=params)).one_or_none()
     if row is None or row[0] is None:
         return None
     return ConversationRef(row[0], place, row[1])
@@ -163,9 +185,9 @@ async def link_messages(
         await _link(session, conversation_id, Links(platform, channel, tuple(message_ids)), now)
 
 
-def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_ticks: int) -> TurnRecord:
+def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_ticks: int) -> HistoryMessage:
     """The assistant's turn for a completion, with its model, fingerprint, tokens and cost."""
-    return TurnRecord(
+    return HistoryMessage(
         role="assistant",
         text=completion.text,
         model=completion.model or model,
@@ -180,6 +202,9 @@ def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_tic
     )
 
 
+_COLUMNS = tuple(f.name for f in fields(HistoryMessage))  # each a column of the turn table
+
+
 @dataclass(frozen=True)
 class Links:
     """Platform messages to attach to a conversation (so replies to them continue it)."""
@@ -192,39 +217,25 @@ class Links:
 async def add_turns(
     sessions: Sessions,
     conversation_id: int,
-    turns: list[TurnRecord],
+    turns: list[HistoryMessage],
     *,
     now: datetime,
     links: Links | None = None,
 ) -> None:
-    """Append turns in order (and link messages), in one transaction."""
-    rows = [
-        {
-            "conversation_id": conversation_id,
-            "role": t.role,
-            "author_id": t.author_id,
-            "author_name": t.author_name,
-            "text": t.text,
-            "image_count": t.image_count,
-            "model": t.model,
-            "fingerprint": t.fingerprint,
-            "xai_request_id": t.xai_request_id,
-            "prompt_tokens": t.prompt_tokens,
-            "completion_tokens": t.completion_tokens,
-            "reasoning_tokens": t.reasoning_tokens,
-            "cached_tokens": t.cached_tokens,
-            "cost_ticks": t.cost_ticks,
-            "finish_reason": t.finish_reason,
-            "created_at": t.created_at or now,
-        }
-        for t in turns
-    ]
+    """Append messages to the history in order (and link messages), in one transaction."""
+    rows = [_row(message, conversation_id, now) for message in turns]
     async with sessions.begin() as session:
         if rows:
             await session.exec(_ADD_TURNS, params=rows)
         if links is not None:
             await _link(session, conversation_id, links, now)
         await session.exec(_TOUCH, params={"w_id": conversation_id, "w_now": now})
+
+
+def _row(message: HistoryMessage, conversation_id: int, now: datetime) -> dict[str, object]:
+    row = {name: getattr(message, name) for name in _COLUMNS}
+    row.update(conversation_id=conversation_id, created_at=message.created_at or now)
+    return row
 
 
 async def _link(session: AsyncSession, conversation_id: int, links: Links, now: datetime) -> None:
@@ -244,31 +255,21 @@ async def _link(session: AsyncSession, conversation_id: int, links: Links, now: 
     await session.exec(_LINK[session.get_bind().dialect.name], params=values)
 
 
-async def recent_turns(sessions: Sessions, conversation_id: int, *, limit: int = 200) -> list[TurnRecord]:
-    """The newest `limit` turns of a conversation, oldest first."""
+async def recent_turns(
+    sessions: Sessions, conversation_id: int, *, limit: int = HISTORY_LIMIT
+) -> list[HistoryMessage]:
+    """The newest `limit` messages of a conversation, oldest first."""
     async with sessions() as session:
-        connection = await session.connection()  # a Core select: rows, not ORM objects
-        rows = (await connection.execute(_RECENT_TURNS, {"w_id": conversation_id, "w_limit": limit})).all()
-    return [
-        TurnRecord(
-            role=r.role,
-            text=r.text,
-            author_id=r.author_id,
-            author_name=r.author_name,
-            image_count=r.image_count,
-            model=r.model,
-            fingerprint=r.fingerprint,
-            xai_request_id=r.xai_request_id,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            reasoning_tokens=r.reasoning_tokens,
-            cached_tokens=r.cached_tokens,
-            cost_ticks=r.cost_ticks,
-            finish_reason=r.finish_reason,
-            created_at=r.created_at,
-        )
-        for r in reversed(rows)
-    ]
+        return await read_history(session, conversation_id, limit=limit)
+
+
+async def read_history(
+    session: AsyncSession, conversation_id: int, *, limit: int = HISTORY_LIMIT
+) -> list[HistoryMessage]:
+    """`recent_turns`, read in `session` (one SELECT)."""
+    connection = await session.connection()  # a Core select: rows, not ORM objects
+    rows = (await connection.execute(_RECENT_TURNS, {"w_id": conversation_id, "w_limit": limit})).all()
+    return [HistoryMessage(**{name: r._mapping[name] for name in _COLUMNS}) for r in reversed(rows)]
 
 
 async def forget_conversation(sessions: Sessions, place: Place) -> int:
@@ -280,102 +281,3 @@ async def forget_conversation(sessions: Sessions, place: Place) -> int:
         result = await session.exec(delete(Turn).where(col(Turn.conversation_id) == ref.id))
         await session.commit()
     return int(result.rowcount or 0)
-
-
-async def claim_event(sessions: Sessions, *, platform: str, event_id: str, now: datetime) -> bool:
-    """True the first time an event id is seen; False for a redelivery (on any instance)."""
-    async with sessions() as session:
-        try:
-            await session.exec(
-                insert(ProcessedEvent).values(platform=platform, event_id=event_id, received_at=now)
-            )
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            return False
-    return True
-
-
-async def prune_events(sessions: Sessions, *, older_than: datetime) -> int:
-    async with sessions() as session:
-        result = await session.exec(
-            delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < older_than)
-        )
-        await session.commit()
-    return int(result.rowcount or 0)
-
-
-async def system_prompt_for(sessions: Sessions, place: Place) -> str | None:
-    """The channel's system prompt, else the workspace's, else None."""
-    async with sessions() as session:
-        rows = (
-            await session.exec(
-                select(col(PlaceSetting.channel), col(PlaceSetting.system_prompt)).where(
-                    col(PlaceSetting.platform) == place.platform,
-                    col(PlaceSetting.workspace) == place.workspace,
-                    col(PlaceSetting.channel).in_([place.channel, ""]),
-                )
-            )
-        ).all()
-    by_channel = {channel: prompt for channel, prompt in rows if prompt}
-    return by_channel.get(place.channel) or by_channel.get("")
-
-
-async def set_system_prompt(
-    sessions: Sessions,
-    place: Place,
-    prompt: str | None,
-    *,
-    whole_workspace: bool,
-    by: str,
-    now: datetime,
-) -> None:
-    channel = "" if whole_workspace else place.channel
-    async with sessions() as session:
-        statement = conflict_insert(session, PlaceSetting).values(
-            platform=place.platform,
-            workspace=place.workspace,
-            channel=channel,
-            system_prompt=prompt,
-            updated_by=by,
-            updated_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["platform", "workspace", "channel"],
-            set_={"system_prompt": prompt, "updated_by": by, "updated_at": now},
-        )
-        await session.exec(statement)
-        await session.commit()
-
-
-async def record_feedback(
-    sessions: Sessions, place: Place, *, message_id: str, user_id: str, value: str, now: datetime
-) -> None:
-    async with sessions() as session:
-        session.add(
-            Feedback(
-                platform=place.platform,
-                workspace=place.workspace,
-                channel=place.channel,
-                message_id=message_id,
-                user_id=user_id,
-                value=value,
-                created_at=now,
-            )
-        )
-        await session.commit()
-
-
-async def feedback_counts(sessions: Sessions, *, platform: str) -> dict[str, int]:
-    async with sessions() as session:
-        rows = (
-            await session.exec(
-                select(col(Feedback.value), func.count())
-                .where(col(Feedback.platform) == platform)
-                .group_by(col(Feedback.value))
-            )
-        ).all()
-    return {value: int(count) for value, count in rows}
-
-
-EVENT_RETENTION = timedelta(days=2)
