@@ -8,13 +8,14 @@ import asyncio
 import getpass
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from adapters.console.platform import PLACE, ConsolePlatform
+from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
 from bot.engine import Engine
 from bot.platform import Attachment, Author, ChannelMessage, Command, Incoming, parse_command_text
 
@@ -29,25 +30,32 @@ WELCOME = (
     "Ctrl-C stops an answer; Ctrl-D or /quit leaves.\n"
 )
 
-HELP_TEXT = """\
-Type a question and press Enter: plain text asks; the conversation goes on until /reset.
-Commands start with a slash; their options come first, written name:value, then the text.
-  /ask [model:<name>] [reasoning:low|high] [defer:true] [image:<path>] <question>
-        reasoning:  shows the model thinking, and its reasoning after the answer
-        defer:true  sends a deferred request; the answer is printed here when it is ready
-        image:      sends a JPEG or PNG file with the question, e.g. image:~/photo.png
-  /imagine [count:1-4] <prompt>    generates images, saved under grokbot-images/
-  /usage [period:day|month]        your spend and what is left of your quota
-  /quota user:<id> [daily_usd:<n>] [monthly_usd:<n>] [images:<n>]
-        shows or sets a user's limits
-  /digest add schedule:<when>  ·  /digest list  ·  /digest remove id:<n>  ·  /digest now
-        summaries of this conversation; <when> is 09:00, mon 09:00 or cron 0 9 * * 1-5
-  /admin    a one-time sign-in link to the admin pages (admins)
-  /reset    forgets this conversation
-  /help     this list
-Ctrl-C stops the answer being written (you pay for what was written); Ctrl-C at an
-empty prompt, Ctrl-D or /quit leaves. Up and down recall earlier lines.
-"""
+# The console has one channel (`channel:` has nothing to name) and no attachments: `image:` takes a path.
+_NOT_HERE = {"channel"}
+_IMAGE = OptionSpec("image", "<path>", "sends a JPEG or PNG file with the question, e.g. image:~/photo.png")
+
+
+def console_help(registry: Sequence[CommandSpec] = REGISTRY) -> str:
+    """The commands in the console's words, from the registry every platform's help reads."""
+    lines = [
+        "Type a question and press Enter: plain text asks; the conversation goes on until /reset.",
+        "Commands start with a slash; their options come first, written name:value, then the text.",
+    ]
+    for spec in registry:
+        forms = ("/" + form.replace(" [channel:<channel>]", "") for form in spec.forms())
+        lines.append(f"  {'  ·  '.join(forms)}    {spec.about}")
+        extra = (_IMAGE,) if spec.name == "ask" else ()
+        for option in (*spec.options, *extra):
+            if not option.required and option.name not in _NOT_HERE:
+                lines.append(f"        {option.written:<22}{option.about}")
+        if spec.note and spec.name != "ask":  # ask's note is about attachments: image: says it here
+            lines.append(f"        {spec.note.replace('`', '')}")
+    lines.append("Ctrl-C stops the answer being written (you pay for what was written); Ctrl-C at an")
+    lines.append("empty prompt, Ctrl-D or /quit leaves. Up and down recall earlier lines.")
+    return "\n".join(lines) + "\n"
+
+
+HELP_TEXT = console_help()
 
 
 def to_incoming(line: str, *, author: Author, number: int, session: str = "") -> Incoming:

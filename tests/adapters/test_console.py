@@ -218,18 +218,18 @@ async def test_on_a_terminal_the_reasoning_is_dimmed_and_the_answer_rendered(
 
 
 def test_the_console_help_names_every_command_and_option() -> None:
-    import re
-
     from adapters.console import HELP_TEXT
-    from bot.commands import HELP_TEXT as CHAT_HELP
-    from bot.platform import COMMANDS
+    from adapters.console.session import console_help
+    from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
 
-    for command in COMMANDS:
-        assert f"/{command}" in HELP_TEXT
-    # `channel:` names a channel to summarise, and the console has one; `name:value` is the form.
-    options = set(re.findall(r"[\s\[`]([a-z_]+):[<a-z0-9]", CHAT_HELP)) - {"channel", "name"}
-    assert options and all(f"{option}:" in HELP_TEXT for option in options)
+    for spec in REGISTRY:
+        assert f"/{spec.name}" in HELP_TEXT
+        # `channel:` names a channel to summarise, and the console has one.
+        assert all(f"{o.name}:" in HELP_TEXT for o in spec.all_options if o.name != "channel")
     assert "image:<path>" in HELP_TEXT and "mention" not in HELP_TEXT.lower()
+    added = CommandSpec("translate", "translates", text="<text>", options=(OptionSpec("to", "<lang>"),))
+    derived = console_help((*REGISTRY, added))  # derived from the registry, not written by hand
+    assert "/translate <text>" in derived and "to:<lang>" in derived
 
 
 def test_an_answer_is_rendered_block_by_block_never_inside_a_code_block() -> None:
