@@ -13,7 +13,7 @@ import discord
 import pytest
 import yarl
 
-from adapters.discord import DiscordAdapter, bot_gateway
+from adapters.discord import DiscordAdapter, bot_gateway, discord_errors
 from bot.db import Sessions
 from bot.errors import PlatformError, PlatformRateLimited
 from bot.grok import GrokClient
@@ -225,7 +225,6 @@ async def test_a_dropped_answer_is_uncertain_but_a_refused_connection_is_not() -
     import aiohttp
     import pytest
 
-    from adapters.discord.platform import discord_errors
     from bot.errors import PlatformError, PlatformUncertain
 
     with pytest.raises(PlatformUncertain):
