@@ -8,6 +8,7 @@ For the composition root:
     adapter.platform             # the long-lived Platform for jobs (deferred answers, digests)
     adapter.ready()              # for /readyz
     await adapter.wait()         # until the gateway stops for good (raises PlatformError on a fatal close)
+    await adapter.idle()         # until no message or command is being answered
     await adapter.stop()         # finishes in-flight answers (grace period), then closes the connection
 
 The modules: adapter (lifecycle, events), client (intents, invite permissions, the discord.py client),

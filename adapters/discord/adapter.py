@@ -130,11 +130,21 @@ class DiscordAdapter:
             and not self._gateway.done()
         )
 
+    async def idle(self, *, within: float | None = None) -> bool:
+        """Wait until no message or command is being answered; False if `within` s passed first."""
+        try:
+            async with asyncio.timeout(within):
+                while self._tasks:
+                    await asyncio.wait(set(self._tasks))
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self, *, grace: float = 10.0) -> None:
         """Let in-flight answers finish for up to `grace` seconds, then cancel them and disconnect."""
         self._stopping = True  # new events are left alone from here on
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        if not await self.idle(within=grace):
+            pending = list(self._tasks)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -177,9 +187,18 @@ class DiscordAdapter:
         *,
         attachments: Sequence[discord.Attachment] = (),
     ) -> None:
-        """Access check, defer within 3 s, then the engine in the background."""
-        if self._stopping:
-            return
+        """Answer in a task of the adapter's own from the start, so that `idle` and `stop` count the
+        acknowledgement too."""
+        work = self._answer_command(interaction, command, attachments)
+        self._spawn(work, name=f"discord-command-{interaction.id}")
+
+    async def _answer_command(
+        self,
+        interaction: discord.Interaction[Any],
+        command: Command,
+        attachments: Sequence[discord.Attachment],
+    ) -> None:
+        """Access check, defer within 3 s, then the engine."""
         author = command_author(interaction, self.settings)
         channel = interaction.channel or discord.Object(interaction.channel_id or 0)
         allowed = self._allows(interaction.user, author, guild_id=interaction.guild_id, channel=channel)
@@ -199,8 +218,7 @@ class DiscordAdapter:
             clock=self._clock,
             stall_timeout=self.webhook_stall_timeout,
         )
-        work = self._handle_command(incoming, webhook, attachments)
-        self._spawn(work, name=f"discord-command-{interaction.id}")
+        await self._handle_command(incoming, webhook, attachments)
 
     async def _handle_command(
         self, incoming: Incoming, webhook: InteractionWebhook, attachments: Sequence[discord.Attachment]
