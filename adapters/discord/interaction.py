@@ -29,6 +29,7 @@ from adapters.discord.messages import (
 )
 from adapters.discord.places import is_thread
 from adapters.discord.platform import ChannelReply, DiscordPlatform
+from adapters.discord.refusals import CANNOT_FINISH
 from adapters.discord.webhook import InteractionWebhook, TokenExpired
 from bot.errors import PlatformError
 from bot.platform import Image, Place
@@ -105,7 +106,7 @@ class InteractionPlatform(EventPlatform):
         if "undeliverable" not in self._noted:
             self._noted.add("undeliverable")
             log.warning("%s", problem)
-        return PlatformError(problem)
+        return PlatformError(problem, user_text=CANNOT_FINISH)
 
     def _where(self) -> str:
         interaction = self.webhook.interaction

@@ -25,7 +25,7 @@ from adapters.discord.messages import (
     upload_batches,
 )
 from adapters.discord.places import PLATFORM, Target
-from adapters.discord.refusals import discord_errors
+from adapters.discord.refusals import CANNOT_READ, discord_errors
 from bot.errors import PlatformError
 from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
 from bot.streaming import split_message
@@ -210,7 +210,7 @@ class DiscordPlatform:
         target = await self.target(place)
         thread = str(target.channel) if target.channel != int(place.channel) else ""
         found: list[ChannelMessage] = []
-        async with discord_errors("reading channel history"):
+        async with discord_errors("reading channel history", forbidden=CANNOT_READ):
             history = self.messageable(target).history(
                 limit=limit, after=since, before=until, oldest_first=True
             )
