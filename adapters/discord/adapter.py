@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 
 class DiscordAdapter:
+    """grokbot on Discord for the composition root: one discord.py client, its slash commands, and
+    the long-lived `platform` that jobs post through."""
+
     def __init__(
         self,
         settings: Settings,

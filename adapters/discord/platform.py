@@ -1,6 +1,6 @@
 """Discord as a `bot.platform.Platform`: the long-lived platform that jobs, digests and message events
-use (where a Place's messages go, posting, typing, uploads, downloads, channel history), and
-`ChannelReply`, an answer's message in a channel, edited while it streams.
+use (where a Place's messages go, posting, direct messages, typing, uploads, downloads, channel
+history), and `ChannelReply`, an answer's message in a channel, edited while it streams.
 """
 
 from __future__ import annotations
