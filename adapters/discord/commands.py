@@ -1,11 +1,11 @@
 """The slash commands (ask, imagine, usage, quota, digest, admin, reset, help) as discord.py app
-commands, each turned into a `Command` value, and the comparison that decides whether Discord needs
-a re-sync.
+commands, each turned into a `Command` value and handed to the adapter's runner; which of them answer
+privately.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, Protocol
 
 import discord
@@ -17,6 +17,7 @@ from bot.platform import Command
 PRIVATE_COMMANDS = frozenset({"usage", "quota", "admin", "reset", "help"})
 
 Interaction = discord.Interaction[Any]
+Tree = app_commands.CommandTree[Any]
 
 
 class Runner(Protocol):
@@ -25,6 +26,11 @@ class Runner(Protocol):
     ) -> Awaitable[None]:
         """Check access, defer within Discord's 3 s, and hand the command to the engine."""
         ...
+
+
+def is_private(command: Command) -> bool:
+    """Answered only to the caller (ephemeral)."""
+    return command.name in PRIVATE_COMMANDS
 
 
 def _options(**values: object) -> dict[str, str]:
@@ -42,9 +48,18 @@ def _options(**values: object) -> dict[str, str]:
     return out
 
 
-def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
+def register_commands(tree: Tree, run: Runner) -> None:
     """Define every command on `tree`; callbacks only convert options and call `run`."""
+    _register_ask(tree, run)
+    _register_imagine(tree, run)
+    _register_usage(tree, run)
+    _register_quota(tree, run)
+    tree.add_command(_digest_group(run))
+    _register_admin(tree, run)
+    _register_reset_and_help(tree, run)
 
+
+def _register_ask(tree: Tree, run: Runner) -> None:
     @tree.command(name="ask", description="Ask Grok; the answer streams in")
     @app_commands.describe(
         prompt="Your question",
@@ -64,6 +79,8 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
         options = _options(model=model, reasoning=reasoning, defer=defer)
         await run(interaction, Command("ask", options, text=prompt), attachments=[image] if image else [])
 
+
+def _register_imagine(tree: Tree, run: Runner) -> None:
     @tree.command(name="imagine", description="Generate images with Grok")
     @app_commands.describe(prompt="What to draw", count="How many images (1-4)")
     async def imagine(
@@ -73,11 +90,15 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
     ) -> None:
         await run(interaction, Command("imagine", _options(count=count), text=prompt))
 
+
+def _register_usage(tree: Tree, run: Runner) -> None:
     @tree.command(name="usage", description="Your Grok usage and what is left of your quota")
     @app_commands.describe(period="day or month (default: both)")
     async def usage(interaction: Interaction, period: Literal["day", "month"] | None = None) -> None:
         await run(interaction, Command("usage", _options(period=period)))
 
+
+def _register_quota(tree: Tree, run: Runner) -> None:
     @tree.command(name="quota", description="Admins: show or set a user's limits")
     @app_commands.describe(
         user="Whose limits",
@@ -95,6 +116,8 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
         options = _options(user=user, daily_usd=daily_usd, monthly_usd=monthly_usd, images=images)
         await run(interaction, Command("quota", options))
 
+
+def _digest_group(run: Runner) -> app_commands.Group:
     digest = app_commands.Group(name="digest", description="Scheduled channel digests")
 
     @digest.command(name="add", description="Post a digest of a channel on a schedule")
@@ -108,6 +131,13 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
         channel: discord.TextChannel | None = None,
     ) -> None:
         await run(interaction, Command("digest", _options(schedule=schedule, channel=channel), text="add"))
+
+    _add_digest_subcommands(digest, run)
+    return digest
+
+
+def _add_digest_subcommands(digest: app_commands.Group, run: Runner) -> None:
+    """list, remove and now."""
 
     @digest.command(name="list", description="The digests scheduled in this server")
     async def digest_list(interaction: Interaction) -> None:
@@ -123,12 +153,14 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
     async def digest_now(interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
         await run(interaction, Command("digest", _options(channel=channel), text="now"))
 
-    tree.add_command(digest)
 
+def _register_admin(tree: Tree, run: Runner) -> None:
     @tree.command(name="admin", description="Admins: a private one-time sign-in link to the admin pages")
     async def admin(interaction: Interaction) -> None:
         await run(interaction, Command("admin"))
 
+
+def _register_reset_and_help(tree: Tree, run: Runner) -> None:
     @tree.command(name="reset", description="Forget this conversation's history")
     async def reset(interaction: Interaction) -> None:
         await run(interaction, Command("reset"))
@@ -136,78 +168,3 @@ def register_commands(tree: app_commands.CommandTree[Any], run: Runner) -> None:
     @tree.command(name="help", description="The commands and their options")
     async def help_(interaction: Interaction) -> None:
         await run(interaction, Command("help"))
-
-
-# -- deciding whether to sync -----------------------------------------------------------------
-
-# contexts, integration_types and dm_permission exist only for globally-scoped commands (Discord's
-# GET leaves them out of guild commands), so they are compared for the global scope only.
-_COMMAND_KEYS = ("name", "description", "type", "options", "default_member_permissions", "nsfw")
-GUILD_INSTALL, USER_INSTALL = 0, 1
-_OPTION_KEYS = (
-    "type",
-    "name",
-    "description",
-    "required",
-    "choices",
-    "options",
-    "channel_types",
-    "min_value",
-    "max_value",
-    "min_length",
-    "max_length",
-    "autocomplete",
-)
-
-
-def _unset(value: Any) -> bool:
-    """Discord leaves out what is unset; discord.py sends it as null, false or []. A 0 is a value."""
-    return value is None or value is False or (isinstance(value, list | dict | str) and not value)
-
-
-def _canonical_option(option: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _OPTION_KEYS:
-        value: Any = option.get(key)
-        if _unset(value):
-            continue
-        if key == "options":
-            value = [_canonical_option(o) for o in value]
-        elif key == "choices":
-            value = [{"name": c["name"], "value": c["value"]} for c in value]
-        out[key] = value
-    return out
-
-
-def _global_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """contexts, integration_types and dm_permission with Discord's defaults filled in for null/missing."""
-    installs = sorted(payload.get("integration_types") or [GUILD_INSTALL])
-    contexts = payload.get("contexts")
-    if contexts is None:  # every context the installation types allow
-        contexts = [0, 1, 2] if USER_INSTALL in installs else [0, 1]
-    dm_permission = payload.get("dm_permission")
-    return {
-        "contexts": sorted(contexts),
-        "integration_types": installs,
-        "dm_permission": True if dm_permission is None else bool(dm_permission),
-    }
-
-
-def canonical_commands(
-    payloads: Sequence[Mapping[str, Any]], *, scope: Literal["global", "guild"]
-) -> list[dict[str, Any]]:
-    """Command payloads reduced to what defines them in `scope`, so ours and Discord's copy compare equal."""
-    commands = []
-    for payload in payloads:
-        command: dict[str, Any] = {"type": 1}
-        for key in _COMMAND_KEYS:
-            value: Any = payload.get(key)
-            if key == "default_member_permissions" and value is not None:
-                value = str(value)  # discord.py sends an int, Discord answers a string
-            if _unset(value):
-                continue
-            command[key] = [_canonical_option(o) for o in value] if key == "options" else value
-        if scope == "global":
-            command.update(_global_fields(payload))
-        commands.append(command)
-    return sorted(commands, key=lambda c: (c["type"], c["name"]))

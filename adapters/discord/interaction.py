@@ -1,7 +1,7 @@
 """The per-interaction Platform for slash commands: the first reply streams into the deferred original
-response (edit_original_response), later ones are channel messages replying to the previous one, and
-once the 15-minute interaction token is gone everything continues as normal channel messages.
-Private texts (errors, /usage) become ephemeral while the token lasts.
+response, later ones are channel messages replying to the previous one, and once the 15-minute
+interaction token is gone everything continues as normal channel messages. Private texts (errors,
+/usage) become ephemeral while the token lasts.
 
 Where the interaction's `app_permissions` show that the bot may not post (or reply, or upload) in the
 channel, the continuation (parts past 2,000 characters, further image batches, a failure note) goes
@@ -12,52 +12,35 @@ PlatformError, without drawing 403s from Discord.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import discord
 
-from adapters.discord.client import is_thread
-from adapters.discord.platform import (
+from adapters.discord.event_platform import EventPlatform
+from adapters.discord.messages import (
     MARKER,
     MAX_CONTENT,
-    MAX_RATELIMIT_TIMEOUT,
-    NO_PINGS,
-    ChannelReply,
-    DiscordPlatform,
-    EventPlatform,
     StreamedMessage,
-    discord_errors,
     failure_text,
     image_files,
     upload_batches,
 )
+from adapters.discord.places import is_thread
+from adapters.discord.platform import ChannelReply, DiscordPlatform
+from adapters.discord.refusals import CANNOT_FINISH
+from adapters.discord.webhook import InteractionWebhook, TokenExpired
 from bot.errors import PlatformError
 from bot.platform import Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
 
-# Stop using the token a little before Discord does, so that no edit straddles the expiry.
-TOKEN_MARGIN = timedelta(seconds=30)
-EXPIRED_CODES = {50027, 10015}  # Invalid Webhook Token, Unknown Webhook
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def _names(permissions: Sequence[str]) -> str:
     """discord.py's permission names as Discord shows them: "Send Messages, Read Message History"."""
     return ", ".join(name.replace("_", " ").title() for name in permissions)
-
-
-class TokenExpired(Exception):
-    """The interaction webhook is unusable (token expired, or stalled): continue with the bot token."""
 
 
 class InteractionPlatform(EventPlatform):
@@ -66,95 +49,21 @@ class InteractionPlatform(EventPlatform):
     def __init__(
         self,
         base: DiscordPlatform,
-        interaction: discord.Interaction[Any],
+        webhook: InteractionWebhook,
         *,
-        ephemeral: bool,
-        original_id: str = "",
         attachments: Mapping[str, discord.Attachment] | None = None,
-        clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
-        stall_timeout: float = MAX_RATELIMIT_TIMEOUT,
     ) -> None:
         super().__init__(base, attachments or {})
-        self.stall_timeout = stall_timeout
-        self.interaction = interaction
-        self.ephemeral = ephemeral
-        self.original_id = original_id
-        self.state = "loading"  # loading (Discord shows "thinking…") | used | deleted
-        self._clock = clock
+        self.webhook = webhook
         self.monotonic = monotonic
-        self._expired = False
         self._noted: set[str] = set()  # what was logged about the channel (once per interaction)
-
-    # -- the interaction token ------------------------------------------------------------------
-
-    def token_valid(self) -> bool:
-        return not self._expired and self._clock() < self.interaction.expires_at - TOKEN_MARGIN
-
-    async def webhook(self, action: str, call: Callable[[], Any]) -> Any:
-        """Run one interaction-webhook call; TokenExpired when the token is gone or the call stalls.
-
-        discord.py's webhook adapter sleeps through any 429 (it ignores max_ratelimit_timeout), so a
-        call still waiting after `stall_timeout` is abandoned and the answer moves to channel messages.
-        """
-        if not self.token_valid():
-            raise TokenExpired
-        try:
-            async with asyncio.timeout(self.stall_timeout), discord_errors(action):
-                return await call()
-        except TimeoutError:
-            self._expired = True
-            log.warning("interaction %s: %s stalled; continuing in the channel", self.interaction.id, action)
-            raise TokenExpired from None
-        except PlatformError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, discord.HTTPException) and (
-                cause.code in EXPIRED_CODES or cause.status == 401
-            ):
-                self._expired = True
-                log.info("interaction %s: token expired, continuing in the channel", self.interaction.id)
-                raise TokenExpired from exc
-            raise
-
-    async def edit_original(self, content: str | None, *, files: Sequence[discord.File] = ()) -> None:
-        def call() -> Any:
-            if files:
-                return self.interaction.edit_original_response(content=content, attachments=list(files))
-            return self.interaction.edit_original_response(content=content)
-
-        message = await self.webhook("editing the response", call)
-        self.original_id = str(message.id)
-        self.state = "used"
-
-    async def followup(self, text: str, *, ephemeral: bool) -> str:
-        return str((await self.followup_message(text, ephemeral=ephemeral)).id)
-
-    async def followup_message(
-        self, content: str | None, *, files: Sequence[discord.File] = (), ephemeral: bool | None = None
-    ) -> discord.WebhookMessage:
-        """A follow-up message, to be edited later if need be; private when `ephemeral` says so
-        (by default, when the response is)."""
-        private = self.ephemeral if ephemeral is None else ephemeral
-        given: dict[str, Any] = {}
-        if content:
-            given["content"] = content
-        if files:
-            given["files"] = list(files)
-
-        def call() -> Any:
-            return self.interaction.followup.send(
-                **given, ephemeral=private, allowed_mentions=NO_PINGS, wait=True
-            )
-
-        message: discord.WebhookMessage = await self.webhook("sending a follow-up", call)
-        return message
 
     async def settle(self) -> None:
         """After the engine is done: never leave "thinking…" behind."""
-        if self.state == "loading":
+        if self.webhook.state == "loading":
             try:
-                await self.webhook("deleting the response", self.interaction.delete_original_response)
-                self.state = "deleted"
+                await self.webhook.delete_original()
             except (TokenExpired, PlatformError) as exc:
                 log.debug("could not delete an unused response: %s", type(exc).__name__)
 
@@ -164,12 +73,13 @@ class InteractionPlatform(EventPlatform):
         """What the bot lacks (per the interaction's app_permissions) to post a reply in the channel,
         with files if asked; [] when it may. A DM with the bot is always open: Discord's app_permissions
         there carry no View Channel or Send Messages bits."""
-        if self.interaction.guild_id is None:
+        interaction = self.webhook.interaction
+        if interaction.guild_id is None:
             return []
-        have = self.interaction.app_permissions
+        have = interaction.app_permissions
         if have.administrator:
             return []
-        send = "send_messages_in_threads" if is_thread(self.interaction.channel) else "send_messages"
+        send = "send_messages_in_threads" if is_thread(interaction.channel) else "send_messages"
         needed = ["view_channel", send, "read_message_history"] + (["attach_files"] if files else [])
         return [name for name in needed if not getattr(have, name)]
 
@@ -179,7 +89,7 @@ class InteractionPlatform(EventPlatform):
         missing = self.missing_permissions(files=files)
         if not missing:
             return True
-        if not self.token_valid():
+        if not self.webhook.token_valid():
             raise self.undeliverable(what, files=files)
         if "follow-ups" not in self._noted:
             self._noted.add("follow-ups")
@@ -196,10 +106,11 @@ class InteractionPlatform(EventPlatform):
         if "undeliverable" not in self._noted:
             self._noted.add("undeliverable")
             log.warning("%s", problem)
-        return PlatformError(problem)
+        return PlatformError(problem, user_text=CANNOT_FINISH)
 
     def _where(self) -> str:
-        return f"interaction {self.interaction.id} in channel {self.interaction.channel_id}"
+        interaction = self.webhook.interaction
+        return f"interaction {interaction.id} in channel {interaction.channel_id}"
 
     async def continuation(self, place: Place, *, reply_to: str) -> ChannelReply | FollowupReply:
         """A further message of the answer: a channel message replying to `reply_to` where the bot may
@@ -218,14 +129,15 @@ class InteractionPlatform(EventPlatform):
         ping: bool = True,
     ) -> str:
         """One complete further message (an image batch, a note) as `continuation` would place it."""
-        if self.channel_open("images" if files else "a message", files=bool(files)):
+        what = "images" if files else "a message"
+        if self.channel_open(what, files=bool(files)):
             target = await self.base.target(place)
             sent = await self.base.send(target, content=content, files=files, reply_to=reply_to, ping=ping)
             return str(sent.id)
         try:
-            message = await self.followup_message(content, files=files)
+            message = await self.webhook.send_followup(content, files=files)
         except TokenExpired:
-            raise self.undeliverable("images" if files else "a message", files=bool(files)) from None
+            raise self.undeliverable(what, files=bool(files)) from None
         return str(message.id)
 
     # -- Platform -------------------------------------------------------------------------------
@@ -235,10 +147,10 @@ class InteractionPlatform(EventPlatform):
     ) -> InteractionReply | ChannelReply | FollowupReply:
         """The first reply is the deferred response; continuations are channel messages (follow-ups
         where the bot may not post)."""
-        if self.state == "loading" and self.token_valid():
-            self.state = "used"
+        if self.webhook.state == "loading" and self.webhook.token_valid():
+            self.webhook.state = "used"
             return InteractionReply(self, place)
-        return await self.continuation(place, reply_to=reply_to or self.original_id)
+        return await self.continuation(place, reply_to=reply_to or self.webhook.original_id)
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
         """Into the response while it is unused; privately as an ephemeral follow-up while the token lasts.
@@ -250,40 +162,45 @@ class InteractionPlatform(EventPlatform):
         return first
 
     async def _post_part(self, place: Place, text: str, *, private_to: str) -> str:
+        webhook = self.webhook
         try:
-            if self.state == "loading" and (self.ephemeral or not private_to):
-                await self.edit_original(text)
-                return self.original_id
-            if self.state == "loading":
+            if webhook.state == "loading" and (webhook.ephemeral or not private_to):
+                await webhook.edit_original(text)
+                return webhook.original_id
+            if webhook.state == "loading":
                 # A public "thinking…" cannot turn private: remove it, then answer ephemerally.
-                await self.webhook("deleting the response", self.interaction.delete_original_response)
-                self.state = "deleted"
-            return await self.followup(text, ephemeral=bool(private_to) or self.ephemeral)
+                await webhook.delete_original()
+            private = bool(private_to) or webhook.ephemeral
+            return str((await webhook.send_followup(text, ephemeral=private)).id)
         except TokenExpired:
             self.channel_open("a message")  # raises (logged) when the bot may not post there
-            return await self.base.post_text(place, text, reply_to=self.original_id)
+            return await self.base.post_text(place, text, reply_to=webhook.original_id)
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
-        batches = upload_batches(images)
-        if self.state == "loading":
-            try:
-                await self.edit_original(text[:MAX_CONTENT] or None, files=image_files(batches[0]))
-            except TokenExpired:
-                self.channel_open("images", files=True)  # raises (logged) when the bot may not post there
-                return await self.base.post_images(place, images, text=text)
-            for batch in batches[1:]:
-                await self.extra_message(
-                    place, content=None, files=image_files(batch), reply_to=self.original_id
-                )
-            return self.original_id
+        if self.webhook.state == "loading":
+            return await self._images_in_response(place, images, text=text)
         if self.channel_open("images", files=True):
             return await self.base.post_images(place, images, text=text)
         first = ""
-        for batch in batches:
+        for batch in upload_batches(images):
             content = (text[:MAX_CONTENT] or None) if not first else None
             sent = await self.extra_message(place, content=content, files=image_files(batch))
             first = first or sent
         return first
+
+    async def _images_in_response(self, place: Place, images: Sequence[Image], *, text: str) -> str:
+        """The first batch with `text` in the unused response, further batches after it."""
+        batches = upload_batches(images)
+        try:
+            await self.webhook.edit_original(text[:MAX_CONTENT] or None, files=image_files(batches[0]))
+        except TokenExpired:
+            self.channel_open("images", files=True)  # raises (logged) when the bot may not post there
+            return await self.base.post_images(place, images, text=text)
+        for batch in batches[1:]:
+            await self.extra_message(
+                place, content=None, files=image_files(batch), reply_to=self.webhook.original_id
+            )
+        return self.webhook.original_id
 
 
 class InteractionReply:
@@ -291,6 +208,7 @@ class InteractionReply:
 
     def __init__(self, owner: InteractionPlatform, place: Place) -> None:
         self._owner = owner
+        self._webhook = owner.webhook
         self._place = place
         self._fallback: ChannelReply | FollowupReply | None = None
         self._shown = ""
@@ -300,11 +218,11 @@ class InteractionReply:
     def message_id(self) -> str:
         if self._fallback is not None and self._fallback.message_id:
             return self._fallback.message_id
-        return self._owner.original_id
+        return self._webhook.original_id
 
     async def _take_over(self) -> ChannelReply | FollowupReply:
         if self._fallback is None:
-            self._fallback = await self._owner.continuation(self._place, reply_to=self._owner.original_id)
+            self._fallback = await self._owner.continuation(self._place, reply_to=self._webhook.original_id)
         return self._fallback
 
     async def status(self, text: str) -> None:
@@ -317,7 +235,7 @@ class InteractionReply:
             return
         self._status_at = now
         try:
-            await self._owner.edit_original(text[:MAX_CONTENT])
+            await self._webhook.edit_original(text[:MAX_CONTENT])
         except TokenExpired:
             await (await self._take_over()).status(text)
         except PlatformError as exc:
@@ -326,7 +244,7 @@ class InteractionReply:
     async def update(self, text: str) -> None:
         if self._fallback is None:
             try:
-                await self._owner.edit_original(text + MARKER)
+                await self._webhook.edit_original(text + MARKER)
                 self._shown = text
                 return
             except TokenExpired:
@@ -338,7 +256,7 @@ class InteractionReply:
         if self._fallback is None:
             batches = upload_batches(images) if images else [[]]
             try:
-                await self._owner.edit_original(
+                await self._webhook.edit_original(
                     text or ("" if images else "…"), files=image_files(batches[0])
                 )
             except TokenExpired:
@@ -356,10 +274,10 @@ class InteractionReply:
         if self._fallback is None:
             content, note = failure_text(self._shown, message)
             try:
-                await self._owner.edit_original(content)
+                await self._webhook.edit_original(content)
                 if note:
                     # A new message: private like the deferred response when that was ephemeral.
-                    await self._owner.followup(note, ephemeral=self._owner.ephemeral)
+                    await self._webhook.send_followup(note)
                 return
             except TokenExpired:
                 pass
@@ -387,18 +305,11 @@ class FollowupReply(StreamedMessage):
         )
 
     async def _show(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
-        message = self._message
+        webhook = self._owner.webhook
         try:
-            if message is None:
-                self._message = await self._owner.followup_message(content or None, files=files)
-            elif files:
-                self._message = await self._owner.webhook(
-                    "editing a follow-up",
-                    lambda: message.edit(content=content or None, attachments=list(files)),
-                )
+            if self._message is None:
+                self._message = await webhook.send_followup(content or None, files=files)
             else:
-                self._message = await self._owner.webhook(
-                    "editing a follow-up", lambda: message.edit(content=content)
-                )
+                self._message = await webhook.edit_followup(self._message, content, files=files)
         except TokenExpired:
             raise self._owner.undeliverable("the rest of an answer", files=bool(files)) from None

@@ -1,42 +1,39 @@
-"""Discord as a `bot.platform.Platform`: where a Place's messages go, replies that are edited while an
-answer streams, uploads, attachment downloads, channel history, and Discord's errors as PlatformError.
-
-Place convention (the engine stores these; keep them stable):
-- guild channel, a mention:   Place("discord", guild, channel, thread=<the mentioning message id>)
-- inside a thread channel:    Place("discord", guild, <parent channel>, thread=<thread id>)
-- slash command in a channel: Place("discord", guild, channel, "")
-- direct messages:            Place("discord", "dm", <DM channel id>, "")
-A thread made with "Create Thread" from a message has that message's id, so a conversation started by
-a mention continues, unchanged, in a thread created from the mention.
+"""Discord as a `bot.platform.Platform`: the long-lived platform that jobs, digests and message events
+use (where a Place's messages go, posting, direct messages, typing, uploads, downloads, channel
+history), and `ChannelReply`, an answer's message in a channel, edited while it streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import aiohttp
 import discord
 
-from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place, Reply
+from adapters.discord.messages import (
+    MARKER,
+    MAX_CONTENT,
+    MAX_UPLOAD,
+    NO_PINGS,
+    PING_REPLIED,
+    StreamedMessage,
+    image_files,
+    upload_batches,
+)
+from adapters.discord.places import PLATFORM, Target
+from adapters.discord.refusals import CANNOT_READ, discord_errors
+from bot.errors import PlatformError
+from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
 
-MARKER = " ⚪"  # appended while an answer is still streaming (llmcord's convention)
-MAX_CONTENT = 2000
-MAX_UPLOAD = 10 * 1024 * 1024  # per file since 2025-01-16, without boosts
-MAX_REQUEST = 24 * 1024 * 1024  # Discord caps a request at 25 MiB; keep room for the form
 TYPING_EVERY_S = 8.0  # typing lasts 10 s on Discord
-MAX_RATELIMIT_TIMEOUT = 30.0  # discord.py's minimum: longer waits raise RateLimited instead of hanging
-PLATFORM = "discord"
+KNOWN_THREADS = 4096  # Place.thread ids remembered as thread channel or message id
 
 CAPABILITIES = Capabilities(
     max_message_length=MAX_CONTENT - len(MARKER),
@@ -51,81 +48,6 @@ CAPABILITIES = Capabilities(
     scope_burst=5,
     private_files=True,  # an ephemeral command answer takes files too
 )
-
-NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=False)
-PING_REPLIED = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
-
-
-def retry_after_of(exc: discord.HTTPException) -> float:
-    header = exc.response.headers.get("Retry-After") if exc.response is not None else None
-    try:
-        return float(header) if header else 5.0
-    except ValueError:
-        return 5.0
-
-
-@asynccontextmanager
-async def discord_errors(action: str) -> AsyncIterator[None]:
-    """Discord's refusals as PlatformError; 429s and discord.py's RateLimited as PlatformRateLimited."""
-    try:
-        yield
-    except discord.RateLimited as exc:
-        raise PlatformRateLimited(f"Discord rate limit while {action}", retry_after=exc.retry_after) from exc
-    except discord.HTTPException as exc:
-        if exc.status == 429:
-            raise PlatformRateLimited(
-                f"Discord answered 429 while {action}", retry_after=retry_after_of(exc)
-            ) from exc
-        raise PlatformError(f"Discord refused {action}: {exc.status} (code {exc.code}) {exc.text}") from exc
-    except aiohttp.ClientConnectorError as exc:  # never reached Discord
-        raise PlatformError(f"Discord unreachable while {action}: {type(exc).__name__}") from exc
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        # Sent, but no answer: Discord may have done it.
-        raise PlatformUncertain(f"No answer from Discord while {action}: {type(exc).__name__}") from exc
-
-
-def image_files(images: Sequence[Image]) -> list[discord.File]:
-    return [
-        discord.File(
-            io.BytesIO(image.data), filename=image.filename, description=image.caption[:1024] or None
-        )
-        for image in images
-    ]
-
-
-def upload_batches(images: Sequence[Image]) -> list[list[Image]]:
-    """Images grouped so that no request passes Discord's 25 MiB or 10-file limits."""
-    batches: list[list[Image]] = [[]]
-    size = 0
-    for image in images:
-        if batches[-1] and (size + len(image.data) > MAX_REQUEST or len(batches[-1]) == 10):
-            batches.append([])
-            size = 0
-        batches[-1].append(image)
-        size += len(image.data)
-    return batches
-
-
-def failure_text(shown: str, message: str) -> tuple[str, str]:
-    """(what the message should show, a note to post separately or "") after a failure."""
-    note = message if message.startswith("⚠️") else f"⚠️ {message}"
-    if not shown:
-        return note[:MAX_CONTENT], ""
-    combined = f"{shown}\n\n{note}"
-    if len(combined) <= MAX_CONTENT:
-        return combined, ""
-    return shown, note[:MAX_CONTENT]
-
-
-class Target:
-    """Where a Place's messages go: a channel id, and the message a reply links to by default."""
-
-    __slots__ = ("channel", "guild", "reply_to")
-
-    def __init__(self, channel: int, guild: int | None, reply_to: str = "") -> None:
-        self.channel = channel
-        self.guild = guild
-        self.reply_to = reply_to
 
 
 class DiscordPlatform:
@@ -156,7 +78,7 @@ class DiscordPlatform:
         """Remember whether a Place.thread is a thread channel or a message id (saves a lookup)."""
         self._threads[thread] = is_thread
         self._threads.move_to_end(thread)
-        while len(self._threads) > 4096:
+        while len(self._threads) > KNOWN_THREADS:
             self._threads.popitem(last=False)
 
     async def _is_thread(self, thread: str) -> bool:
@@ -288,7 +210,7 @@ class DiscordPlatform:
         target = await self.target(place)
         thread = str(target.channel) if target.channel != int(place.channel) else ""
         found: list[ChannelMessage] = []
-        async with discord_errors("reading channel history"):
+        async with discord_errors("reading channel history", forbidden=CANNOT_READ):
             history = self.messageable(target).history(
                 limit=limit, after=since, before=until, oldest_first=True
             )
@@ -313,46 +235,6 @@ def channel_message(message: discord.Message, *, guild: str, thread: str) -> Cha
         thread=thread,
         link=f"https://discord.com/channels/{where}/{message.channel.id}/{message.id}",
     )
-
-
-class StreamedMessage:
-    """One message of an answer: `_show` posts it the first time and edits it after; further image
-    batches and a failure's note are separate messages (`_extra`)."""
-
-    _message: discord.Message | discord.WebhookMessage | None = None
-    _shown = ""  # the text shown, without the marker
-
-    @property
-    def message_id(self) -> str:
-        return str(self._message.id) if self._message is not None else ""
-
-    async def update(self, text: str) -> None:
-        """Show `text` with the in-progress marker."""
-        await self._show(text + MARKER)
-        self._shown = text
-
-    async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
-        """Show `text` as final, with `images` uploaded as files."""
-        batches = upload_batches(images) if images else [[]]
-        await self._show(text or ("" if images else "…"), files=image_files(batches[0]))
-        self._shown = text
-        for batch in batches[1:]:
-            await self._extra(content=None, files=image_files(batch), reply_to=self.message_id)
-
-    async def fail(self, message: str) -> None:
-        """Keep what was shown, without the marker, and say what happened."""
-        content, note = failure_text(self._shown, message)
-        await self._show(content)
-        if note:
-            await self._extra(content=note, reply_to=self.message_id, ping=False)
-
-    async def _show(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
-        raise NotImplementedError
-
-    async def _extra(
-        self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True
-    ) -> None:
-        raise NotImplementedError
 
 
 class ChannelReply(StreamedMessage):
@@ -388,58 +270,3 @@ class ChannelReply(StreamedMessage):
                 self._message = await self._message.edit(content=content or None, attachments=list(files))
             else:
                 self._message = await self._message.edit(content=content)
-
-
-class EventPlatform:
-    """DiscordPlatform seen from one event: that event's attachments are read through discord.py,
-    and everything a subclass does not change goes to the long-lived platform."""
-
-    def __init__(self, base: DiscordPlatform, attachments: Mapping[str, discord.Attachment]) -> None:
-        self.base = base
-        self._attachments = dict(attachments)
-
-    @property
-    def name(self) -> str:
-        return self.base.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.base.capabilities
-
-    def rate_scope(self, place: Place) -> str:
-        return self.base.rate_scope(place)
-
-    async def start_reply(self, place: Place, *, reply_to: str = "") -> Reply:
-        return await self.base.start_reply(place, reply_to=reply_to)
-
-    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
-        return await self.base.post_text(place, text, private_to=private_to)
-
-    async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
-        return await self.base.post_images(place, images, text=text)
-
-    async def direct_message(self, user_id: str, text: str) -> str:
-        return await self.base.direct_message(user_id, text)
-
-    async def download(self, attachment: Attachment) -> bytes:
-        found = self._attachments.get(attachment.url)
-        if found is None:
-            return await self.base.download(attachment)
-        async with discord_errors("downloading an attachment"):
-            return await found.read()
-
-    async def channel_history(
-        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
-    ) -> Sequence[ChannelMessage]:
-        return await self.base.channel_history(place, since=since, until=until, limit=limit)
-
-
-class MessagePlatform(EventPlatform):
-    """For one user message: texts (errors, notices) reply to it."""
-
-    def __init__(self, base: DiscordPlatform, message: discord.Message) -> None:
-        super().__init__(base, {a.url: a for a in message.attachments})
-        self._message = message
-
-    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
-        return await self.base.post_text(place, text, private_to=private_to, reply_to=str(self._message.id))

@@ -18,13 +18,13 @@ interaction webhooks need no channel permission.
 Tests build the world (`add_guild`, `add_channel`, `add_user`, `add_thread`, `dm_channel`,
 `add_overwrite`, `deny_bot`), act as users (`user_message`, `slash`), inject faults (`inject_429`,
 `drop_gateway`, `advance`) and read what users would see (`channel_messages`, `visible_text`,
-`versions`, `requests`).
+`versions`, `requests`), waiting for it with `wait_until(predicate)` or `wait_for_request(route)`:
+both wake on the fake's own changes (a request answered, a gateway connection), never on a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import itertools
@@ -359,16 +359,28 @@ class FakeDiscord:
         self._changed = asyncio.Event()
 
     async def wait_until(self, predicate: Callable[[], bool], *, within: float = 10.0) -> None:
-        """Wait until `predicate()` holds after some change in the fake (AssertionError on timeout)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError("condition not reached in time")
-            event = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.25))
+        """Wait until `predicate()` holds, looking again after each change in the fake (a request
+        answered, a gateway connection, identify or resume); AssertionError if `within` s pass first.
+        The predicate must read the fake's state: nothing else wakes the wait."""
+        try:
+            async with asyncio.timeout(within):
+                while not predicate():
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError("condition not reached in time") from None
+
+    async def wait_for_request(
+        self, route_prefix: str, *, status: int | None = None, count: int = 1, within: float = 10.0
+    ) -> RecordedRequest:
+        """The `count`-th request to a route starting with `route_prefix` (e.g. "PATCH /webhooks") that
+        the fake has answered, with `status` if given; waits for it (AssertionError after `within` s)."""
+
+        def answered() -> list[RecordedRequest]:
+            found = [r for r in self.requests_to(route_prefix) if r.status]
+            return [r for r in found if status is None or r.status == status]
+
+        await self.wait_until(lambda: len(answered()) >= count, within=within)
+        return answered()[count - 1]
 
     # -- the world ------------------------------------------------------------------------------
 
@@ -741,6 +753,7 @@ class FakeDiscord:
         self._dispatch_to(session, "READY", ready)
         for guild_id in self.guilds:
             self._dispatch_to(session, "GUILD_CREATE", self._guild_create(guild_id))
+        self._notify()
         return session
 
     async def _resume(

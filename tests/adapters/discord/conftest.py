@@ -76,9 +76,10 @@ class Stack:
     adapter: DiscordAdapter
     started: list[DiscordAdapter] = field(default_factory=list)
 
-    async def idle(self) -> None:
+    async def idle(self, *, within: float = 10.0) -> None:
         """Wait until every message and command has been fully handled (answers recorded)."""
-        await self.fake.wait_until(lambda: all(a.in_flight == 0 for a in self.started))
+        for adapter in self.started:
+            assert await adapter.idle(within=within), "answers still running"
 
     async def new_adapter(self, **overrides: Any) -> DiscordAdapter:
         """Another adapter (e.g. a restart) on the same fakes and database; stopped with the stack."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.discord.client import Access
-from adapters.discord.platform import MAX_CONTENT, failure_text, upload_batches
+from adapters.discord import MAX_CONTENT, Access, Asker, failure_text, upload_batches
 from bot.platform import Image
 
 OPEN = Access(frozenset(), frozenset(), frozenset())
@@ -13,13 +12,14 @@ LOCKED = Access(frozenset({"g1"}), frozenset({"c1"}), frozenset({"r1"}))
 
 
 def allows(access: Access, guild: str | None, channels: list[str], roles: list[str], **who: bool) -> bool:
-    return access.allows(
+    asker = Asker(
         guild=guild,
-        channels=channels,
-        roles=roles,
+        channels=frozenset(channels),
+        roles=frozenset(roles),
         is_admin=who.get("admin", False),
         is_operator=who.get("operator", False),
     )
+    return access.allows(asker)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import discord
 import pytest
 
 from tests.adapters.discord.conftest import Stack, World
-from tests.fakes.discord import FLAG_EPHEMERAL
+from tests.fakes.discord import FLAG_EPHEMERAL, FakeDiscord
 from tests.fakes.xai import Fault, ScriptedReply, tiny_png
 
 ANSWER = (
@@ -150,6 +150,37 @@ async def test_outside_the_allow_lists_messages_are_ignored_and_commands_refused
         lambda: any(m["content"] == "Random is allowed." for m in fake.bot_messages(world.random))
     )
     assert len(stack.xai.chat_requests()) == 1  # the general-channel mention never reached Grok
+
+
+async def test_the_role_list_decides_alike_for_messages_and_commands(
+    stack_factory: Callable[..., Any], discord_fake: FakeDiscord, world: World
+) -> None:
+    fake = discord_fake
+    grok_users = fake.add_role(world.guild, "grok users")
+    carol = fake.add_user("carol", guild_id=world.guild, roles=[grok_users])
+    stack: Stack = await stack_factory(grokbot_allowed_roles=grok_users)
+    thread = fake.add_thread(world.general, "questions")  # the role list binds in threads too
+
+    await fake.user_message(thread, world.bob, "hello?", mention_bot=True)  # bob lacks the role
+    refused = await fake.slash("ask", {"prompt": "hello?"}, channel_id=thread, user_id=world.bob)
+    await fake.wait_until(lambda: refused.acked)
+    refusal = fake.messages[refused.original_id]
+    assert refusal["flags"] & FLAG_EPHEMERAL and "not enabled here" in refusal["content"]
+    await _answered_both_ways(stack, carol, thread)  # the role
+    await _answered_both_ways(stack, world.admin, thread)  # Manage Server skips the role list
+    await stack.idle()
+    assert len(stack.xai.chat_requests()) == 4  # bob's message and command never reached Grok
+
+
+async def _answered_both_ways(stack: Stack, user: str, channel: str) -> None:
+    """`user` is answered in `channel` when they mention the bot, and when they run /ask."""
+    fake = stack.fake
+    stack.xai.queue_reply(ScriptedReply(text=f"Said to {user}."))
+    await fake.user_message(channel, user, "hello?", mention_bot=True)
+    await fake.wait_until(lambda: any(m["content"] == f"Said to {user}." for m in fake.bot_messages(channel)))
+    stack.xai.queue_reply(ScriptedReply(text=f"Asked by {user}."))
+    asked = await fake.slash("ask", {"prompt": "hello?"}, channel_id=channel, user_id=user)
+    await fake.wait_until(lambda: fake.versions(asked.original_id)[-1:] == [f"Asked by {user}."])
 
 
 async def test_commands_are_synced_to_the_guild_only_when_they_changed(stack: Stack) -> None:
@@ -302,7 +333,8 @@ async def test_a_failure_note_after_an_ephemeral_answer_stays_ephemeral(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = stack.fake
-    monkeypatch.setattr("adapters.discord.PRIVATE_COMMANDS", frozenset({"ask"}))  # a private, streamed answer
+    # A private, streamed answer (no command streams privately yet).
+    monkeypatch.setattr("adapters.discord.commands.PRIVATE_COMMANDS", frozenset({"ask"}))
     text = "".join(f"word{i:04} " for i in range(220))  # 2,200 characters, cut at 1,980
     stack.xai.queue_reply(ScriptedReply(text=text, chunk_chars=10, fault=Fault("cut", after_chunks=198)))
 
