@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from bot.errors import PlatformError
-from bot.wording import describe
 from tests.adapters.discord.conftest import Stack
 from tests.adapters.discord.test_streaming import rejoin
 from tests.fakes.discord import (
@@ -154,18 +152,6 @@ async def test_past_the_token_an_answer_the_bot_may_not_post_is_logged(
     _no_channel_posts(stack)
 
 
-def _wording_shows_user_text() -> bool:
-    """Whether the engine's one wording place shows a platform refusal's user_text (issue 13 item 2,
-    done on another branch): until it does, the person still reads Discord's raw text."""
-    told = describe(PlatformError("internal", user_text="for the person"), zone=UTC, now=datetime.now(UTC))
-    return told == "for the person"
-
-
-@pytest.mark.xfail(
-    not _wording_shows_user_text(),
-    strict=True,
-    reason="the engine's wording does not show PlatformError.user_text yet",
-)
 async def test_a_refused_post_reaches_the_person_in_plain_words(stack: Stack) -> None:
     fake, world = stack.fake, stack.world
     stack.xai.queue_reply(ScriptedReply(text=three_part_answer(), chunk_chars=400))
