@@ -7,7 +7,7 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from adapters.slack.app import SlackAdapter
+from adapters.slack import SlackAdapter
 from tests.adapters.slack.conftest import ANA, GENERAL, Stack, StackFactory
 from tests.fakes.slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, FakeSlack, envelope
 from tests.fakes.xai import ScriptedReply

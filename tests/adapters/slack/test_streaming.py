@@ -98,7 +98,9 @@ async def test_without_native_streams_answers_are_edited(stack: Stack, fake_slac
     await stack.settle()
     [part] = stack.answers(GENERAL, message.ts)
     assert part.content == answer
-    assert not stack.adapter.platform.messages.native_streaming
+    # Slack offers this workspace no streams: that is the workspace's state, and the capabilities say so.
+    assert not stack.adapter.platform.streams.offered(fake_slack.team_id)
+    assert not stack.adapter.platform.capabilities.native_streaming
     assert fake_slack.calls_to("chat.update")
     # Once refused as unknown, streams are not tried again.
     stack.xai.queue_reply(ScriptedReply(text="Again."))
@@ -163,7 +165,7 @@ async def test_a_busy_workspace_answers_with_edits_instead_of_streams(
     assert not fake_slack.calls_to("chat.startStream")
     assert fake_slack.calls_to("chat.update")
     assert fake_slack.rate_limited == 0
-    assert stack.adapter.platform.messages.native_streaming  # still streaming once the budget is back
+    assert stack.adapter.platform.streams.offered(fake_slack.team_id)  # streaming once the budget is back
 
 
 async def test_msg_too_long_on_edited_answers_continues_too(stack: Stack, fake_slack: FakeSlack) -> None:
