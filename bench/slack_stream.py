@@ -118,7 +118,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.slack.app import SlackAdapter
+    from adapters.slack import SlackAdapter
     from bench.timing import TimedGrok
     from bot.db import create_engine, session_factory, upgrade_async
     from bot.engine import Engine, utc_now

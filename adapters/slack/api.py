@@ -1,5 +1,6 @@
 """One gate for every Web API call the adapter makes: paced by `Pacer`, counted, and with Slack's
-failures mapped to the seam's errors (PlatformRateLimited for 429, SlackRefused for `ok: false`).
+failures mapped to the seam's errors (PlatformRateLimited for 429, a `SlackRefused` type per kind of
+`ok: false` answer, chosen by `refusals.refusal`).
 """
 
 from __future__ import annotations
@@ -15,38 +16,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack.pacing import Pacer
+from adapters.slack.refusals import RATE_LIMITED, refusal
 from bot.errors import PlatformError, PlatformRateLimited, PlatformUncertain
 
 log = logging.getLogger(__name__)
 
 AUX_RETRIES = 3  # 429s absorbed for calls that are not edits (the engine paces edits itself)
-RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
-
-
-# What a refusal means for the person who asked (the engine shows "That did not work: ...").
-HINTS = {
-    "not_in_channel": "I am not in this channel; invite me with `/invite @Grok`.",
-    "channel_not_found": "I cannot see this channel; invite me with `/invite @Grok`.",
-    "is_archived": "this channel is archived.",
-    "restricted_action": "a workspace setting keeps me from posting here.",
-    "missing_scope": "the Slack app lacks a permission; an admin should reinstall it from the manifest.",
-    "invalid_auth": "my Slack token is not valid; an admin should check SLACK_BOT_TOKEN.",
-    "token_revoked": "my Slack token was revoked; an admin should reinstall the app.",
-    "account_inactive": "my Slack token belongs to a deactivated app or workspace.",
-    "message_limit_exceeded": "this workspace has reached its plan's message limit.",
-}
-
-
-class SlackRefused(PlatformError):
-    """Slack answered `{"ok": false, "error": ...}`; `error` is Slack's code (e.g. msg_too_long)."""
-
-    def __init__(self, method: str, error: str) -> None:
-        self.method = method
-        self.error = error
-        hint = HINTS.get(error)
-        super().__init__(
-            f"Slack refused {method} ({error}): {hint}" if hint else f"Slack refused {method}: {error}"
-        )
+UNREACHABLE = "I could not reach Slack just now; please try again in a moment."
 
 
 class SlackApi:
@@ -79,36 +55,49 @@ class SlackApi:
             if paced or attempt:
                 await self.pacer.acquire(method, team, channel)
             try:
-                response = await request()
-            except SlackApiError as exc:
-                code = exc.response.get("error")
-                # HTTP 429 with Retry-After; the posting methods also document `rate_limited`
-                # ("posted too many messages") as an ok:false answer, with or without the header.
-                if exc.response.status_code == 429 or code in RATE_LIMITED:
-                    retry_after = _retry_after(exc.response.headers)
-                    self.rate_limited += 1
-                    self._calls.labels(method, "ratelimited").inc()
-                    self.pacer.penalize(method, team, channel, retry_after)
-                    log.warning("Slack rate-limited %s for %.1f s", method, retry_after)
-                    if edit or attempt == AUX_RETRIES:
-                        raise PlatformRateLimited(
-                            f"Slack rate-limited {method}", retry_after=retry_after
-                        ) from None
-                    await asyncio.sleep(retry_after)
-                    continue
-                error = str(code or f"http_{exc.response.status_code}")
-                self._calls.labels(method, error).inc()
-                raise SlackRefused(method, error) from None
-            except aiohttp.ClientConnectorError as exc:  # never reached Slack
-                self._calls.labels(method, "network").inc()
-                raise PlatformError(f"Slack {method} failed: {type(exc).__name__}") from None
-            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-                # Sent, but no answer: Slack may have done it.
-                self._calls.labels(method, "network").inc()
-                raise PlatformUncertain(f"Slack {method} failed: {type(exc).__name__}") from None
-            self._calls.labels(method, "ok").inc()
-            return response
+                return await self._send(method, request)
+            except PlatformRateLimited as exc:
+                self.pacer.penalize(method, team, channel, exc.retry_after)
+                if edit or attempt == AUX_RETRIES:
+                    raise
+                await asyncio.sleep(exc.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, method: str, request: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> AsyncSlackResponse:
+        """One request, its outcome counted; Slack's failures raised as the seam's errors."""
+        try:
+            response = await request()
+        except SlackApiError as exc:
+            raise self._refused(method, exc.response) from None
+        except aiohttp.ClientConnectorError as exc:  # never reached Slack
+            self._calls.labels(method, "network").inc()
+            raise PlatformError(
+                f"Slack {method} failed: {type(exc).__name__}", user_text=UNREACHABLE
+            ) from None
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            # Sent, but no answer: Slack may have done it.
+            self._calls.labels(method, "network").inc()
+            raise PlatformUncertain(
+                f"Slack {method} failed: {type(exc).__name__}", user_text=UNREACHABLE
+            ) from None
+        self._calls.labels(method, "ok").inc()
+        return response
+
+    def _refused(self, method: str, response: AsyncSlackResponse) -> PlatformError:
+        """What Slack's answer means: rate limited (HTTP 429 with Retry-After; the posting methods
+        also answer `rate_limited` as ok:false, with or without the header) or a kind of refusal."""
+        code = response.get("error")
+        if response.status_code == 429 or code in RATE_LIMITED:
+            retry_after = _retry_after(response.headers)
+            self.rate_limited += 1
+            self._calls.labels(method, "ratelimited").inc()
+            log.warning("Slack rate-limited %s for %.1f s", method, retry_after)
+            return PlatformRateLimited(f"Slack rate-limited {method}", retry_after=retry_after)
+        error = str(code or f"http_{response.status_code}")
+        self._calls.labels(method, error).inc()
+        return refusal(method, error)
 
 
 def _retry_after(headers: Any) -> float:

@@ -12,7 +12,8 @@ Composition root:
 
 Every request is acknowledged at once; the work runs afterwards in tasks the adapter tracks.
 Redeliveries of an event id are answered 200 and dropped (the engine claims each event id in the
-database, across instances).
+database, across instances). Each /grok command reaches the engine with its own `CommandPlatform`,
+which knows the command's channel, caller and response_url.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -36,12 +38,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.api import SlackApi, SlackRefused
+from adapters.slack.api import SlackApi
+from adapters.slack.command import CommandPlatform
 from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, recipient_team, thread_of
 from adapters.slack.messages import FEEDBACK_ACTION
 from adapters.slack.mrkdwn import unescape
 from adapters.slack.pacing import Pacer
-from adapters.slack.platform import ANSWERING_COMMAND, SlackPlatform
+from adapters.slack.platform import SlackPlatform
+from adapters.slack.refusals import SlackRefused
+from adapters.slack.urls import Relay
 from bot.errors import PlatformError
 from bot.platform import (
     Author,
@@ -60,6 +65,8 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/grok"
+# The events answered (the manifest subscribes to each: message.im, .channels, ... are "message").
+LISTENED_EVENTS = ("app_mention", "message")
 READY_TTL_S = 60.0
 STOP_GRACE_S = 10.0
 
@@ -100,42 +107,32 @@ class SlackAdapter:
         pacer: Pacer | None = None,
         capabilities: Capabilities | None = None,
     ) -> None:
-        if settings.slack_bot_token is None:
-            raise ValueError("SLACK_BOT_TOKEN is not set")
+        token, secret = _credentials(settings)
         self.settings = settings
         self.engine = engine
         self.socket_mode = settings.slack_app_token is not None
-        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        if not self.socket_mode and not secret:
-            raise ValueError(
-                "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
-            )
         registry: CollectorRegistry = web.registry if web is not None else CollectorRegistry()
-        self._events = Counter(
-            "grokbot_slack_events", "Slack deliveries handled, by kind.", ["kind"], registry=registry
-        )
-        self._duplicates = Counter(
-            "grokbot_slack_duplicate_events", "Redelivered Slack events dropped.", registry=registry
-        )
+        self._events, self._duplicates = _counters(registry)
         self._own_http = client is None
         self.client = client or AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=30
+            token=token.get_secret_value(), base_url=settings.slack_api_url, timeout=30
         )
         self.api = SlackApi(pacer=pacer or Pacer(), registry=registry)
         self.platform = SlackPlatform(
-            api=self.api,
-            client=self.client,
-            token=settings.slack_bot_token,
-            api_url=settings.slack_api_url,
-            edit_interval=settings.grokbot_edit_interval_s,
-            capabilities=capabilities,
-        )
+            api=self.api, client=self.client, token=token, api_url=settings.slack_api_url,
+            edit_interval=settings.grokbot_edit_interval_s, capabilities=capabilities,
+        )  # fmt: skip
         self.bot_user_id = ""
         self.team_id = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._ready = False
-        self.app = AsyncApp(
+        self.app = self._bolt_app(secret)
+        self.socket = self._serve(web)
+
+    def _bolt_app(self, secret: str) -> AsyncApp:
+        """The Bolt app with the adapter's listeners (LISTENED_EVENTS, /grok, the feedback buttons)."""
+        app = AsyncApp(
             client=self.client,
             signing_secret=secret,
             # Listeners only acknowledge and start a task, so Bolt may answer after them.
@@ -144,21 +141,24 @@ class SlackAdapter:
             attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("slack_bolt"),
         )
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("message")(self._on_message)
-        self.app.command(COMMAND)(self._on_command)
-        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
-        self.app.event(re.compile(r".+"))(self._on_other_event)
-        self.socket: AsyncSocketModeHandler | None = None
-        if self.socket_mode:
-            assert settings.slack_app_token is not None
-            self.socket = AsyncSocketModeHandler(
-                self.app, settings.slack_app_token.get_secret_value(), web_client=self.client
-            )
+        for kind in LISTENED_EVENTS:
+            app.event(kind)(self._on_event)
+        app.command(COMMAND)(self._on_command)
+        app.action(FEEDBACK_ACTION)(self._on_feedback)
+        app.event(re.compile(r".+"))(self._on_other_event)
+        return app
+
+    def _serve(self, web: WebServer | None) -> AsyncSocketModeHandler | None:
+        """Socket Mode's handler when an app token is set; else POST /slack/events on `web`."""
+        socket: AsyncSocketModeHandler | None = None
+        if self.settings.slack_app_token is not None:
+            app_token = self.settings.slack_app_token.get_secret_value()
+            socket = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
         elif web is not None:
             web.add_route("POST", EVENTS_PATH, self.handle_http)
         if web is not None:
             web.add_check("slack", self.ready)
+        return socket
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class SlackAdapter:
         """Open the HTTP session, learn who the bot is (auth.test), connect Socket Mode if used."""
         if self._own_http and self.client.session is None:
             self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self.platform.http = self.client.session or aiohttp.ClientSession()
+        self.platform.urls.http = self.client.session or aiohttp.ClientSession()
         try:
             await self._auth_test()
         except SlackRefused:
@@ -184,12 +184,12 @@ class SlackAdapter:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        session = self.platform.http
+        session = self.platform.urls.http
         if session is not None and (self._own_http or session is not self.client.session):
             await session.close()
         if self._own_http:
             self.client.session = None
-        self.platform.http = None
+        self.platform.urls.http = None
 
     async def idle(self, *, within: float | None = None) -> bool:
         """Wait until no answer is in flight (tests, shutdown); False if `within` s passed first."""
@@ -241,13 +241,10 @@ class SlackAdapter:
 
     # -- listeners: acknowledge, then work in a task --------------------------------------------
 
-    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        self._events.labels("app_mention").inc()
-        self._spawn(self._converse(body, event), "slack:mention")
-
-    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        self._events.labels("message").inc()
-        self._spawn(self._converse(body, event), "slack:message")
+    async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        kind = str(event.get("type") or "")
+        self._events.labels(kind).inc()
+        self._spawn(self._converse(body, event), f"slack:{kind}")
 
     async def _on_other_event(self, event: dict[str, Any]) -> None:
         self._events.labels("other").inc()  # subscribed but unused (e.g. app_home_opened): 200
@@ -284,11 +281,10 @@ class SlackAdapter:
         user = str(event.get("user") or "")
         bot_user = bot_user_of(body, self.bot_user_id)
         channel = str(event.get("channel") or "")
-        self.platform.remember_recipient(
-            channel, str(event.get("ts") or ""), user, recipient_team(body, event)
-        )
-        self.platform.remember_thread_user(channel, thread_of(event), user, recipient_team(body, event))
-        author = await self.platform.author(team, user)
+        recipients = self.platform.recipients
+        recipients.remember(channel, str(event.get("ts") or ""), user, recipient_team(body, event))
+        recipients.remember_thread(channel, thread_of(event), user, recipient_team(body, event))
+        author = await self.platform.people.author(team, user)
         incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
         if not await self.engine.handle(await self.platform.with_files(incoming), self.platform):
             # A redelivery (Slack retried, or another instance got it first): answered once.
@@ -299,9 +295,7 @@ class SlackAdapter:
         team = str(command.get("team_id") or "")
         channel = str(command.get("channel_id") or "")
         user = str(command.get("user_id") or "")
-        if command.get("response_url"):
-            self.platform.remember_response_url(channel, user, str(command["response_url"]))
-        author = await self.platform.author(team, user)
+        author = await self.platform.people.author(team, user)
         if author.name == user and command.get("user_name"):
             author = Author(user, str(command["user_name"]), author.is_admin, author.is_bot)
         incoming = Incoming(
@@ -310,8 +304,29 @@ class SlackAdapter:
             command=parsed,
             event_id=str(command.get("trigger_id") or ""),
         )
-        token = ANSWERING_COMMAND.set((channel, user))
-        try:
-            await self.engine.handle(incoming, self.platform)
-        finally:
-            ANSWERING_COMMAND.reset(token)
+        relay = Relay.of_command(self.platform.urls, str(command.get("response_url") or ""))
+        platform = CommandPlatform(self.platform, channel=channel, user=user, relay=relay)
+        await self.engine.handle(incoming, platform)
+
+
+def _counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
+    """Deliveries handled, by kind; redeliveries dropped."""
+    events = Counter(
+        "grokbot_slack_events", "Slack deliveries handled, by kind.", ["kind"], registry=registry
+    )
+    duplicates = Counter(
+        "grokbot_slack_duplicate_events", "Redelivered Slack events dropped.", registry=registry
+    )
+    return events, duplicates
+
+
+def _credentials(settings: Settings) -> tuple[SecretStr, str]:
+    """The bot token and the signing secret (none in Socket Mode); ValueError naming what is missing."""
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if settings.slack_app_token is None and not secret:
+        raise ValueError(
+            "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    return settings.slack_bot_token, secret

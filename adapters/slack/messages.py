@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-import aiohttp
 from slack_sdk.models.blocks import (
     Block,
     ContextActionsBlock,
@@ -24,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.api import SlackApi
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
+from adapters.slack.urls import SlackUrls
 from bot.errors import PlatformError
 from bot.platform import Image, Place
 
@@ -31,32 +30,13 @@ log = logging.getLogger(__name__)
 
 FEEDBACK_ACTION = "grok_feedback"
 TEXT_CHARS = 3_900  # one message's mrkdwn `text` (msg_too_long at about 4,000)
-STREAM_LIFETIME_S = 300.0  # observed: Slack ends a stream about five minutes after its start
 
 
 class SlackMessages:
-    def __init__(self, api: SlackApi, client: AsyncWebClient, *, native_streaming: bool = True) -> None:
+    def __init__(self, api: SlackApi, client: AsyncWebClient, urls: SlackUrls) -> None:
         self.api = api
         self.client = client
-        self.native_streaming = native_streaming  # switched off for good when Slack refuses streams
-        # Streams started and not yet stopped, per workspace: ts -> when it started. A stream the
-        # engine leaves behind is forgotten after STREAM_LIFETIME_S (Slack ends it by then too).
-        self._open_streams: dict[str, dict[str, float]] = {}
-
-    def may_stream(self, place: Place) -> bool:
-        """Whether a new native stream can start now and still be stopped in time: every stream
-        starts with one chat.startStream and ends with one chat.stopStream (both Tier 2, 20 a
-        minute), so busy workspaces answer with chat.postMessage and chat.update instead."""
-        if not self.native_streaming:
-            return False
-        streams = self._open_streams.setdefault(place.workspace, {})
-        now = time.monotonic()
-        for ts in [ts for ts, started in streams.items() if now - started > STREAM_LIFETIME_S]:
-            del streams[ts]
-        pacer = self.api.pacer
-        starts = pacer.headroom("chat.startStream", place.workspace)
-        stops = pacer.headroom("chat.stopStream", place.workspace)
-        return starts > 0 and stops > len(streams)
+        self.urls = urls
 
     def would_wait(self, method: str, place: Place) -> bool:
         return self.api.pacer.would_wait(method, place.workspace, place.channel)
@@ -99,13 +79,7 @@ class SlackMessages:
             channel=place.channel,
             edit=True,
         )
-        ts = str(response["ts"])
-        self._open_streams.setdefault(place.workspace, {})[ts] = time.monotonic()
-        return ts
-
-    def stream_closed(self, place: Place, ts: str) -> None:
-        """A stream ended (stopped, or gone server-side)."""
-        self._open_streams.get(place.workspace, {}).pop(ts, None)
+        return str(response["ts"])
 
     async def append_stream(self, place: Place, ts: str, text: str) -> None:
         await self.api.call(
@@ -167,6 +141,21 @@ class SlackMessages:
             edit=True,
         )
 
+    async def post_ephemeral(self, place: Place, thread_ts: str, user: str, text: str) -> str:
+        """`text` (mrkdwn) shown to `user` only; needs the bot in the channel."""
+        response = await self.api.call(
+            "chat.postEphemeral",
+            partial(
+                self.client.chat_postEphemeral,
+                channel=place.channel,
+                user=user,
+                text=text,
+                thread_ts=thread_ts or None,
+            ),
+            team=place.workspace,
+        )
+        return str(response.get("message_ts") or "")
+
     async def delete(self, place: Place, ts: str) -> None:
         await self.api.call(
             "chat.delete", lambda: self.client.chat_delete(channel=place.channel, ts=ts), team=place.workspace
@@ -194,32 +183,15 @@ class SlackMessages:
         return blocks
 
     async def upload_images(
-        self,
-        place: Place,
-        thread_ts: str,
-        images: Sequence[Image],
-        *,
-        comment: str,
-        http: aiohttp.ClientSession | None,
+        self, place: Place, thread_ts: str, images: Sequence[Image], *, comment: str
     ) -> str:
         """Slack's external upload, the flow of slack-sdk's files_upload_v2 taken one step at a
         time so that each is paced and retried alone on a 429: files.getUploadURLExternal per
         file, its bytes POSTed to the upload_url, then one files.completeUploadExternal sharing
         them all. Arguments go in form bodies (files_upload_v2 puts them in the URL, and a 429
         inside it repeated every step, uploading the files again)."""
-        if http is None:
-            raise PlatformError("the Slack adapter is not started")
-        shared: list[dict[str, str]] = []
-        for image in images:
-            alt = truncate(image.caption or comment or image.filename, 1000)
-            step = {"filename": image.filename, "length": len(image.data), "alt_txt": alt}
-            response = await self.api.call(
-                "files.getUploadURLExternal",
-                partial(self.client.api_call, "files.getUploadURLExternal", data=step),
-                team=place.workspace,
-            )
-            await _put(http, str(response["upload_url"]), image)
-            shared.append({"id": str(response["file_id"]), "title": image.filename})
+        self.urls.session()  # not connected: refused before Slack is asked for anything
+        shared = [await self._upload(place, image, comment) for image in images]
         done: dict[str, Any] = {"files": json.dumps(shared), "channel_id": place.channel}
         if thread_ts:
             done["thread_ts"] = thread_ts
@@ -233,14 +205,14 @@ class SlackMessages:
         files = response.get("files") or []
         return str(files[0].get("id", "")) if files else ""
 
-
-async def _put(http: aiohttp.ClientSession, url: str, image: Image) -> None:
-    """An upload's bytes to its upload_url (the body is the file itself)."""
-    try:
-        async with http.post(url, data=image.data) as response:
-            if response.status != 200:
-                raise PlatformError(
-                    f"Slack did not take the upload of {image.filename} (HTTP {response.status})"
-                )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PlatformError(f"uploading {image.filename} failed: {type(exc).__name__}") from None
+    async def _upload(self, place: Place, image: Image, comment: str) -> dict[str, str]:
+        """One file's upload, not yet shared anywhere: its id and title for completeUploadExternal."""
+        alt = truncate(image.caption or comment or image.filename, 1000)
+        step = {"filename": image.filename, "length": len(image.data), "alt_txt": alt}
+        response = await self.api.call(
+            "files.getUploadURLExternal",
+            partial(self.client.api_call, "files.getUploadURLExternal", data=step),
+            team=place.workspace,
+        )
+        await self.urls.upload(str(response["upload_url"]), image)
+        return {"id": str(response["file_id"]), "title": image.filename}

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import pytest_asyncio
 
-from adapters.slack.app import SlackAdapter
+from adapters.slack import SlackAdapter
 from bot.engine import Engine, utc_now
 from bot.grok import GrokClient
 from bot.platform import Capabilities

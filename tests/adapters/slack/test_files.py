@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from adapters.slack.app import SlackAdapter
+from adapters.slack import SlackAdapter
 from bot.errors import PlatformError
 from bot.platform import Attachment
 from tests.adapters.slack.conftest import ANA, GENERAL, Stack

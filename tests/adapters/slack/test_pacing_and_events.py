@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.slack.events import clean_text, incoming_from_event, is_noise, is_ts
-from adapters.slack.pacing import SPAN_S, Limit, Pacer
+from adapters.slack import SPAN_S, Limit, Pacer, clean_text, incoming_from_event, is_noise, is_ts
 from bot.platform import Author, Place
 
 

@@ -67,10 +67,7 @@ async def test_an_expired_stream_falls_back_to_chat_update(stack: Stack, fake_sl
     answer = paragraphs(6, seed=5)
     stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=600, chunk_chars=8))
     message, _ = await stack.sender.mention(GENERAL, ANA, "stream then expire")
-    for _ in range(200):
-        if fake_slack.bot_messages(GENERAL):
-            break
-        await asyncio.sleep(0.01)
+    await fake_slack.wait_until(lambda: fake_slack.bot_messages(GENERAL))
     fake_slack.expire_streams()
     await stack.settle()
     [part] = stack.answers(GENERAL, message.ts)
@@ -101,7 +98,9 @@ async def test_without_native_streams_answers_are_edited(stack: Stack, fake_slac
     await stack.settle()
     [part] = stack.answers(GENERAL, message.ts)
     assert part.content == answer
-    assert not stack.adapter.platform.messages.native_streaming
+    # Slack offers this workspace no streams: that is the workspace's state, and the capabilities say so.
+    assert not stack.adapter.platform.streams.offered(fake_slack.team_id)
+    assert not stack.adapter.platform.capabilities.native_streaming
     assert fake_slack.calls_to("chat.update")
     # Once refused as unknown, streams are not tried again.
     stack.xai.queue_reply(ScriptedReply(text="Again."))
@@ -166,13 +165,11 @@ async def test_a_busy_workspace_answers_with_edits_instead_of_streams(
     assert not fake_slack.calls_to("chat.startStream")
     assert fake_slack.calls_to("chat.update")
     assert fake_slack.rate_limited == 0
-    assert stack.adapter.platform.messages.native_streaming  # still streaming once the budget is back
+    assert stack.adapter.platform.streams.offered(fake_slack.team_id)  # streaming once the budget is back
 
 
-async def test_msg_too_long_on_edited_answers_continues_too(
-    stack: Stack, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("tests.fakes.slack.MARKDOWN_LIMIT", 1_500)  # a Slack stricter than documented
+async def test_msg_too_long_on_edited_answers_continues_too(stack: Stack, fake_slack: FakeSlack) -> None:
+    fake_slack.markdown_limit = 1_500  # a Slack stricter than documented
     answer = paragraphs(9, seed=9)
     stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=4000, chunk_chars=10))
     await stack.sender.command("a long one", user=ANA, channel=GENERAL)
@@ -210,11 +207,12 @@ async def test_a_stream_stopped_in_slack_ends_the_answer_there(stack: Stack, fak
     answer = paragraphs(12, seed=3)
     stack.xai.queue_reply(ScriptedReply(text=answer, tokens_per_second=80, chunk_chars=6))
     message, _ = await stack.sender.mention(GENERAL, ANA, "a long story, please")
-    for _ in range(500):
+
+    def streaming_a_while() -> bool:
         parts = stack.answers(GENERAL, message.ts)
-        if parts and parts[0].streaming and len(parts[0].content) > 40:
-            break
-        await asyncio.sleep(0.01)
+        return bool(parts) and parts[0].streaming and len(parts[0].content) > 40
+
+    await fake_slack.wait_until(streaming_a_while)
     [part] = stack.answers(GENERAL, message.ts)
     fake_slack.stop_by_user(GENERAL, part.ts)
     shown = part.content
@@ -225,10 +223,7 @@ async def test_a_stream_stopped_in_slack_ends_the_answer_there(stack: Stack, fak
     assert not part.blocks and not fake_slack.calls_to("chat.update")
     refused = [c.method for c in fake_slack.calls if c.error == "stopped_by_user"]
     assert refused == ["chat.appendStream"]  # the first refusal ended the answer
-    for _ in range(200):  # the fake notices at its next write
-        if stack.xai.streams_cut:
-            break
-        await asyncio.sleep(0.01)
+    await stack.xai.stream_cut.wait()  # the fake notices at its next write
     assert stack.xai.streams_cut == 1  # Grok's stream was closed, which stops the generation
     async with stack.engine.sessions() as session:
         [turn] = (await session.exec(select(Turn).where(col(Turn.role) == "assistant"))).all()

@@ -298,6 +298,7 @@ class _Answer:
             await response.write_eof()
         except ConnectionResetError:
             self.fake.streams_cut += 1  # the client went away before the end
+            self.fake.stream_cut.set()
         return response
 
     async def _fault(

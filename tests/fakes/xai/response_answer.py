@@ -305,6 +305,7 @@ class ResponseAnswer:
             await response.write_eof()
         except ConnectionResetError:
             self.fake.streams_cut += 1  # the client went away before the end
+            self.fake.stream_cut.set()
         return response
 
 

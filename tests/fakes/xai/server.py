@@ -55,6 +55,7 @@ class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
         self.origin = ""
         self.requests: list[RecordedRequest] = []
         self.streams_cut = 0  # streams whose client closed the connection before the end
+        self.stream_cut = asyncio.Event()  # set at the first such stream (awaitable in tests)
         self.stream_ends: list[float] = []  # perf_counter when each streamed response was ended
         self.now: Callable[[], float] = time.time
         self.default_reply: ScriptedReply | None = None

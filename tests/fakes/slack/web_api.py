@@ -1,217 +1,51 @@
-"""A fake Slack: the Web API the Slack adapter uses, as a real aiohttp server on 127.0.0.1, and a
-sender of signed Events API / slash-command / interactivity requests to a Bolt app.
-
-    async with FakeSlack() as slack:              # slack.api_url == "http://127.0.0.1:<port>/api/"
-        slack.add_user("U1", "ana"); slack.add_channel("C1", "general")
-        sender = slack.sender("http://127.0.0.1:3000/slack/events")
-        await sender.mention("C1", "U1", "hello")  # stores the user message, sends app_mention + message
-        slack.thread("C1", ts)                     # the parent and replies, as FakeMessage values
-        slack.rate_limited                         # how many 429s were served
-
-Behaviour follows Slack's documentation: every method answers HTTP 200 with `{"ok": false, "error"}`
-on failure (invalid_auth, channel_not_found, msg_too_long beyond 4,000 chars of `text` or 12,000 of
-`markdown_text`, invalid_blocks, message_not_in_streaming_state, ...), arguments come from the query
-string, a form body or a JSON body (JSON needs the token in the Authorization header), and rate limits
-are per method per workspace over a 60 s window (Tier 2: 20, Tier 3: 50, Tier 4: 100 per minute),
-with chat.postMessage (and chat.startStream, which posts a message) at about 1 per second per
-channel with a short burst. A request over a limit gets HTTP 429 with `Retry-After`. With
-`history_limited`, conversations.history and .replies follow Slack's 2025 limit for non-Marketplace
-apps: one request per `history_window` (60 s) and 15 messages a page at most.
-"""
+"""The fake Slack's Web API: every method the adapter calls, as Slack documents it (errors, limits,
+encodings), on a real aiohttp server on 127.0.0.1; it also serves uploads, files and response_urls."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import math
 import time
-import urllib.parse
-import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-BOT_TOKEN = "xoxb-1111-fake-bot-token-do-not-log"
-SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
-TEAM_ID = "T0FAKE001"
-BOT_USER_ID = "U0GROKBOT"
-BOT_ID = "B0GROKBOT"
-APP_ID = "A0GROKAPP"
-
-TEXT_LIMIT = 4_000  # msg_too_long beyond this many characters of `text` (observed, not the documented 40k)
-MARKDOWN_LIMIT = 12_000  # markdown_text per call, and markdown blocks per message
-SECTION_LIMIT = 3_000
-MAX_BLOCKS = 50
-TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
-HISTORY_METHODS = frozenset({"conversations.history", "conversations.replies"})
-HISTORY_LIMITED_PAGE = 15
-METHOD_TIERS = {
-    "auth.test": 4,
-    "chat.update": 3,
-    "chat.delete": 3,
-    "chat.postEphemeral": 4,
-    "chat.startStream": 2,  # and the posting limit per channel
-    "chat.appendStream": 4,
-    "chat.stopStream": 2,
-    "assistant.threads.setStatus": 3,  # "special" and unpublished: modelled as Tier 3
-    "conversations.history": 3,
-    "conversations.replies": 3,
-    "conversations.open": 3,
-    "users.info": 4,
-    "files.getUploadURLExternal": 4,
-    "files.completeUploadExternal": 4,
-    "files.info": 4,
-}
-POSTING_METHODS = ("chat.postMessage", "chat.startStream")
-RESPONSE_URL_USES = 5
-POST_RATE_PER_CHANNEL = 1.0  # per second
-POST_BURST_PER_CHANNEL = 4
-KNOWN_BLOCKS = {
-    "section", "markdown", "context", "context_actions", "actions", "divider", "header", "image",
-    "rich_text", "file", "input",
-}  # fmt: skip
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Slack's request signature: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
-    base = b"v0:" + timestamp.encode() + b":" + body
-    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-
-
-@dataclass
-class FakeUser:
-    id: str
-    name: str
-    display_name: str = ""
-    real_name: str = ""
-    is_admin: bool = False
-    is_owner: bool = False
-    is_bot: bool = False
-    team_id: str = TEAM_ID
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "team_id": self.team_id,
-            "name": self.name,
-            "real_name": self.real_name or self.name,
-            "is_admin": self.is_admin,
-            "is_owner": self.is_owner,
-            "is_bot": self.is_bot,
-            "deleted": False,
-            "profile": {"display_name": self.display_name, "real_name": self.real_name or self.name},
-        }
-
-
-@dataclass
-class FakeChannel:
-    id: str
-    name: str
-    is_im: bool = False
-    is_private: bool = False
-    is_mpim: bool = False  # a group direct message
-    is_ext_shared: bool = False  # a Slack Connect channel: events carry file stubs only
-    user: str = ""  # the other member of a DM
-
-    @property
-    def channel_type(self) -> str:
-        if self.is_im or self.is_mpim:
-            return "im" if self.is_im else "mpim"
-        return "group" if self.is_private else "channel"
-
-
-@dataclass
-class FakeFile:
-    id: str
-    name: str
-    title: str = ""
-    mimetype: str = "application/octet-stream"
-    data: bytes = b""
-    declared_length: int = 0
-    alt_txt: str = ""
-    uploaded: bool = False
-    shared_to: list[tuple[str, str]] = field(default_factory=list)  # (channel, ts)
-    user: str = BOT_USER_ID
-    mode: str = ""  # "hidden_by_limit" (a free plan's file limits) or "tombstone" (deleted)
-
-    def json(self, base: str) -> dict[str, Any]:
-        if self.mode:  # Slack's hidden and deleted files carry no URLs
-            return {"id": self.id, "mode": self.mode, "name": self.name, "user": self.user}
-        return {
-            "id": self.id,
-            "name": self.name,
-            "title": self.title or self.name,
-            "mimetype": self.mimetype,
-            "filetype": self.name.rsplit(".", 1)[-1],
-            "size": len(self.data),
-            "user": self.user,
-            "url_private": f"{base}files-pri/{TEAM_ID}-{self.id}/{self.name}",
-            "url_private_download": f"{base}files-pri/{TEAM_ID}-{self.id}/download/{self.name}",
-        }
-
-
-@dataclass
-class FakeMessage:
-    """One message. `content` is what a reader sees: markdown where it was given, else text."""
-
-    ts: str
-    channel: str
-    user: str
-    text: str = ""
-    markdown: str | None = None  # markdown_text, markdown blocks, or the streamed text
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-    thread_ts: str = ""
-    bot_id: str = ""
-    files: list[str] = field(default_factory=list)
-    streaming: bool = False
-    stream_started: float = 0.0
-    stopped_by_user: bool = False  # the person pressed the stream's stop button
-    recipient: str = ""
-    edits: int = 0
-    versions: list[tuple[float, str]] = field(default_factory=list)  # (perf_counter, content)
-    subtype: str = ""
-
-    @property
-    def content(self) -> str:
-        return self.markdown if self.markdown is not None else self.text
-
-    def record(self) -> None:
-        self.versions.append((time.perf_counter(), self.content))
-
-    def json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.content}
-        if self.blocks:
-            out["blocks"] = self.blocks
-        if self.thread_ts:
-            out["thread_ts"] = self.thread_ts
-        if self.bot_id:
-            out["bot_id"] = self.bot_id
-        if self.subtype:
-            out["subtype"] = self.subtype
-        return out
-
-
-@dataclass
-class Call:
-    method: str
-    args: dict[str, Any]
-    status: int
-    error: str = ""
-    at: float = 0.0
-    body: str = ""  # how the arguments came: "" (query string only), "json" or "form"
-
-
-class SlackError(Exception):
-    def __init__(self, error: str) -> None:
-        self.error = error
-        super().__init__(error)
+from tests.fakes.slack.sender import EventSender, envelope
+from tests.fakes.slack.socket_mode import PATH as SOCKET_MODE_PATH
+from tests.fakes.slack.socket_mode import FakeSocketMode
+from tests.fakes.slack.values import (
+    APP_TOKEN,
+    APP_TOKEN_METHODS,
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    HISTORY_LIMITED_PAGE,
+    HISTORY_METHODS,
+    KNOWN_BLOCKS,
+    MARKDOWN_LIMIT,
+    MAX_BLOCKS,
+    METHOD_TIERS,
+    POST_BURST_PER_CHANNEL,
+    POST_RATE_PER_CHANNEL,
+    POSTING_METHODS,
+    RESPONSE_URL_USES,
+    SECTION_LIMIT,
+    SIGNING_SECRET,
+    TEAM_ID,
+    TEXT_LIMIT,
+    TIER_PER_MINUTE,
+    Call,
+    FakeChannel,
+    FakeFile,
+    FakeMessage,
+    FakeUser,
+    SlackError,
+)
 
 
 class _Window:
@@ -271,12 +105,14 @@ class FakeSlack:
         self,
         *,
         bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
         signing_secret: str = SIGNING_SECRET,
         team_id: str = TEAM_ID,
         rate_limits: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token  # Socket Mode: apps.connections.open takes this token only
         self.signing_secret = signing_secret
         self.team_id = team_id
         self.rate_limits = rate_limits
@@ -290,6 +126,7 @@ class FakeSlack:
         self.statuses: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.rate_limited = 0
+        self.markdown_limit = MARKDOWN_LIMIT  # markdown_text per call, markdown blocks per message
         self.stream_limit = MARKDOWN_LIMIT  # msg_too_long when a streamed message would grow past it
         self.stream_ttl: float | None = None  # a stream expires this long after it started
         # platforms.md S4: a commercially distributed non-Marketplace app created since 2025-05-29
@@ -304,7 +141,9 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._echoes: set[asyncio.Task[None]] = set()
+        self._echoes: set[asyncio.Task[Any]] = set()
+        self._waiters: list[tuple[Callable[[], object], asyncio.Future[None]]] = []
+        self.socket_mode = FakeSocketMode(lambda: self.base_url, self._changed)
         self.port = 0
         self.add_user(BOT_USER_ID, "grok", is_bot=True)
 
@@ -324,6 +163,7 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{path:.*}", self._download)
         app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_get(SOCKET_MODE_PATH, self.socket_mode.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -401,6 +241,25 @@ class FakeSlack:
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.status == 200]
+
+    async def wait_until(self, check: Callable[[], object], *, within: float = 30.0) -> None:
+        """Until `check()` is true: looked at now, then again whenever the fake records something
+        (a Web API call answered, a Socket Mode connection or acknowledgement). TimeoutError after
+        `within` seconds (a guard against hanging, not a measure)."""
+        if check():
+            return
+        reached = asyncio.get_running_loop().create_future()
+        self._waiters.append((check, reached))
+        try:
+            async with asyncio.timeout(within):
+                await reached
+        finally:
+            self._waiters = [w for w in self._waiters if w[1] is not reached]
+
+    def _changed(self) -> None:
+        for check, reached in self._waiters:
+            if not reached.done() and check():
+                reached.set_result(None)
 
     def expire_streams(self) -> None:
         """Every open stream ends server-side (as if it had timed out)."""
@@ -486,8 +345,12 @@ class FakeSlack:
         call = Call(method, args, 200, at=started, body=body)
         if token is None:
             return self._answer(call, {"ok": False, "error": "not_authed"})
-        if token != self.bot_token:
-            return self._answer(call, {"ok": False, "error": "invalid_auth"})
+        wanted = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
+        if token != wanted:
+            wrong_kind = token in (self.app_token, self.bot_token)
+            return self._answer(
+                call, {"ok": False, "error": "not_allowed_token_type" if wrong_kind else "invalid_auth"}
+            )
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method"})
@@ -495,7 +358,7 @@ class FakeSlack:
         if wait > 0:
             self.rate_limited += 1
             call.status = 429
-            self.calls.append(call)
+            self._record(call)
             retry_after = str(max(1, math.ceil(wait)))
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": retry_after}
@@ -510,8 +373,12 @@ class FakeSlack:
 
     def _answer(self, call: Call, body: dict[str, Any]) -> web.Response:
         call.error = body.get("error", "")
-        self.calls.append(call)
+        self._record(call)
         return web.json_response(body)
+
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        self._changed()
 
     def _channel(self, args: Mapping[str, Any], key: str = "channel") -> FakeChannel:
         channel_id = args.get(key)
@@ -545,7 +412,7 @@ class FakeSlack:
             raise SlackError("no_text")
         if len(text) > TEXT_LIMIT:
             raise SlackError("msg_too_long")
-        if markdown_text is not None and len(str(markdown_text)) > MARKDOWN_LIMIT:
+        if markdown_text is not None and len(str(markdown_text)) > self.markdown_limit:
             raise SlackError("msg_too_long")
         markdown = self._validate_blocks(blocks)
         if markdown_text is not None:
@@ -582,7 +449,7 @@ class FakeSlack:
                         and element.get("negative_button", {}).get("value")
                     ):
                         raise SlackError("invalid_blocks")
-        if sum(len(m) for m in markdown) > MARKDOWN_LIMIT:
+        if sum(len(m) for m in markdown) > self.markdown_limit:
             raise SlackError("invalid_blocks")
         return "\n".join(markdown) if markdown else None
 
@@ -601,6 +468,9 @@ class FakeSlack:
         self.messages[channel.id].append(message)
         self._echo({**message.json(), "channel": channel.id, "channel_type": channel.channel_type})
         return message
+
+    async def m_apps_connections_open(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"url": self.socket_mode.open()}
 
     async def m_auth_test(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -669,7 +539,7 @@ class FakeSlack:
             if chunk["type"] == "markdown_text":
                 pieces.append(str(chunk.get("text", "")))
         text = "".join(pieces)
-        if len(text) > MARKDOWN_LIMIT:
+        if len(text) > self.markdown_limit:
             raise SlackError("msg_too_long")
         return text
 
@@ -872,12 +742,22 @@ class FakeSlack:
     # events back to the app (Slack echoes the bot's own posts and edits) ---------------------------
 
     def _echo(self, event: dict[str, Any]) -> None:
-        if self.echo_url is None:
+        """Over HTTP to `echo_url`, else over a Socket Mode connection, else nowhere."""
+        if self.echo_url is not None:
+            sender = self.sender(self.echo_url)
+            delivery: Awaitable[Any] = sender.deliver(envelope(self, event))
+        elif self.socket_mode.connections:
+            delivery = self.socket_mode.deliver(envelope(self, event))
+        else:
             return
-        sender = self.sender(self.echo_url)
-        task = asyncio.get_running_loop().create_task(sender.deliver(sender.envelope(event)))
+        task = asyncio.get_running_loop().create_task(delivery)
         self._echoes.add(task)
-        task.add_done_callback(self._echoes.discard)
+        task.add_done_callback(self._echoed)
+
+    def _echoed(self, task: asyncio.Task[Any]) -> None:
+        self._echoes.discard(task)
+        if not task.cancelled():
+            task.exception()  # an app that went away misses the echo, as it would Slack's
 
     def _echo_changed(self, message: FakeMessage) -> None:
         channel = self.channels[message.channel]
@@ -885,140 +765,3 @@ class FakeSlack:
             {"type": "message", "subtype": "message_changed", "channel": channel.id, "hidden": True,
              "channel_type": channel.channel_type, "ts": self.next_ts(), "message": message.json()}
         )  # fmt: skip
-
-
-@dataclass
-class Delivery:
-    status: int
-    body: str
-    headers: Mapping[str, str]
-
-
-class EventSender:
-    """Sends what Slack sends to a Bolt app, signed over the exact bytes."""
-
-    def __init__(self, slack: FakeSlack, url: str, session: aiohttp.ClientSession) -> None:
-        self.slack = slack
-        self.url = url
-        self.session = session
-        self._event_ids = itertools.count(1)
-
-    def envelope(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-        return {
-            "token": "verification-token-unused",
-            "team_id": self.slack.team_id,
-            "api_app_id": APP_ID,
-            "event": {"event_ts": event.get("ts", self.slack.next_ts()), **event},
-            "type": "event_callback",
-            "event_id": event_id or f"Ev{uuid.uuid4().hex[:16].upper()}",  # unique per delivery
-            "event_time": int(time.time()),
-            "authorizations": [
-                {"enterprise_id": None, "team_id": self.slack.team_id, "user_id": BOT_USER_ID,
-                 "is_bot": True, "is_enterprise_install": False}
-            ],
-            "is_ext_shared_channel": False,
-        }  # fmt: skip
-
-    async def post(
-        self,
-        body: bytes,
-        content_type: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        secret: str | None = None,
-    ) -> Delivery:
-        timestamp = str(int(time.time()))
-        signed = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": sign(secret or self.slack.signing_secret, timestamp, body),
-            **(headers or {}),
-        }
-        async with self.session.post(self.url, data=body, headers=signed) as response:
-            return Delivery(response.status, await response.text(), dict(response.headers))
-
-    async def deliver(
-        self, envelope: dict[str, Any], *, retry_num: int | None = None, **kwargs: Any
-    ) -> Delivery:
-        headers = dict(kwargs.pop("headers", {}) or {})
-        if retry_num is not None:
-            headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        body = json.dumps(envelope).encode()
-        return await self.post(body, "application/json", headers=headers, **kwargs)
-
-    def _message_event(self, message: FakeMessage, files: tuple[FakeFile, ...]) -> dict[str, Any]:
-        channel = self.slack.channels[message.channel]
-        event: dict[str, Any] = {
-            "type": "message", "channel": channel.id, "user": message.user, "text": message.text,
-            "ts": message.ts, "channel_type": channel.channel_type, "team": self.slack.team_id,
-            "client_msg_id": f"cm-{message.ts}",
-        }  # fmt: skip
-        if message.thread_ts:
-            event["thread_ts"] = message.thread_ts
-            event["parent_user_id"] = self.slack.message(channel.id, message.thread_ts).user
-        if files:
-            event["subtype"] = "file_share"
-            if channel.is_ext_shared:  # "check_file_info": the app must call files.info
-                event["files"] = [{"id": f.id, "file_access": "check_file_info"} for f in files]
-            else:
-                event["files"] = [f.json(self.slack.base_url) for f in files]
-        return event
-
-    async def message(
-        self, channel: str, user: str, text: str, *, thread_ts: str = "", files: tuple[FakeFile, ...] = ()
-    ) -> tuple[FakeMessage, Delivery]:
-        """A user writes `text` (Slack escapes &, <, >): the message event the app subscribes to."""
-        message = self.slack.post_user_message(channel, user, _escape(text), thread_ts=thread_ts, files=files)
-        delivery = await self.deliver(self.envelope(self._message_event(message, files)))
-        return message, delivery
-
-    async def mention(
-        self, channel: str, user: str, text: str, *, thread_ts: str = "", files: tuple[FakeFile, ...] = ()
-    ) -> tuple[FakeMessage, list[Delivery]]:
-        """A user mentions the bot in a channel: Slack sends app_mention and the message event."""
-        message = self.slack.post_user_message(
-            channel, user, f"<@{BOT_USER_ID}> {_escape(text)}", thread_ts=thread_ts, files=files
-        )
-        as_message = self._message_event(message, files)
-        as_mention = {k: v for k, v in as_message.items() if k not in ("channel_type", "subtype")}
-        as_mention["type"] = "app_mention"
-        deliveries = await asyncio.gather(
-            self.deliver(self.envelope(as_mention)), self.deliver(self.envelope(as_message))
-        )
-        return message, list(deliveries)
-
-    async def command(
-        self, text: str, *, user: str, channel: str, command: str = "/grok", **kwargs: Any
-    ) -> Delivery:
-        fields = {
-            "token": "verification-token-unused", "team_id": self.slack.team_id, "team_domain": "fake",
-            "channel_id": channel, "channel_name": self.slack.channels[channel].name, "user_id": user,
-            "user_name": self.slack.users[user].name, "command": command, "text": text,
-            "api_app_id": APP_ID, "is_enterprise_install": "false",
-            "response_url": f"{self.slack.base_url}respond/{uuid.uuid4().hex[:12]}",
-            "trigger_id": f"{next(self._event_ids)}.{int(time.time())}.{uuid.uuid4().hex[:16]}",
-        }  # fmt: skip
-        body = urllib.parse.urlencode(fields).encode()
-        return await self.post(body, "application/x-www-form-urlencoded", **kwargs)
-
-    async def feedback(self, message: FakeMessage, *, user: str, value: str) -> Delivery:
-        """A click on the feedback buttons of a bot message."""
-        element = next(e for b in message.blocks if b.get("type") == "context_actions" for e in b["elements"])
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user, "username": self.slack.users[user].name, "team_id": self.slack.team_id},
-            "api_app_id": APP_ID, "token": "verification-token-unused", "trigger_id": "1.2.3",
-            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
-                          "is_ephemeral": False, "thread_ts": message.thread_ts or None},
-            "team": {"id": self.slack.team_id, "domain": "fake"},
-            "channel": {"id": message.channel, "name": self.slack.channels[message.channel].name},
-            "message": message.json(),
-            "actions": [{"type": "feedback_buttons", "action_id": element["action_id"], "block_id": "fb",
-                         "value": value, "action_ts": str(time.time())}],
-        }  # fmt: skip
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.post(body, "application/x-www-form-urlencoded")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
