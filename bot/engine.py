@@ -392,6 +392,7 @@ class Engine:
 
     async def _stream_answer(self, pending: Pending, platform: Platform) -> None:
         turn, incoming = pending.turn, pending.turn.incoming
+        gathering = Gathering()
         writer = StreamWriter(
             platform,
             incoming.place,
@@ -399,10 +400,9 @@ class Engine:
             reply_to=incoming.message_id,
             interval=self.settings.grokbot_edit_interval_s,
             clock=self.monotonic,
+            before_edit=gathering.flush,  # each edit shows what the connection holds
         )
         completion: Completion | None = None
-        gathering = Gathering()
-        writer.before_edit = gathering.flush  # each edit shows what the connection holds
         try:
             # Closed only after the final edit: closing reads the response to its end, so that
             # its connection is reused, and that must not hold the last words back.
