@@ -1,14 +1,19 @@
 """Where an answer's text may be cut and what each of its messages shows: pure values, no time,
-no I/O. Cuts fall at a paragraph, line or word end; a code block cut is closed and reopened, with
-its language, in the next message.
+no I/O. Cuts fall at a paragraph, line or word end, never inside a Markdown link; a code block cut
+is closed and reopened, with its language, in the next message.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+# A Markdown link or citation, `[text](url)`, with one level of brackets in its text (`[[1]](url)`).
+LINK = re.compile(r"\[(?:[^\[\]\n]|\[[^\[\]\n]*\])*\]\([^()\s]*\)")
+# The start of such a link, still being written, at the end of the text so far.
+LINK_SO_FAR = re.compile(r"\[(?:[^\[\]\n]|\[[^\[\]\n]*\])*(?:\[[^\[\]\n]*)?(?:\](?:\([^()\s]*)?)?\Z")
 SEPARATORS = ("\n\n", "\n", " ")  # the preferred ends of a part, best first
 
 
@@ -39,13 +44,58 @@ def open_fence(text: str) -> Fence | None:
 
 
 def cut_point(text: str, limit: int) -> int:
-    """Where to cut `text` so the first part is at most `limit` long: a paragraph, line or word end."""
+    """Where to cut `text` so the first part is at most `limit` long: a paragraph, line or word end
+    (or else just before a link that crosses `limit`) outside every Markdown link; failing that,
+    outside every complete link (a stray "[" reads as a link still being written); then anywhere;
+    else at `limit`."""
     window = text[:limit]
+    floor = limit // 3  # a cut keeps at least a third of the window
+    complete, growing = _links(text, limit) if "[" in window else ([], None)
+    avoiding: list[list[tuple[int, int]]] = [[]]  # what a cut stays out of, the most first
+    if complete:
+        avoiding.insert(0, complete)
+    if growing is not None:
+        avoiding.insert(0, [*complete, growing])
+    for links in avoiding:
+        cut = _last_end(window, floor, links)
+        if cut is not None:
+            return cut
+    return limit
+
+
+def _last_end(window: str, floor: int, links: Sequence[tuple[int, int]]) -> int | None:
+    """The last paragraph, line or word end (in that order of preference) past `floor` and outside
+    `links`; else the start of a link that crosses the window's end, if past `floor`."""
     for separator in SEPARATORS:
         at = window.rfind(separator)
-        if at > limit // 3:
-            return at + len(separator)
-    return limit
+        while at > floor:
+            cut = at + len(separator)
+            inside = next((start for start, end in links if start < cut < end), None)
+            if inside is None:
+                return cut
+            at = window.rfind(separator, 0, inside)
+    limit = len(window)
+    crossing = next((start for start, end in links if start < limit < end), None)
+    return crossing if crossing is not None and crossing > floor else None
+
+
+def _links(text: str, limit: int) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """The spans of the complete links that start before `limit`, and of a link still being
+    written at the end of `text` (a streamed answer's so far), which spans to its end."""
+    complete: list[tuple[int, int]] = []
+    growing: tuple[int, int] | None = None
+    at = text.find("[", 0, limit)
+    while at >= 0:
+        match = LINK.match(text, at)
+        if match is not None:
+            complete.append(match.span())
+            at = match.end()
+        else:
+            if growing is None and LINK_SO_FAR.match(text, at):
+                growing = (at, len(text))
+            at += 1
+        at = text.find("[", at, limit)
+    return complete, growing
 
 
 @dataclass(frozen=True)

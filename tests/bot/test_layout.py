@@ -1,5 +1,5 @@
-"""The layout of a streamed answer, without time: where text is cut (paragraph, line, word), code
-blocks closed and reopened across messages, and what each message shows."""
+"""The layout of a streamed answer, without time: where text is cut (paragraph, line, word, never
+inside a link), code blocks closed and reopened across messages, and what each message shows."""
 
 from __future__ import annotations
 
@@ -67,6 +67,35 @@ def test_cut_prefers_a_paragraph_then_a_line_then_a_word_end() -> None:
 
 def test_cut_keeps_at_least_a_third_of_the_window() -> None:
     assert cut_point("ab\n\n" + "x" * 100, 30) == 30  # the paragraph end is too early: cut hard
+
+
+def test_cut_never_falls_inside_a_link() -> None:
+    text = "Read more about it in " + "[the official guide to it](https://example.com/guide)" + " and on."
+    cut = cut_point(text, 40)
+    assert cut == len("Read more about it in ")  # before the link, not at a space in its text
+    citation = "as it was reported " + "[[12]](https://x.ai/news/a-long-path)" + " by them"
+    assert cut_point(citation, 30) == len("as it was reported ")  # before it: it crosses the limit
+
+
+def test_cut_goes_after_a_link_that_ends_inside_the_window() -> None:
+    text = "See [the guide](https://e.x/g) for details and more words after it"
+    assert cut_point(text, 40) == len("See [the guide](https://e.x/g) for ")
+
+
+def test_a_link_still_being_written_is_not_cut_either() -> None:
+    so_far = "The answer cites " + "[the source of the claim](https://exa"  # the rest not yet streamed
+    assert cut_point(so_far, 40) == len("The answer cites ")
+
+
+def test_a_link_too_long_to_keep_whole_is_cut_at_a_word_end() -> None:
+    text = "[" + "word " * 40 + "](https://e.x)"
+    assert cut_point(text, 60) == 56  # after the last word that fits, as without links
+
+
+def test_a_stray_bracket_does_not_shield_a_link_after_it() -> None:
+    text = "[stray " + "x" * 30 + " [a b c d e](u) tail words here"
+    cut = cut_point(text, 41)
+    assert cut == len("[stray " + "x" * 30 + " ")
 
 
 # -- Page and Layout ---------------------------------------------------------------------------------
@@ -229,3 +258,15 @@ def test_streaming_seals_the_messages_that_splitting_the_whole_answer_gives(seed
     prefix, text, limit = rng.choice(PREFIXES), random_answer(rng), rng.randint(120, 400)
     bodies = [body for _, body, _, _ in stream_layout(rng, prefix, text, limit)]
     assert bodies == split_message(prefix + text, limit)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_no_link_is_broken_across_messages(seed: int) -> None:
+    rng = random.Random(seed)
+    text, limit = random_answer(rng), rng.randint(120, 400)
+    messages = stream_layout(rng, "", text, limit)
+    cuts = [after.start for _, _, after, _ in messages if after is not None]
+    spans = [(m.start(), m.end()) for link in LINKS for m in re.finditer(re.escape(link), text)]
+    for start, end in spans:
+        assert not any(start < cut < end for cut in cuts), text[start:end]
+    assert sum(body.count(link) for _, body, _, _ in messages for link in LINKS) == len(spans)
