@@ -256,6 +256,28 @@ async def test_an_answer_stopped_in_the_chat_shows_nothing_more() -> None:
     assert writer.text.startswith(message.text) and len(writer.text) > len(message.text)
 
 
+async def test_a_stop_reported_by_a_status_stops_the_answer() -> None:
+    class StoppedWhileThinking(FakePlatform):
+        async def start_reply(self, place, *, reply_to=""):  # type: ignore[no-untyped-def]
+            reply = await super().start_reply(place, reply_to=reply_to)
+
+            async def status(text: str) -> None:
+                raise AnswerStopped("stopped")  # e.g. the console's Ctrl-C while the model thinks
+
+            reply.status = status  # type: ignore[method-assign]
+            return reply
+
+    platform = StoppedWhileThinking()
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
+    await writer.open()
+    await writer.status("💭 Thinking… 5 s")
+    assert writer.stopped
+    writer.append("never shown")
+    with pytest.raises(AnswerStopped):
+        await writer.finish()
+    assert platform.last.text == "" and not platform.last.final
+
+
 async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:
     platform = FakePlatform()
     writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=10.0)
