@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -23,11 +24,17 @@ PLACE = Place("fake", "w1", "c1", "t1")
 # -- StreamWriter -------------------------------------------------------------------------------------
 
 
+async def opened(platform: FakePlatform, interval: float, **hooks: Callable[[], None]) -> StreamWriter:
+    """A writer into PLACE with its first message open."""
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=interval, **hooks)
+    await writer.open()
+    return writer
+
+
 async def stream(
     platform: FakePlatform, chunks: list[str], *, delay: float = 0.0, interval: float = 0.05
 ) -> StreamWriter:
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=interval)
-    await writer.open()
+    writer = await opened(platform, interval)
     for chunk in chunks:
         writer.append(chunk)
         await asyncio.sleep(delay)
@@ -92,8 +99,7 @@ async def test_a_429_slows_the_scope_and_the_final_text_still_lands() -> None:
 
 async def test_final_edit_retries_through_429s() -> None:
     platform = FakePlatform(retry_after=0.01)
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("complete answer")
     await platform.wait_until(lambda: platform.last.text == "complete answer")  # shown by an interim edit
     platform.fail_edits = 2  # the final edit draws two 429s
@@ -103,8 +109,7 @@ async def test_final_edit_retries_through_429s() -> None:
 
 async def test_failure_keeps_what_was_shown_and_says_what_happened() -> None:
     platform = FakePlatform()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("partial ans")
     await platform.wait_until(lambda: platform.last.text == "partial ans")
     writer.append("wer")
@@ -236,8 +241,7 @@ async def test_an_answer_stopped_in_the_chat_shows_nothing_more() -> None:
             super().check_budget(message)
 
     platform = Stoppable()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
-    await writer.open()
+    writer = await opened(platform, 0.02)
     writer.append("s0 ")
     await platform.wait_until(lambda: platform.last.edits == 1)
     writer.append("s1 ")
@@ -268,8 +272,7 @@ async def test_a_stop_reported_by_a_status_stops_the_answer() -> None:
             return reply
 
     platform = StoppedWhileThinking()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     await writer.status("💭 Thinking… 5 s")
     assert writer.stopped
     writer.append("never shown")
@@ -280,8 +283,7 @@ async def test_a_stop_reported_by_a_status_stops_the_answer() -> None:
 
 async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:
     platform = FakePlatform()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=10.0)
-    await writer.open()
+    writer = await opened(platform, 10.0)
     writer.append("first words ")
     await platform.wait_until(lambda: platform.last.edits == 1)  # the next edit may not come for 10 s
     writer.append("and the last ones")
@@ -294,8 +296,7 @@ async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> Non
 
 async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging() -> None:
     platform = FakePlatform(retry_after=30.0)  # e.g. discord.py's max_ratelimit_timeout tripping
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
-    await writer.open()
+    writer = await opened(platform, 0.02)
     writer.append("shown before the stall. ")
     await platform.wait_until(lambda: platform.last.edits == 1)
     platform.fail_edits = 1
@@ -326,8 +327,7 @@ async def test_a_final_edit_refused_twice_goes_on_in_a_new_message() -> None:
             super().check_budget(message)
 
     platform = Refusing()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("first part ")
     await platform.wait_until(lambda: platform.last.edits == 1)
     platform.refusals = 2
@@ -347,8 +347,7 @@ async def test_before_edit_brings_in_what_the_source_holds_before_each_interim_e
             writer.append(piece)
         held.clear()
 
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01, before_edit=flush)
-    await writer.open()
+    writer = await opened(platform, 0.01, before_edit=flush)
     held.append("held back ")  # never appended but by the hook: the writer looks for it itself
     await platform.wait_until(lambda: platform.last.text == "held back ")
     held.append("and more")
@@ -360,8 +359,7 @@ async def test_before_edit_brings_in_what_the_source_holds_before_each_interim_e
 
 async def test_a_message_blocked_before_it_showed_text_says_where_the_answer_went() -> None:
     platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first edit stalls
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("the whole answer")
     await writer.finish()
     assert [m.text for m in platform.messages] == ["", "the whole answer"]
