@@ -125,8 +125,8 @@ class Answers:
             reply_to=incoming.message_id,
             interval=self._edit_interval,
             clock=self._monotonic,
+            before_edit=gathering.flush,  # each edit shows what the connection holds
         )
-        writer.before_edit = gathering.flush  # each edit shows what the connection holds
         return writer
 
     async def _pump(

@@ -1,4 +1,6 @@
-"""Streaming into a platform: pacing, merging, splitting, shared budgets, 429s and failures."""
+"""Streaming into a platform: pacing, merging, splitting, shared budgets, 429s and failures.
+
+Where text is cut and what each message shows is tested without time in test_layout.py."""
 
 from __future__ import annotations
 
@@ -6,66 +8,33 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
 from bot.errors import AnswerStopped, PlatformError
 from bot.platform import Place
-from bot.streaming import EditBudget, EditBudgets, StreamWriter, open_fence, split_message
+from bot.streaming import EditBudget, EditBudgets, StreamWriter, open_fence
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 
 PLACE = Place("fake", "w1", "c1", "t1")
 
 
-def fences_balanced(part: str) -> bool:
-    return open_fence(part) is None
-
-
-# -- split_message ----------------------------------------------------------------------------------
-
-
-def test_short_text_is_one_part() -> None:
-    assert split_message("hello world", 100) == ["hello world"]
-
-
-def test_split_prefers_paragraphs_and_keeps_every_character() -> None:
-    text = "\n\n".join(f"Paragraph {i} " + "word " * 30 for i in range(10))
-    parts = split_message(text, 400)
-    assert all(len(p) <= 400 for p in parts)
-    assert "".join(parts) == text
-    assert all(p.endswith("\n\n") for p in parts[:-1])
-
-
-def test_split_never_leaves_a_code_block_open() -> None:
-    code = "```python\n" + "".join(f"value_{i} = {i} * 2\n" for i in range(200)) + "```\n"
-    text = "Here is the code:\n\n" + code + "\nThat is all."
-    parts = split_message(text, 500)
-    assert len(parts) > 3
-    assert all(len(p) <= 500 for p in parts)
-    assert all(fences_balanced(p) for p in parts)
-    for part in parts[1:-1]:
-        assert part.startswith("```python\n")
-    # Removing the added closing/reopening fences gives back the original text.
-    rebuilt = parts[0]
-    for part in parts[1:]:
-        rebuilt = rebuilt.removesuffix("\n```") + "\n" + part.removeprefix("```python\n")
-    assert rebuilt.replace("\n\n", "\n") == text.replace("\n\n", "\n")
-
-
-def test_split_cuts_unbroken_text_hard() -> None:
-    parts = split_message("x" * 1000, 300)
-    assert [len(p) for p in parts] == [300, 300, 300, 100]
-
-
 # -- StreamWriter -------------------------------------------------------------------------------------
+
+
+async def opened(platform: FakePlatform, interval: float, **hooks: Callable[[], None]) -> StreamWriter:
+    """A writer into PLACE with its first message open."""
+    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=interval, **hooks)
+    await writer.open()
+    return writer
 
 
 async def stream(
     platform: FakePlatform, chunks: list[str], *, delay: float = 0.0, interval: float = 0.05
 ) -> StreamWriter:
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=interval)
-    await writer.open()
+    writer = await opened(platform, interval)
     for chunk in chunks:
         writer.append(chunk)
         await asyncio.sleep(delay)
@@ -130,10 +99,9 @@ async def test_a_429_slows_the_scope_and_the_final_text_still_lands() -> None:
 
 async def test_final_edit_retries_through_429s() -> None:
     platform = FakePlatform(retry_after=0.01)
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("complete answer")
-    await asyncio.sleep(0.05)
+    await platform.wait_until(lambda: platform.last.text == "complete answer")  # shown by an interim edit
     platform.fail_edits = 2  # the final edit draws two 429s
     await writer.finish()
     assert platform.last.final and platform.last.text == "complete answer"
@@ -141,10 +109,9 @@ async def test_final_edit_retries_through_429s() -> None:
 
 async def test_failure_keeps_what_was_shown_and_says_what_happened() -> None:
     platform = FakePlatform()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.01)
-    await writer.open()
+    writer = await opened(platform, 0.01)
     writer.append("partial ans")
-    await asyncio.sleep(0.03)
+    await platform.wait_until(lambda: platform.last.text == "partial ans")
     writer.append("wer")
     await writer.fail("connection dropped")
     assert platform.last.text == "partial answer"
@@ -187,14 +154,66 @@ async def test_edit_budget_is_first_come_first_served() -> None:
     assert order == [0, 1, 2, 3, 4]
 
 
+class ManualTime:
+    """A clock that moves only when the test moves it, and a sleep that ends only then."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []  # how long each sleep asked for
+        self.asleep = asyncio.Event()  # someone sleeps now
+        self._moved = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self._moved.clear()
+        self.asleep.set()
+        await self._moved.wait()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on and wake the sleeper."""
+        self.now += seconds
+        self.asleep.clear()
+        self._moved.set()
+
+
 async def test_edit_budget_pauses_after_slow_down() -> None:
-    clock_time = [0.0]
-    budget = EditBudget(per_minute=6000, burst=5, clock=lambda: clock_time[0])
-    budget.slow_down(0.0)
+    manual = ManualTime()
+    budget = EditBudget(per_minute=6000, burst=5, clock=manual.clock, sleep=manual.sleep)
+    await budget.acquire()  # the burst serves at once
+    assert manual.sleeps == []
+    budget.slow_down(2.0)
     assert budget.rate_limited == 1
-    with pytest.raises(asyncio.TimeoutError):
-        # No tokens and a frozen clock: acquiring must wait, not pass.
-        await asyncio.wait_for(budget.acquire(), 0.05)
+    waiting = asyncio.create_task(budget.acquire())
+    await manual.asleep.wait()
+    assert manual.sleeps == [2.0]  # acquiring must wait out the pause, not pass
+    manual.advance(1.5)
+    await manual.asleep.wait()  # woken before the pause ended, it sleeps the rest
+    assert manual.sleeps == [2.0, 0.5] and not waiting.done()
+    manual.advance(0.5)
+    await waiting  # the pause is over: served at once, with the tokens refilled
+    assert manual.sleeps == [2.0, 0.5]
+
+
+async def test_edit_budget_halves_its_rate_after_slow_down() -> None:
+    manual = ManualTime()
+    budget = EditBudget(per_minute=6000, burst=1, clock=manual.clock, sleep=manual.sleep)  # 100/s
+
+    async def wait_for_token() -> float:
+        waiting = asyncio.create_task(budget.acquire())
+        await manual.asleep.wait()
+        manual.advance(manual.sleeps[-1])
+        await waiting
+        return manual.sleeps[-1]
+
+    await budget.acquire()
+    assert await wait_for_token() == pytest.approx(0.01)  # one token at the full rate
+    budget.slow_down(0.0)
+    slowed = await wait_for_token()
+    assert slowed == pytest.approx(1 / (50 * 1.05))  # half the rate, recovering 5 % a refill
+    assert 0.01 < await wait_for_token() < slowed  # on its way back to the full rate
 
 
 async def test_interim_edit_errors_are_not_fatal() -> None:
@@ -212,18 +231,25 @@ async def test_interim_edit_errors_are_not_fatal() -> None:
 
 
 async def test_an_answer_stopped_in_the_chat_shows_nothing_more() -> None:
+    pressed = asyncio.Event()
+
     class Stoppable(FakePlatform):
         def check_budget(self, message):  # type: ignore[no-untyped-def]
             if message.edits >= 2:  # the person pressed stop after the second edit
+                pressed.set()
                 raise AnswerStopped("stopped")
             super().check_budget(message)
 
     platform = Stoppable()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
-    await writer.open()
-    for index in range(40):
+    writer = await opened(platform, 0.02)
+    writer.append("s0 ")
+    await platform.wait_until(lambda: platform.last.edits == 1)
+    writer.append("s1 ")
+    await platform.wait_until(lambda: platform.last.edits == 2)
+    writer.append("s2 ")
+    await pressed.wait()  # the third edit is refused: the flusher stops before anyone else runs
+    for index in range(3, 40):
         writer.append(f"s{index} ")
-        await asyncio.sleep(0.003)
     assert writer.stopped
     with pytest.raises(AnswerStopped):
         await writer.finish()
@@ -234,12 +260,32 @@ async def test_an_answer_stopped_in_the_chat_shows_nothing_more() -> None:
     assert writer.text.startswith(message.text) and len(writer.text) > len(message.text)
 
 
+async def test_a_stop_reported_by_a_status_stops_the_answer() -> None:
+    class StoppedWhileThinking(FakePlatform):
+        async def start_reply(self, place, *, reply_to=""):  # type: ignore[no-untyped-def]
+            reply = await super().start_reply(place, reply_to=reply_to)
+
+            async def status(text: str) -> None:
+                raise AnswerStopped("stopped")  # e.g. the console's Ctrl-C while the model thinks
+
+            reply.status = status  # type: ignore[method-assign]
+            return reply
+
+    platform = StoppedWhileThinking()
+    writer = await opened(platform, 0.01)
+    await writer.status("💭 Thinking… 5 s")
+    assert writer.stopped
+    writer.append("never shown")
+    with pytest.raises(AnswerStopped):
+        await writer.finish()
+    assert platform.last.text == "" and not platform.last.final
+
+
 async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> None:
     platform = FakePlatform()
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=10.0)
-    await writer.open()
+    writer = await opened(platform, 10.0)
     writer.append("first words ")
-    await asyncio.sleep(0.05)  # the first edit went out; the next may not come for a second
+    await platform.wait_until(lambda: platform.last.edits == 1)  # the next edit may not come for 10 s
     writer.append("and the last ones")
     ended = time.perf_counter()
     await writer.finish()
@@ -250,10 +296,9 @@ async def test_the_final_text_lands_at_once_not_after_the_edit_interval() -> Non
 
 async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging() -> None:
     platform = FakePlatform(retry_after=30.0)  # e.g. discord.py's max_ratelimit_timeout tripping
-    writer = StreamWriter(platform, PLACE, budgets=EditBudgets(), interval=0.02)
-    await writer.open()
+    writer = await opened(platform, 0.02)
     writer.append("shown before the stall. ")
-    await asyncio.sleep(0.05)
+    await platform.wait_until(lambda: platform.last.edits == 1)
     platform.fail_edits = 1
     started = time.perf_counter()
     for i in range(10):
@@ -267,8 +312,60 @@ async def test_a_long_stall_moves_the_answer_to_a_new_message_instead_of_hanging
         f"more{i} " for i in range(10)
     )
     assert platform.messages[1].final
-    await asyncio.sleep(0.01)  # the left-behind message is finished in the background
-    assert platform.messages[0].final and platform.messages[0].text == "shown before the stall. "
+    await platform.wait_until(lambda: platform.messages[0].final)  # finished in the background
+    assert platform.messages[0].text == "shown before the stall. "
+
+
+async def test_a_final_edit_refused_twice_goes_on_in_a_new_message() -> None:
+    class Refusing(FakePlatform):
+        refusals = 0  # the next edits of the first message refused (gone, or too old to edit)
+
+        def check_budget(self, message):  # type: ignore[no-untyped-def]
+            if self.refusals and message is self.messages[0]:
+                self.refusals -= 1
+                raise PlatformError("cannot edit this message")
+            super().check_budget(message)
+
+    platform = Refusing()
+    writer = await opened(platform, 0.01)
+    writer.append("first part ")
+    await platform.wait_until(lambda: platform.last.edits == 1)
+    platform.refusals = 2
+    writer.append("and the rest")
+    await writer.finish()  # at once: the flusher makes no interim edit in between
+    assert [m.text for m in platform.messages] == ["first part ", "and the rest"]
+    assert platform.messages[1].reply_to == platform.messages[0].id and platform.messages[1].final
+    await platform.wait_until(lambda: platform.messages[0].final)  # left as shown, then closed
+
+
+async def test_before_edit_brings_in_what_the_source_holds_before_each_interim_edit() -> None:
+    platform = FakePlatform()
+    held: list[str] = []  # what a gathering connection holds until asked
+
+    def flush() -> None:
+        for piece in held:
+            writer.append(piece)
+        held.clear()
+
+    writer = await opened(platform, 0.01, before_edit=flush)
+    held.append("held back ")  # never appended but by the hook: the writer looks for it itself
+    await platform.wait_until(lambda: platform.last.text == "held back ")
+    held.append("and more")
+    await platform.wait_until(lambda: platform.last.text == "held back and more")
+    assert [e.kind for e in platform.edits_of(platform.last.id)] == ["update", "update"]
+    await writer.finish()
+    assert platform.last.final and platform.last.text == "held back and more"
+
+
+async def test_a_message_blocked_before_it_showed_text_says_where_the_answer_went() -> None:
+    platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first edit stalls
+    writer = await opened(platform, 0.01)
+    writer.append("the whole answer")
+    await writer.finish()
+    assert [m.text for m in platform.messages] == ["", "the whole answer"]
+    await platform.wait_until(lambda: platform.messages[0].final)
+    assert platform.messages[0].failed == "The answer continues in the next message."
+    assert platform.messages[1].reply_to == platform.messages[0].id and platform.messages[1].final
 
 
 def test_option_only_commands_followed_by_words_are_questions() -> None:

@@ -6,9 +6,10 @@ simulates a per-scope rate limit so that tests can assert edits stayed inside th
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -103,6 +104,7 @@ class FakePlatform:
     history_calls: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _scope_edits: dict[str, list[float]] = field(default_factory=dict)
+    _watchers: list[asyncio.Event] = field(default_factory=list)  # woken by each recorded event
 
     def rate_scope(self, place: Place) -> str:
         return f"{place.platform}:{place.workspace}"
@@ -157,6 +159,18 @@ class FakePlatform:
 
     def record(self, kind: str, message: FakeMessage, text: str, *, images: tuple[Image, ...] = ()) -> None:
         self.events.append(Event(kind, message.id, text, time.perf_counter(), images))
+        for watcher in self._watchers:
+            watcher.set()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait, without a timer, until `condition()` holds; it is checked after each recorded event."""
+        while not condition():
+            watcher = asyncio.Event()
+            self._watchers.append(watcher)
+            try:
+                await watcher.wait()
+            finally:
+                self._watchers.remove(watcher)
 
     def check_budget(self, message: FakeMessage) -> None:
         if self.fail_edits > 0:
