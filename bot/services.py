@@ -25,7 +25,7 @@ from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo, Observer
 from bot.grok.net import AsyncioTransport
 from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
-from bot.jobs import Deferrals, DeferredRequests, Jobs, heartbeat_check, heartbeats
+from bot.jobs import HEARTBEAT_WINDOW, Deferrals, DeferredRequests, Jobs, Notices, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
 from bot.settings import Settings
@@ -59,7 +59,7 @@ def grok_client(
 
 # A deferred result may wait up to 24 h: only reservations older than that are abandoned.
 STALE_RESERVATION = timedelta(hours=25)
-LIVE_HEARTBEAT = timedelta(seconds=30)  # the scheduler beats every 2 s while it runs
+LIVE_HEARTBEAT = HEARTBEAT_WINDOW  # the claimers beat every 30 s while they run
 
 
 @dataclass
@@ -128,6 +128,7 @@ class Services:
             clock=utc_now,
             instance_id=instance_id,
             maintenance=maintenance,
+            notices=Notices(db, instance_id=instance_id),
         )
         return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch)
 

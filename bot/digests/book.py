@@ -17,6 +17,7 @@ from bot.digests.runs import LeaseTerms, Runs
 from bot.digests.store import DigestInfo, DigestStore
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
+from bot.jobs import Bell
 from bot.platform import Incoming, Place, Platform
 from bot.quotas import Quotas
 
@@ -28,7 +29,8 @@ MAX_PER_WORKSPACE = 50
 class Digests:
     """Digest schedules of every workspace and their runs, claimed slot by slot in the database.
 
-    `store` replaces the SQL (default: a DigestStore on `sessions`); `sleep` paces lease renewals."""
+    `store` replaces the SQL (default: a DigestStore on `sessions`); `sleep` paces lease renewals.
+    `changed` rings when a schedule is added or removed (the timer listens)."""
 
     def __init__(
         self,
@@ -48,9 +50,10 @@ class Digests:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         store: DigestStore | None = None,
     ) -> None:
-        self._store = store or DigestStore(sessions)
+        self._store = store or DigestStore(sessions, instance=instance_id[:64])
         self._clock = clock
         self._timezone = timezone
+        self.changed = Bell()
         self._maker = DigestMaker(
             grok=grok,
             quotas=quotas,
@@ -71,6 +74,10 @@ class Digests:
     async def tick(self) -> int:
         """Take over abandoned runs, then claim and run every due slot; returns how many ran."""
         return await self._runs.tick()
+
+    async def next_due(self) -> datetime | None:
+        """When the next slot, or the lease of a run left unfinished, comes due (None: never)."""
+        return await self._runs.next_due()
 
     async def add(
         self,
@@ -96,6 +103,7 @@ class Digests:
         if info is None:
             raise BadInput(f"A workspace can have {MAX_PER_WORKSPACE} digests; remove one first.")
         log.info("digest %d added in %s by %s", info.id, place.key, created_by)
+        self.changed.ring()
         return info
 
     async def workspace_digests(self, place: Place) -> list[DigestInfo]:
@@ -109,7 +117,10 @@ class Digests:
             return False
         if info.created_by != by and not is_admin:
             raise PermissionDenied("Only the digest's creator or an admin can remove it.")
-        return await self._store.delete(digest_id)
+        if not await self._store.delete(digest_id):
+            return False
+        self.changed.ring()
+        return True
 
     async def run_now(
         self, place: Place, channel: str | None = None, *, is_admin: bool = False

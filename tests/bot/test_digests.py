@@ -31,11 +31,13 @@ from tests.bot.jobs_env import (
     Clock,
     Crash,
     SignallingPlatform,
+    Timeline,
     counters,
     digest_runs,
     digest_schedules,
     ledger,
     make_quotas,
+    timed_jobs,
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
@@ -617,14 +619,7 @@ async def test_the_timer_ticks_digests(sessions: Sessions, fake_xai: FakeXAI, gr
     digests = make_digests(sessions, grok, platform, clock)
     await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
     clock.now = SLOT
-    jobs = Jobs(
-        sessions=sessions,
-        deferrals=None,
-        digests=digests,
-        clock=clock,
-        instance_id="w1",
-        digest_interval=0.01,
-    )
+    jobs = Jobs(sessions=sessions, deferrals=None, digests=digests, clock=clock, instance_id="w1")
     jobs.start()
     try:
         async with asyncio.timeout(5):
@@ -633,3 +628,35 @@ async def test_the_timer_ticks_digests(sessions: Sessions, fake_xai: FakeXAI, gr
         await jobs.stop()
     assert len(platform.messages) == 1
     assert [(i, c) for i, c, _ in await heartbeats(sessions)] == [("w1", "digests")]
+
+
+# -- the digest alarm: asleep until the next slot, rung by new schedules ------------------------
+
+
+async def test_the_digest_alarm_sleeps_until_the_next_slot_and_hears_new_schedules(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), SignallingPlatform(name="slack")
+    digests = make_digests(sessions, grok, platform, clock)
+    timeline = Timeline(clock)
+    jobs = timed_jobs(sessions, timeline, digests=digests, instance="w1")
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # idle: the safety look
+        info = await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
+        await timeline.until_paused(3)  # rung at once: it looked again
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # 09:00 is hours away
+        for _ in range(21 * 12):  # to 09:00 tomorrow, in 5-minute steps
+            await timeline.advance(300)
+        assert clock.now == info.next_run_at and len(platform.messages) == 1
+        await digests.remove(HERE, info.id, by="U1")
+        await timeline.until_paused(timeline.begun + 1)  # rung again by the removal
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # nothing due any more
+    finally:
+        await jobs.stop()
+
+
+def pause_ends(timeline: Timeline) -> list[datetime]:
+    """When the pending pauses other than the heartbeat's end."""
+    return sorted(end for end, _ in timeline.pauses if end - timeline.clock.now != timedelta(seconds=30))
