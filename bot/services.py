@@ -111,6 +111,7 @@ class Services:
             instance_id=instance_id,
             timezone=settings.grokbot_timezone,
             model=settings.grokbot_model,
+            min_interval=timedelta(seconds=settings.grokbot_digest_min_interval_s),
         )
         engine = Engine(
             settings, grok=grok, sessions=sessions, quotas=quotas, deferrals=deferrals, digests=digests

@@ -12,7 +12,7 @@ from bot.db import Sessions
 from bot.digests.command import answer
 from bot.digests.compose import CHUNK_CHARS
 from bot.digests.making import READ_DEADLINE_S, DigestJob, DigestMaker, DigestOutcome, OnDemand
-from bot.digests.recurrence import parse_schedule
+from bot.digests.recurrence import MIN_INTERVAL, parse_schedule
 from bot.digests.runs import LeaseTerms, Runs
 from bot.digests.store import DigestInfo, DigestStore
 from bot.errors import BadInput, PermissionDenied
@@ -29,6 +29,7 @@ MAX_PER_WORKSPACE = 50
 class Digests:
     """Digest schedules of every workspace and their runs, claimed slot by slot in the database.
 
+    `min_interval` is the least time between two runs of a schedule (GROKBOT_DIGEST_MIN_INTERVAL_S);
     `store` replaces the SQL (default: a DigestStore on `sessions`); `sleep` paces lease renewals.
     `changed` rings when a schedule is added or removed (the timer listens)."""
 
@@ -43,6 +44,7 @@ class Digests:
         instance_id: str,
         timezone: str = "UTC",
         model: str = "grok-4.3",
+        min_interval: timedelta = MIN_INTERVAL,
         lease: timedelta = timedelta(minutes=5),
         chunk_chars: int = CHUNK_CHARS,
         renew_every: float | None = None,
@@ -53,6 +55,7 @@ class Digests:
         self._store = store or DigestStore(sessions, instance=instance_id[:64])
         self._clock = clock
         self._timezone = timezone
+        self._min_interval = min_interval
         self.changed = Bell()
         self._maker = DigestMaker(
             grok=grok,
@@ -93,7 +96,9 @@ class Digests:
         channel = channel or place.channel
         self._may_read(place, channel, is_admin)
         now = self._clock()
-        parsed = parse_schedule(schedule, default_timezone=self._timezone, now=now)
+        parsed = parse_schedule(
+            schedule, default_timezone=self._timezone, now=now, min_interval=self._min_interval
+        )
         first = parsed.next_after(now)
         assert first is not None  # compile_schedule refused schedules that never run
         # The first digest covers one period before its slot, as every later one does.
