@@ -767,13 +767,12 @@ async def test_a_request_added_by_another_instance_is_heard(
     assert (texts(b.heard), texts(platform)) == (["heard"], [])
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # LISTEN/NOTIFY is PostgreSQL's
 async def test_a_lost_listening_connection_is_opened_again(
     db_url: str, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
-    """PostgreSQL: the LISTEN connection is killed by the server; the listener connects again and
-    looks (notices sent meanwhile were lost), so the request is still heard, with no safety look."""
-    if db_url.startswith("sqlite"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    """The LISTEN connection is killed by the server; the listener connects again and looks
+    (notices sent meanwhile were lost), so the request is still heard, with no safety look."""
     clock, _, quotas, a = setup(sessions, grok, FakePlatform(name="discord"), first_poll=timedelta(0))
     async with instance_b(db_url, grok, clock, retry=0.05) as b:
         async with sessions() as session:
