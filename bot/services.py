@@ -25,7 +25,7 @@ from bot.errors import BotError
 from bot.grok import GrokClient, ModelInfo, Observer
 from bot.grok.net import AsyncioTransport
 from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
-from bot.jobs import Deferrals, DeferredRequests, Jobs, heartbeat_check, heartbeats
+from bot.jobs import HEARTBEAT_WINDOW, Deferrals, DeferredRequests, Jobs, Notices, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
 from bot.settings import Settings
@@ -59,7 +59,7 @@ def grok_client(
 
 # A deferred result may wait up to 24 h: only reservations older than that are abandoned.
 STALE_RESERVATION = timedelta(hours=25)
-LIVE_HEARTBEAT = timedelta(seconds=30)  # the scheduler beats every 2 s while it runs
+LIVE_HEARTBEAT = HEARTBEAT_WINDOW  # the claimers beat every 30 s while they run
 
 
 @dataclass
@@ -111,6 +111,7 @@ class Services:
             instance_id=instance_id,
             timezone=settings.grokbot_timezone,
             model=settings.grokbot_model,
+            min_interval=timedelta(seconds=settings.grokbot_digest_min_interval_s),
         )
         engine = Engine(
             settings, grok=grok, sessions=sessions, quotas=quotas, deferrals=deferrals, digests=digests
@@ -128,6 +129,7 @@ class Services:
             clock=utc_now,
             instance_id=instance_id,
             maintenance=maintenance,
+            notices=Notices(db, instance_id=instance_id),
         )
         return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch)
 
@@ -159,10 +161,13 @@ class Services:
 
 
 def _alive(instance: str) -> bool:
-    """False only for an instance id of this host whose process is gone."""
+    """False only for an instance id of this host whose process is gone. Another instance id with
+    this process's own pid is a previous run (a container restarted: pid 1 again), so it is gone."""
     parts = instance.rsplit("-", 2)
     if len(parts) != 3 or parts[0] != socket.gethostname()[:40] or not parts[1].isdigit():
         return True
+    if int(parts[1]) == os.getpid():
+        return False
     try:
         os.kill(int(parts[1]), 0)
     except ProcessLookupError:

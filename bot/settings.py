@@ -34,6 +34,7 @@ ACCEPTED: dict[str, str] = {
     "grokbot_admins": "a comma list of platform:user_id, e.g. discord:1234,slack:U0123",
     "grokbot_timezone": "an IANA time zone name such as UTC or Europe/Berlin",
     "grokbot_edit_interval_s": "a number of seconds between 0.2 and 10",
+    "grokbot_digest_min_interval_s": "a whole number of seconds, 60 or more (3600 = hourly)",
     "grokbot_allowed_guilds": "a comma list of numeric Discord guild ids",
     "grokbot_allowed_channels": "a comma list of channel ids",
     "grokbot_allowed_roles": "a comma list of Discord role ids",
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     grokbot_admins: CommaList = ()
     grokbot_timezone: str = "UTC"
     grokbot_edit_interval_s: float | None = Field(default=None, ge=0.2, le=10)
+    # The least time between two runs of one digest schedule that users may set.
+    grokbot_digest_min_interval_s: int = Field(default=3600, ge=60)
 
     grokbot_allowed_guilds: CommaList = ()
     grokbot_allowed_channels: CommaList = ()

@@ -199,6 +199,9 @@ def test_a_heartbeat_from_a_dead_local_process_does_not_count() -> None:
 
     host = socket.gethostname()[:40]
     dead = 2**22 + 12345  # above the default pid_max: no such process
-    assert _alive(f"{host}-{os.getpid()}-abc123")
+    assert _alive(f"{host}-{os.getppid()}-abc123")  # a live process of this host
     assert not _alive(f"{host}-{dead}-abc123")
     assert _alive(f"another-host-{dead}-abc123")  # another machine: cannot tell, so it counts
+    # Another instance id with this process's own pid: a previous run (a container restarted as
+    # pid 1 again after a crash), not a live process.
+    assert not _alive(f"{host}-{os.getpid()}-abc123")

@@ -12,11 +12,12 @@ from bot.db import Sessions
 from bot.digests.command import answer
 from bot.digests.compose import CHUNK_CHARS
 from bot.digests.making import READ_DEADLINE_S, DigestJob, DigestMaker, DigestOutcome, OnDemand
-from bot.digests.recurrence import parse_schedule
+from bot.digests.recurrence import MIN_INTERVAL, parse_schedule
 from bot.digests.runs import LeaseTerms, Runs
 from bot.digests.store import DigestInfo, DigestStore
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
+from bot.jobs import Bell
 from bot.platform import Incoming, Place, Platform
 from bot.quotas import Quotas
 
@@ -28,7 +29,9 @@ MAX_PER_WORKSPACE = 50
 class Digests:
     """Digest schedules of every workspace and their runs, claimed slot by slot in the database.
 
-    `store` replaces the SQL (default: a DigestStore on `sessions`); `sleep` paces lease renewals."""
+    `min_interval` is the least time between two runs of a schedule (GROKBOT_DIGEST_MIN_INTERVAL_S);
+    `store` replaces the SQL (default: a DigestStore on `sessions`); `sleep` paces lease renewals.
+    `changed` rings when a schedule is added or removed (the timer listens)."""
 
     def __init__(
         self,
@@ -41,6 +44,7 @@ class Digests:
         instance_id: str,
         timezone: str = "UTC",
         model: str = "grok-4.3",
+        min_interval: timedelta = MIN_INTERVAL,
         lease: timedelta = timedelta(minutes=5),
         chunk_chars: int = CHUNK_CHARS,
         renew_every: float | None = None,
@@ -48,9 +52,11 @@ class Digests:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         store: DigestStore | None = None,
     ) -> None:
-        self._store = store or DigestStore(sessions)
+        self._store = store or DigestStore(sessions, instance=instance_id[:64])
         self._clock = clock
         self._timezone = timezone
+        self._min_interval = min_interval
+        self.changed = Bell()
         self._maker = DigestMaker(
             grok=grok,
             quotas=quotas,
@@ -72,6 +78,10 @@ class Digests:
         """Take over abandoned runs, then claim and run every due slot; returns how many ran."""
         return await self._runs.tick()
 
+    async def next_due(self) -> datetime | None:
+        """When the next slot, or the lease of a run left unfinished, comes due (None: never)."""
+        return await self._runs.next_due()
+
     async def add(
         self,
         place: Place,
@@ -86,7 +96,9 @@ class Digests:
         channel = channel or place.channel
         self._may_read(place, channel, is_admin)
         now = self._clock()
-        parsed = parse_schedule(schedule, default_timezone=self._timezone, now=now)
+        parsed = parse_schedule(
+            schedule, default_timezone=self._timezone, now=now, min_interval=self._min_interval
+        )
         first = parsed.next_after(now)
         assert first is not None  # compile_schedule refused schedules that never run
         # The first digest covers one period before its slot, as every later one does.
@@ -96,6 +108,7 @@ class Digests:
         if info is None:
             raise BadInput(f"A workspace can have {MAX_PER_WORKSPACE} digests; remove one first.")
         log.info("digest %d added in %s by %s", info.id, place.key, created_by)
+        self.changed.ring()
         return info
 
     async def workspace_digests(self, place: Place) -> list[DigestInfo]:
@@ -109,7 +122,10 @@ class Digests:
             return False
         if info.created_by != by and not is_admin:
             raise PermissionDenied("Only the digest's creator or an admin can remove it.")
-        return await self._store.delete(digest_id)
+        if not await self._store.delete(digest_id):
+            return False
+        self.changed.ring()
+        return True
 
     async def run_now(
         self, place: Place, channel: str | None = None, *, is_admin: bool = False

@@ -18,7 +18,8 @@ ACCEPTED = (
     "`weekdays 17:30`, `weekends 10:00`), or a 5-field cron expression (`30 9 * * 1-5`; day of week "
     "0 or 7 = Sunday), optionally followed by a time zone such as `tz:Europe/Berlin`"
 )
-# Digests are summaries, not alerts: more often than this is almost surely a typo, and costs money.
+# Digests are summaries, not alerts: by default more often than hourly is almost surely a typo, and
+# costs money. Operators of busy places may allow more (GROKBOT_DIGEST_MIN_INTERVAL_S, passed in).
 MIN_INTERVAL = timedelta(hours=1)
 # A schedule whose next run is further away than this is refused as "never" (e.g. 31 February).
 HORIZON = timedelta(days=366 * 5)
@@ -114,8 +115,11 @@ class Schedule:
         return f"cron `{self.cron}` ({self.timezone})"
 
 
-def parse_schedule(text: str, *, default_timezone: str, now: datetime) -> Schedule:
-    """What a user typed → Schedule, or BadInput naming the accepted forms."""
+def parse_schedule(
+    text: str, *, default_timezone: str, now: datetime, min_interval: timedelta = MIN_INTERVAL
+) -> Schedule:
+    """What a user typed → Schedule, or BadInput naming the accepted forms (or the least interval
+    between two runs, when it runs more often)."""
     words = text.strip().lower().split()
     zone = default_timezone
     rest: list[str] = []
@@ -136,11 +140,14 @@ def parse_schedule(text: str, *, default_timezone: str, now: datetime) -> Schedu
         cron = " ".join(rest)
     else:
         raise BadInput(f"I can't read the schedule `{text.strip()}`. Accepted: {ACCEPTED}.")
-    return compile_schedule(cron, zone, now=now)
+    return compile_schedule(cron, zone, now=now, min_interval=min_interval)
 
 
-def compile_schedule(cron: str, timezone: str, *, now: datetime) -> Schedule:
-    """Validate a 5-field Unix cron expression in `timezone`; normalise it; refuse silly schedules."""
+def compile_schedule(
+    cron: str, timezone: str, *, now: datetime, min_interval: timedelta = MIN_INTERVAL
+) -> Schedule:
+    """Validate a 5-field Unix cron expression in `timezone`; normalise it; refuse schedules that
+    never run or run more often than every `min_interval`."""
     fields = cron.split()
     if len(fields) != 5:
         raise BadInput(
@@ -152,18 +159,37 @@ def compile_schedule(cron: str, timezone: str, *, now: datetime) -> Schedule:
     first = schedule.next_after(now)
     if first is None or first - now > HORIZON:
         raise BadInput(f"The schedule `{schedule.cron}` never runs (is that a real date?).")
-    previous, moment = first, first
+    if _shortest_gap(schedule, first) < min_interval:
+        raise BadInput(
+            f"Digests can run at most {_every(min_interval)} here (GROKBOT_DIGEST_MIN_INTERVAL_S = "
+            f"{int(min_interval.total_seconds())} s); the schedule `{schedule.cron}` runs more often."
+        )
+    return schedule
+
+
+def _shortest_gap(schedule: Schedule, first: datetime) -> timedelta:
+    """The shortest time between two of the 25 runs from `first` on."""
+    gaps, moment = [], first
     for _ in range(24):
         following = schedule.next_after(moment)
         if following is None:
             break
-        if following - previous < MIN_INTERVAL:
-            raise BadInput(
-                f"The schedule `{schedule.cron}` runs more often than once an hour; "
-                "digests can run at most hourly."
-            )
-        previous = moment = following
-    return schedule
+        gaps.append(following - moment)
+        moment = following
+    return min(gaps, default=HORIZON)
+
+
+def _every(interval: timedelta) -> str:
+    """How often, for people: "hourly", "every 5 minutes", "every 90 seconds"."""
+    seconds = int(interval.total_seconds())
+    named = {60: "every minute", 3600: "hourly", 86400: "daily"}
+    if seconds in named:
+        return named[seconds]
+    if seconds % 3600 == 0:
+        return f"every {seconds // 3600} hours"
+    if seconds % 60 == 0:
+        return f"every {seconds // 60} minutes"
+    return f"every {seconds} seconds"
 
 
 def _zone_name(name: str) -> str:

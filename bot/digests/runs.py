@@ -121,6 +121,10 @@ class Runs:
             ran += await self._guarded(f"digest {digest.id}", self._claim_and_run(digest))
         return ran
 
+    async def next_due(self) -> datetime | None:
+        """When the next slot, or the lease of a run left unfinished, comes due."""
+        return await self._store.next_due(self._platforms)
+
     async def _guarded(self, label: str, unit: Awaitable[int]) -> int:
         try:
             return await unit

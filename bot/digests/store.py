@@ -11,10 +11,11 @@ from typing import Literal
 from sqlalchemy import ColumnElement, Update, delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.db import Sessions, conflict_insert
 from bot.digests.recurrence import Schedule
-from bot.jobs import LeaseLost, claimable
+from bot.jobs import DIGESTS, LeaseLost, announce, claimable
 from bot.platform import Place
 from bot.tables import DigestRun, DigestSchedule
 
@@ -58,10 +59,12 @@ class SlotRun:
 
 
 class DigestStore:
-    """The SQL of digests; every method is one transaction."""
+    """The SQL of digests; every method is one transaction. Adding or removing a schedule is
+    announced to the other instances (PostgreSQL), as sent by `instance`."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, instance: str = "") -> None:
         self._sessions = sessions
+        self._me = instance
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -76,6 +79,7 @@ class DigestStore:
             row = _row(draft, created_at)
             session.add(row)
             await session.flush()
+            await announce(session, DIGESTS, sender=self._me)
             return _info(row)
 
     async def in_workspace(self, place: Place) -> list[DigestInfo]:
@@ -104,6 +108,7 @@ class DigestStore:
         """Delete a digest and (by the cascade) its runs; False when it was gone already."""
         async with self._sessions.begin() as session:
             deleted = await session.exec(delete(DigestSchedule).where(col(DigestSchedule.id) == digest_id))
+            await announce(session, DIGESTS, sender=self._me)
         return deleted.rowcount == 1
 
     # -- slots and runs ---------------------------------------------------------------------
@@ -123,6 +128,24 @@ class DigestStore:
             )
             return [_info(row) for row in rows.all()]
 
+    async def next_due(self, platforms: Collection[str]) -> datetime | None:
+        """When `platforms`' digests next need a tick: the earliest next run of an enabled schedule,
+        or the earliest end of an unfinished run's lease (its instance may have died); None if none."""
+        async with self._sessions() as session:
+            next_run = await session.exec(
+                select(func.min(DigestSchedule.next_run_at)).where(
+                    col(DigestSchedule.enabled), col(DigestSchedule.platform).in_(list(platforms))
+                )
+            )
+            lease_end = await session.exec(
+                select(func.min(DigestRun.lease_until)).where(
+                    col(DigestRun.status).in_(["running", "posting"]),
+                    col(DigestRun.digest_id).in_(_digests_of(platforms)),
+                )
+            )
+            moments = [next_run.one(), lease_end.one()]
+        return min((moment for moment in moments if moment is not None), default=None)
+
     async def claim_slot(
         self, digest: DigestInfo, *, slot: datetime, following: datetime | None, lease: Lease, now: datetime
     ) -> tuple[SlotRun, DigestInfo] | None:
@@ -140,11 +163,10 @@ class DigestStore:
 
     async def claim_stale(self, platforms: Collection[str], *, lease: Lease, now: datetime) -> list[SlotRun]:
         """Lease the unfinished runs of `platforms`' digests whose lease expired (their instance died)."""
-        ours = select(col(DigestSchedule.id)).where(col(DigestSchedule.platform).in_(list(platforms)))
         stale: list[ColumnElement[bool]] = [
             col(DigestRun.status).in_(["running", "posting"]),
             col(DigestRun.lease_until) < now,
-            col(DigestRun.digest_id).in_(ours),  # another instance may post to other platforms
+            col(DigestRun.digest_id).in_(_digests_of(platforms)),  # another instance may serve others
         ]
         async with self._sessions.begin() as session:
             pick = select(col(DigestRun.id)).where(*stale).order_by(col(DigestRun.lease_until)).limit(20)
@@ -257,6 +279,11 @@ def _period_done(digest_id: int, until: datetime) -> Update:
         .values(last_run_at=until)
         .execution_options(synchronize_session=False)
     )
+
+
+def _digests_of(platforms: Collection[str]) -> SelectOfScalar[int | None]:
+    """The ids of the digests posted to `platforms`."""
+    return select(col(DigestSchedule.id)).where(col(DigestSchedule.platform).in_(list(platforms)))
 
 
 def _in_workspace(place: Place) -> list[ColumnElement[bool]]:

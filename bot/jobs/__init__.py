@@ -1,5 +1,6 @@
-"""Deferred completions (submit, poll, store, deliver once) and the in-process timer that wakes the
-database claimers of deferred requests and digest slots, with a heartbeat per tick.
+"""Deferred completions (submit, poll, store, deliver once), and when this process claims work: an
+alarm per claimer (deferred requests, digest slots) that sleeps until the next row or slot is due or
+it is rung (a submit, a schedule changed, another instance's NOTIFY), and a heartbeat per interval.
 
 State machine of a deferred_request row (bot.jobs.state.Status); every arrow is one conditional
 UPDATE of DeferredRequests on (id, status, lease_owner) that renews or drops the lease, so a step
@@ -30,23 +31,42 @@ makes that part post twice on retry.
 Modules: `deferred` (Deferrals, the steps above), `repository` (DeferredRequests: every SQL
 statement of the deferred requests, values in and out), `state` (Status, the claimed Work and the
 result_json Envelope, parsed and written there only), `claims` (the locked claim and the lost-lease
-signal, shared with the digest runs) and `timer` (Jobs, the heartbeats and the /readyz check).
+signal, shared with the digest runs), `wakeups` (Alarm, Bell), `notices` (NOTIFY and the one LISTEN
+connection per process, PostgreSQL) and `timer` (Jobs: the alarms, the heartbeats and the /readyz
+check).
 """
 
 from __future__ import annotations
 
 from bot.jobs.claims import LeaseLost, claimable
 from bot.jobs.deferred import INTERRUPTED_NOTE, Deferrals
+from bot.jobs.notices import DEFERRED, DIGESTS, Notices, announce
 from bot.jobs.repository import DeferredRequests
-from bot.jobs.timer import DigestTicker, Jobs, beat, heartbeat_check, heartbeats
+from bot.jobs.timer import (
+    HEARTBEAT_WINDOW,
+    DigestTicker,
+    Jobs,
+    Pace,
+    beat,
+    heartbeat_check,
+    heartbeats,
+)
+from bot.jobs.wakeups import Bell
 
 __all__ = [
+    "DEFERRED",
+    "DIGESTS",
+    "HEARTBEAT_WINDOW",
     "INTERRUPTED_NOTE",
+    "Bell",
     "Deferrals",
     "DeferredRequests",
     "DigestTicker",
     "Jobs",
     "LeaseLost",
+    "Notices",
+    "Pace",
+    "announce",
     "beat",
     "claimable",
     "heartbeat_check",

@@ -15,6 +15,7 @@ from bot.grok import ChatRequest, Completion, GrokClient, Usage
 from bot.jobs.claims import LeaseLost
 from bot.jobs.repository import DeferredRequests
 from bot.jobs.state import EXPIRY, Envelope, Gone, Status, Work
+from bot.jobs.wakeups import Bell
 from bot.platform import Place, Platform
 from bot.quotas import Charge, Quotas, Reservation, Subject
 from bot.streaming import split_message
@@ -35,7 +36,8 @@ GONE_TAIL = " Nothing was charged for it; please ask again."
 
 
 class Deferrals:
-    """Deferred xAI completions from submit to delivery, claimed row by row through the repository."""
+    """Deferred xAI completions from submit to delivery, claimed row by row through the repository.
+    `added` rings on each submit (the poller listens)."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Deferrals:
         # Rows due this much ahead are taken now: timer ticks jitter by milliseconds, and a row
         # due a few ms after a tick would otherwise wait for a whole further tick.
         self._early = early
+        self.added = Bell()
 
     async def submit(
         self,
@@ -84,6 +87,7 @@ class Deferrals:
             due=now + self._first_poll,
             expires=now + EXPIRY,
         )
+        self.added.ring()
         log.info("deferred submitted xai_request_id=%s place=%s", request_id, place.key)
         return request_id
 
@@ -100,6 +104,13 @@ class Deferrals:
             except Exception:
                 log.exception("deferred %s: step failed", work.xai_request_id)
         return len(claimed)
+
+    async def next_due(self) -> datetime | None:
+        """When to poll next: when the first free row is due (less the early margin), or when the
+        first lease held runs out (its instance may be dead); None while no request is open."""
+        free_at, lease_end = await self._requests.next_due(self._platforms)
+        moments = [moment for moment in (free_at and free_at - self._early, lease_end) if moment is not None]
+        return min(moments, default=None)
 
     async def pending_count(self) -> int:
         """Rows not yet delivered or closed (for the deferred_pending gauge and the status view)."""

@@ -8,13 +8,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, or_, update
+from sqlalchemy import ColumnElement, Update, case, func, or_, update
 from sqlmodel import col, select
 
 from bot import store
 from bot.db import Sessions
 from bot.grok import Completion
 from bot.jobs.claims import LeaseLost, claimable
+from bot.jobs.notices import DEFERRED, announce
 from bot.jobs.state import OPEN, Envelope, Status, Work
 from bot.platform import Place
 from bot.store import HistoryMessage
@@ -51,7 +52,7 @@ class DeferredRequests:
         due: datetime,
         expires: datetime,
     ) -> None:
-        """A new pending request, first polled at `due`."""
+        """A new pending request, first polled at `due`; other instances are told (PostgreSQL)."""
         row = DeferredRequest(
             xai_request_id=xai_request_id,
             platform=place.platform,
@@ -68,6 +69,7 @@ class DeferredRequests:
         )
         async with self._sessions.begin() as session:
             session.add(row)
+            await announce(session, DEFERRED, sender=self._me)
 
     async def open_count(self) -> int:
         """Rows not yet delivered or closed."""
@@ -76,6 +78,20 @@ class DeferredRequests:
                 select(func.count()).select_from(DeferredRequest).where(col(DeferredRequest.status).in_(OPEN))
             )
             return int(result.one())
+
+    async def next_due(self, platforms: Collection[str]) -> tuple[datetime | None, datetime | None]:
+        """When open rows of `platforms` come due: the earliest next_poll_at of the rows free to
+        claim, and the earliest end of a lease another claim holds (a dead instance's row is taken
+        over then). None where there is no such row."""
+        now = self._clock()
+        free = or_(col(DeferredRequest.lease_until).is_(None), col(DeferredRequest.lease_until) < now)
+        query = select(
+            func.min(case((free, col(DeferredRequest.next_poll_at)))),
+            func.min(case((col(DeferredRequest.lease_until) >= now, col(DeferredRequest.lease_until)))),
+        ).where(col(DeferredRequest.status).in_(OPEN), col(DeferredRequest.platform).in_(list(platforms)))
+        async with self._sessions() as session:
+            free_at, lease_end = (await session.exec(query)).one()
+        return free_at, lease_end
 
     async def claim(self, platforms: Collection[str], *, due_by: datetime, limit: int) -> list[Work]:
         """Lease up to `limit` open rows of `platforms` due by `due_by` whose lease is free or ran out,

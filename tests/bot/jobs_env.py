@@ -1,5 +1,6 @@
-"""Shared pieces of the deferred and digest tests: an injectable clock, quotas, row readers, and a
-deferred-request repository in a process that dies at a chosen point."""
+"""Shared pieces of the deferred and digest tests: an injectable clock and the alarms' pauses on it,
+quotas, row readers, the SQL an engine ran, and a deferred-request repository in a process that dies
+at a chosen point."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from bot.db import Sessions
@@ -31,6 +34,63 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+@dataclass
+class Timeline:
+    """The alarms' `sleep` on a test's clock: a pause ends only when `advance` moves the clock past
+    its end, so a test that never advances has alarms that wake only when rung."""
+
+    clock: Clock
+    pauses: list[tuple[datetime, asyncio.Future[None]]] = field(default_factory=list)
+    begun: int = 0  # pauses begun so far, by every alarm
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def sleep(self, seconds: float) -> None:
+        pause = (self.clock.now + timedelta(seconds=seconds), asyncio.get_running_loop().create_future())
+        self.pauses.append(pause)
+        async with self._changed:
+            self.begun += 1
+            self._changed.notify_all()
+        try:
+            await pause[1]
+        finally:
+            self.pauses.remove(pause)
+
+    async def until_paused(self, count: int) -> None:
+        """Return once `count` pauses have begun in all (5 s at most)."""
+        async with asyncio.timeout(5), self._changed:
+            await self._changed.wait_for(lambda: self.begun >= count)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock on; the pauses that end by then end, and this returns once each of their
+        alarms has done its work and paused again."""
+        self.clock.advance(seconds=seconds)
+        ending = [future for end, future in self.pauses if end <= self.clock.now and not future.done()]
+        target = self.begun + len(ending)
+        for future in ending:
+            future.set_result(None)
+        await self.until_paused(target)
+
+
+@dataclass
+class Statements:
+    """The SQL statements an engine ran (whitespace folded), seen by a SQLAlchemy event listener."""
+
+    seen: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> Statements:
+        statements = cls()
+        event.listen(engine.sync_engine, "before_cursor_execute", statements._record)
+        return statements
+
+    def _record(self, _connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.seen.append(" ".join(statement.split()))
+
+    def count(self, fragment: str) -> int:
+        """How many statements contain `fragment` (case-insensitive)."""
+        return sum(fragment.lower() in statement.lower() for statement in self.seen)
 
 
 class Crash(BaseException):
@@ -77,6 +137,13 @@ class SignallingPlatform(FakePlatform):
         message_id = await super().post_text(place, text, private_to=private_to)
         self.posted.set()
         return message_id
+
+
+def timed_jobs(sessions: Sessions, timeline: Timeline, *, instance: str, **kwargs: Any) -> Jobs:
+    """Jobs of one instance whose alarms pause on `timeline` (the test's clock); kwargs: Jobs's
+    (deferrals and digests default to none)."""
+    kwargs = {"deferrals": None, "digests": None, **kwargs}
+    return Jobs(sessions=sessions, clock=timeline.clock, instance_id=instance, sleep=timeline.sleep, **kwargs)
 
 
 async def run_until(jobs: Jobs, event: asyncio.Event) -> None:

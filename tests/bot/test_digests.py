@@ -24,18 +24,21 @@ from bot.digests.recurrence import Schedule
 from bot.digests.store import DigestInfo, DigestStore, Lease
 from bot.errors import BadInput, PermissionDenied
 from bot.grok import GrokClient
-from bot.jobs import Jobs, heartbeats
+from bot.jobs import Jobs, Notices, heartbeats
 from bot.platform import Author, ChannelMessage, Command, Incoming, Place
+from bot.settings import SettingsError, load_settings
 from bot.tables import DigestRun
 from tests.bot.jobs_env import (
     Clock,
     Crash,
     SignallingPlatform,
+    Timeline,
     counters,
     digest_runs,
     digest_schedules,
     ledger,
     make_quotas,
+    timed_jobs,
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
@@ -617,14 +620,7 @@ async def test_the_timer_ticks_digests(sessions: Sessions, fake_xai: FakeXAI, gr
     digests = make_digests(sessions, grok, platform, clock)
     await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
     clock.now = SLOT
-    jobs = Jobs(
-        sessions=sessions,
-        deferrals=None,
-        digests=digests,
-        clock=clock,
-        instance_id="w1",
-        digest_interval=0.01,
-    )
+    jobs = Jobs(sessions=sessions, deferrals=None, digests=digests, clock=clock, instance_id="w1")
     jobs.start()
     try:
         async with asyncio.timeout(5):
@@ -633,3 +629,107 @@ async def test_the_timer_ticks_digests(sessions: Sessions, fake_xai: FakeXAI, gr
         await jobs.stop()
     assert len(platform.messages) == 1
     assert [(i, c) for i, c, _ in await heartbeats(sessions)] == [("w1", "digests")]
+
+
+# -- digests as often as an operator allows -----------------------------------------------------
+
+
+async def test_a_per_minute_schedule_needs_the_operators_leave(
+    sessions: Sessions, grok: GrokClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch, pytest.raises(SettingsError) as too_low:
+        patch.setenv("GROKBOT_DIGEST_MIN_INTERVAL_S", "59")
+        load_settings(_env_file=None)
+    assert "GROKBOT_DIGEST_MIN_INTERVAL_S" in str(too_low.value) and "60 or more" in str(too_low.value)
+    clock, platform = Clock(), FakePlatform(name="slack")
+    with pytest.raises(BadInput) as refused:
+        await make_digests(sessions, grok, platform, clock).add(
+            HERE, schedule="* * * * *", channel=None, created_by="U1"
+        )
+    assert "at most hourly" in str(refused.value)
+    assert "GROKBOT_DIGEST_MIN_INTERVAL_S = 3600 s" in str(refused.value)
+    allowed = make_digests(sessions, grok, platform, clock, min_interval=timedelta(seconds=60))
+    info = await allowed.add(HERE, schedule="* * * * *", channel=None, created_by="U1")
+    assert info.next_run_at == clock.now + timedelta(minutes=1)
+    with pytest.raises(BadInput) as too_often:  # the setting is the floor, not a suggestion
+        await make_digests(sessions, grok, platform, clock, min_interval=timedelta(minutes=5)).add(
+            HERE, schedule="*/2 * * * *", channel=None, created_by="U1"
+        )
+    assert "at most every 5 minutes here (GROKBOT_DIGEST_MIN_INTERVAL_S = 300 s)" in str(too_often.value)
+
+
+async def test_a_per_minute_digest_across_two_instances_is_posted_once_per_slot(
+    db_url: str, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """Two instances (their own engines) wake at each slot and race for it: one posts it. On
+    PostgreSQL the other instance hears of the new schedule at once (NOTIFY)."""
+    clock, every_minute = Clock(), timedelta(seconds=60)
+    timeline = Timeline(clock)
+    engines = [create_engine(db_url) for _ in range(2)]
+    platforms = [FakePlatform(name="slack") for _ in range(2)]
+    instances = [
+        make_digests(session_factory(e), grok, p, clock, instance=f"i{n}", min_interval=every_minute)
+        for n, (e, p) in enumerate(zip(engines, platforms, strict=True))
+    ]
+    notices = [Notices(e, instance_id=f"i{n}") for n, e in enumerate(engines)]
+    jobs = [
+        timed_jobs(session_factory(e), timeline, digests=d, instance=f"i{n}", notices=heard)
+        for n, (d, e, heard) in enumerate(zip(instances, engines, notices, strict=True))
+    ]
+    try:
+        for job, heard in zip(jobs, notices, strict=True):
+            heard.start()
+            await heard.listening()
+            job.start()
+        await timeline.until_paused(4)  # each instance's digest alarm and heartbeat
+        info = await instances[0].add(HERE, schedule="* * * * *", channel=None, created_by="U1")
+        heard_by = 2 if db_url.startswith("postgresql") else 1  # i0 is rung in-process, i1 by NOTIFY
+        await timeline.until_paused(4 + heard_by)  # rung: they looked again
+        assert pause_ends(timeline).count(info.next_run_at) == heard_by  # and sleep until the first slot
+        for _ in range(5 * 4):  # five minutes, in steps of 15 s
+            await timeline.advance(15)
+    finally:
+        for job in jobs:
+            await job.stop()
+        for engine in engines:
+            await engine.dispose()
+    posts = [m.text for p in platforms for m in p.messages]
+    slots = [clock.now.replace(second=0) - timedelta(minutes=m) for m in range(4, -1, -1)]
+    assert sorted(posts) == sorted(
+        f"📋 Nothing new between {local(slot - every_minute)} – {local(slot)} (UTC)." for slot in slots
+    )
+    runs = await digest_runs(sessions)
+    assert [r.slot for r in runs] == slots and {r.status for r in runs} == {"empty"}
+
+
+async def test_the_digest_alarm_sleeps_until_the_next_slot_and_hears_new_schedules(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform = Clock(), SignallingPlatform(name="slack")
+    digests = make_digests(sessions, grok, platform, clock)
+    timeline = Timeline(clock)
+    jobs = timed_jobs(sessions, timeline, digests=digests, instance="w1")
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # idle: the safety look
+        info = await digests.add(HERE, schedule="09:00", channel=None, created_by="U1")
+        await timeline.until_paused(3)  # rung at once: it looked again
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # 09:00 is hours away
+        for _ in range(21 * 12):  # to 09:00 tomorrow, in 5-minute steps
+            await timeline.advance(300)
+        assert clock.now == info.next_run_at and len(platform.messages) == 1
+        await digests.remove(HERE, info.id, by="U1")
+        await timeline.until_paused(timeline.begun + 1)  # rung again by the removal
+        assert pause_ends(timeline) == [clock.now + timedelta(seconds=300)]  # nothing due any more
+    finally:
+        await jobs.stop()
+
+
+def pause_ends(timeline: Timeline) -> list[datetime]:
+    """When the pending pauses other than the heartbeat's end."""
+    return sorted(end for end, _ in timeline.pauses if end - timeline.clock.now != timedelta(seconds=30))
+
+
+def local(moment: datetime) -> str:
+    return moment.strftime("%a %d %b %H:%M")

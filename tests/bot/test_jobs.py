@@ -1,5 +1,6 @@
 """Deferred completions on SQLite and PostgreSQL: backoff, store-before-deliver, exactly-once delivery
-across restarts and racing instances, expiry, and the APScheduler timer with its heartbeat."""
+across restarts and racing instances, expiry, and the timer: idle when nothing is due, woken by a
+submit or another instance's NOTIFY, its heartbeat, and takeover of a dead instance's lease."""
 
 from __future__ import annotations
 
@@ -7,18 +8,31 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store
 from bot.db import Sessions, create_engine, session_factory
 from bot.errors import PlatformError, PlatformUncertain
 from bot.grok import ChatMessage, ChatRequest, GrokClient
-from bot.jobs import INTERRUPTED_NOTE, Deferrals, DeferredRequests, Jobs, heartbeat_check, heartbeats
+from bot.jobs import (
+    HEARTBEAT_WINDOW,
+    INTERRUPTED_NOTE,
+    Bell,
+    Deferrals,
+    DeferredRequests,
+    Jobs,
+    Notices,
+    Pace,
+    heartbeat_check,
+    heartbeats,
+)
 from bot.platform import Place
 from bot.quotas import Quotas, Reservation, Subject
 from bot.tables import DeferredRequest
@@ -28,12 +42,15 @@ from tests.bot.jobs_env import (
     CrashingRequests,
     CrashPoint,
     SignallingPlatform,
+    Statements,
+    Timeline,
     counters,
     deferred_rows,
     ledger,
     make_quotas,
     reservation_states,
     run_until,
+    timed_jobs,
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
@@ -551,7 +568,7 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
     fake_xai.queue_reply(ScriptedReply(text="via the timer", deferred_pending_polls=2))
     await submit(d, quotas, sessions, clock)
     jobs = Jobs(
-        sessions=sessions, deferrals=d, digests=None, clock=clock, instance_id="web.1", poll_interval=0.01
+        sessions=sessions, deferrals=d, digests=None, clock=clock, instance_id="web.1", pace=Pace(least=0.01)
     )
     await run_until(jobs, platform.posted)
     assert texts(platform) == ["via the timer"]
@@ -574,11 +591,13 @@ async def test_the_timer_polls_beats_and_stops_cleanly(
 
 @dataclass
 class CountingTicker:
-    """A DigestTicker that only counts its ticks."""
+    """A DigestTicker that is always due and only counts its ticks."""
 
     wanted: int
+    clock: Clock
     ticks: int = 0
     reached: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: Bell = field(default_factory=Bell)
 
     async def tick(self) -> int:
         self.ticks += 1
@@ -586,17 +605,186 @@ class CountingTicker:
             self.reached.set()
         return 0
 
+    async def next_due(self) -> datetime:
+        return self.clock()
+
 
 async def another_timer_ticks(sessions: Sessions, clock: Clock, *, interval: float, ticks: int) -> None:
     """Return once a second timer with `interval`, started now, has ticked `ticks` times: time in which
     a running timer with that interval would have ticked as often."""
-    ticker = CountingTicker(wanted=ticks)
+    ticker = CountingTicker(wanted=ticks, clock=clock)
     other = Jobs(
         sessions=sessions,
         deferrals=None,
         digests=ticker,
         clock=clock,
         instance_id="other",
-        digest_interval=interval,
+        pace=Pace(least=interval),
     )
     await run_until(other, ticker.reached)
+
+
+# -- idle means idle: the poller sleeps until a request is due, or is rung -------------------------
+
+
+async def test_an_idle_process_claims_nothing_and_beats_only_on_its_interval(
+    engine: AsyncEngine, sessions: Sessions, grok: GrokClient
+) -> None:
+    clock, _, _, d = setup(sessions, grok, FakePlatform(name="discord"))
+    timeline = Timeline(clock)
+    sql = Statements.of(engine)
+    jobs = timed_jobs(sessions, timeline, deferrals=d, instance="web.1")
+    jobs.start()
+    try:
+        await timeline.until_paused(2)  # the poller looked once and the first heartbeat went out
+        assert (sql.count("UPDATE deferred_request"), sql.count("INSERT INTO heartbeat")) == (0, 1)
+        sql.seen.clear()
+        for _ in range(14):  # 28 s, in which the 2 s poller claimed and beat 14 times each
+            await timeline.advance(2)
+        assert sql.seen == []
+        for _ in range(300 - 14):  # to 10 minutes
+            await timeline.advance(2)
+        assert sql.count("UPDATE deferred_request") == 0  # not one claim
+        assert sql.count("INSERT INTO heartbeat") == 20  # every 30 s
+        assert sql.count("FROM deferred_request") == 10  # the safety look, once a minute
+        assert len(sql.seen) == 30
+        assert await heartbeat_check(sessions, instance="web.1", clock=clock)()
+    finally:
+        await jobs.stop()
+    clock.advance(seconds=HEARTBEAT_WINDOW.total_seconds() + 1)
+    assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()  # stopped: not ready
+
+
+async def test_a_submit_wakes_the_idle_poller_at_once(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform, quotas, d = setup(
+        sessions, grok, SignallingPlatform(name="discord"), first_poll=timedelta(0)
+    )
+    timeline = Timeline(clock)  # never advanced: no pause ends by itself
+    jobs = timed_jobs(sessions, timeline, deferrals=d, instance="web.1")
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        fake_xai.queue_reply(ScriptedReply(text="at once", deferred_pending_polls=0))
+        await submit(d, quotas, sessions, clock)
+        async with asyncio.timeout(5):
+            await platform.posted.wait()
+    finally:
+        await jobs.stop()
+    assert texts(platform) == ["at once"]
+
+
+async def test_the_poller_sleeps_until_the_next_poll_of_a_pending_request(
+    engine: AsyncEngine, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """While a request waits for xAI it is polled when due (2 s, 4 s, 8 s ...), not every tick."""
+    clock, platform, quotas, d = setup(sessions, grok, SignallingPlatform(name="discord"))
+    fake_xai.queue_reply(ScriptedReply(text="in time", deferred_pending_polls=3))
+    rid, _ = await submit(d, quotas, sessions, clock)
+    timeline = Timeline(clock)
+    sql = Statements.of(engine)
+    jobs = timed_jobs(sessions, timeline, deferrals=d, instance="web.1", pace=Pace(beat=3600))
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        for _ in range(40):  # 20 s: polls due at 2, 4, 8 and 16 s after the submit
+            await timeline.advance(0.5)
+    finally:
+        await jobs.stop()
+    assert texts(platform) == ["in time"]
+    assert len([r for r in fake_xai.requests if r.path.endswith(rid)]) == 4
+    assert sql.count("UPDATE deferred_request SET lease_owner") <= 5  # a claim per poll, no idle claims
+
+
+async def test_a_dead_instances_lease_is_taken_over_when_it_runs_out(
+    sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    clock, platform_b = Clock(), SignallingPlatform(name="discord")
+    quotas = make_quotas(sessions, clock)
+    a = deferrals(sessions, grok, quotas, FakePlatform(name="discord"), clock, crash=CLAIMED)
+    fake_xai.queue_reply(ScriptedReply(text="Taken over.", deferred_pending_polls=0))
+    await submit(a, quotas, sessions, clock)
+    clock.advance(seconds=2)
+    with pytest.raises(Crash):
+        await a.poll_due()  # leased for 60 s by a process that is gone
+    b = deferrals(sessions, grok, quotas, platform_b, clock, instance="b")
+    timeline = Timeline(clock)
+    jobs = timed_jobs(sessions, timeline, deferrals=b, instance="b", pace=Pace(deferred_idle=3600))
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        assert platform_b.messages == []
+        # The poller's pause ends when the lease does, long before its hour-long safety look.
+        [pause] = [end for end, _ in timeline.pauses if end - clock.now > timedelta(seconds=30)]
+        assert pause == clock.now + timedelta(seconds=60)
+        await timeline.advance(61)
+        assert texts(platform_b) == ["Taken over."]
+    finally:
+        await jobs.stop()
+
+
+@contextlib.asynccontextmanager
+async def instance_b(db_url: str, grok: GrokClient, clock: Clock, **notices: Any) -> AsyncIterator[B]:
+    """Instance b, a process of its own (its own engine), listening for notices (PostgreSQL) before
+    its poller's first look, so that nothing is missed; its alarms pause on a Timeline."""
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    heard, timeline = SignallingPlatform(name="discord"), Timeline(clock)
+    listener = Notices(engine, instance_id="b", **notices)
+    b = deferrals(sessions, grok, make_quotas(sessions, clock), heard, clock, instance="b")
+    jobs = timed_jobs(sessions, timeline, deferrals=b, instance="b", notices=listener)
+    try:
+        listener.start()
+        await listener.listening()
+        jobs.start()
+        await timeline.until_paused(2)  # its poller and heartbeat
+        yield B(heard, timeline)
+    finally:
+        await jobs.stop()
+        await engine.dispose()
+
+
+@dataclass
+class B:
+    heard: SignallingPlatform
+    timeline: Timeline
+
+
+async def test_a_request_added_by_another_instance_is_heard(
+    db_url: str, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """PostgreSQL: through NOTIFY, with the safety look never due. SQLite (one process per file;
+    tests share one): at the safety look."""
+    clock, platform, quotas, a = setup(sessions, grok, FakePlatform(name="discord"), first_poll=timedelta(0))
+    async with instance_b(db_url, grok, clock) as b:
+        fake_xai.queue_reply(ScriptedReply(text="heard", deferred_pending_polls=0))
+        await submit(a, quotas, sessions, clock)
+        if db_url.startswith("sqlite"):
+            await b.timeline.advance(60)
+        async with asyncio.timeout(5):
+            await b.heard.posted.wait()
+    assert (texts(b.heard), texts(platform)) == (["heard"], [])
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # LISTEN/NOTIFY is PostgreSQL's
+async def test_a_lost_listening_connection_is_opened_again(
+    db_url: str, sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
+) -> None:
+    """The LISTEN connection is killed by the server; the listener connects again and looks
+    (notices sent meanwhile were lost), so the request is still heard, with no safety look."""
+    clock, _, quotas, a = setup(sessions, grok, FakePlatform(name="discord"), first_poll=timedelta(0))
+    async with instance_b(db_url, grok, clock, retry=0.05) as b:
+        async with sessions() as session:
+            killed = await session.exec(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                    "datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                )
+            )
+            assert killed.scalars().all() == [True]
+        fake_xai.queue_reply(ScriptedReply(text="heard again", deferred_pending_polls=0))
+        await submit(a, quotas, sessions, clock)
+        async with asyncio.timeout(5):
+            await b.heard.posted.wait()
+    assert texts(b.heard) == ["heard again"]

@@ -158,3 +158,18 @@ def test_hourly_is_the_most_frequent_allowed() -> None:
     hourly = compile_schedule("0 * * * *", "UTC", now=NOW)
     times = fires(hourly, 3)
     assert [b - a for a, b in pairwise(times)] == [timedelta(hours=1)] * 2
+
+
+def test_the_least_interval_is_the_operators() -> None:
+    minutely = compile_schedule("* * * * *", "UTC", now=NOW, min_interval=timedelta(seconds=60))
+    assert [b - a for a, b in pairwise(fires(minutely, 3))] == [timedelta(minutes=1)] * 2
+    assert parse_schedule("*/5 * * * *", default_timezone="UTC", now=NOW, min_interval=timedelta(minutes=5))
+    with pytest.raises(BadInput) as caught:
+        parse_schedule("*/5 * * * *", default_timezone="UTC", now=NOW, min_interval=timedelta(minutes=10))
+    assert str(caught.value) == (
+        "Digests can run at most every 10 minutes here (GROKBOT_DIGEST_MIN_INTERVAL_S = 600 s); "
+        "the schedule `*/5 * * * *` runs more often."
+    )
+    with pytest.raises(BadInput) as irregular:  # 09:00 and 09:30 once a day: the shortest gap counts
+        compile_schedule("0,30 9 * * *", "UTC", now=NOW, min_interval=timedelta(hours=2))
+    assert "at most every 2 hours here" in str(irregular.value)
