@@ -36,18 +36,16 @@ signal, shared with the digest runs) and `timer` (Jobs, the heartbeats and the /
 from __future__ import annotations
 
 from bot.jobs.claims import LeaseLost, claimable
-from bot.jobs.deferred import INTERRUPTED_NOTE, Deferrals
+from bot.jobs.deferred import Deferrals
 from bot.jobs.repository import DeferredRequests
-from bot.jobs.timer import DigestTicker, Jobs, beat, heartbeat_check, heartbeats
+from bot.jobs.timer import DigestTicker, Jobs, heartbeat_check, heartbeats
 
 __all__ = [
-    "INTERRUPTED_NOTE",
     "Deferrals",
     "DeferredRequests",
     "DigestTicker",
     "Jobs",
     "LeaseLost",
-    "beat",
     "claimable",
     "heartbeat_check",
     "heartbeats",
