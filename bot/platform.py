@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from bot.command_registry import REGISTRY
 
@@ -193,6 +193,48 @@ class Platform(Protocol):
     ) -> Sequence[ChannelMessage]:
         """Messages of `place`'s channel in [since, until), oldest first, paged within limits."""
         ...
+
+
+P = TypeVar("P", bound=Platform)
+
+
+class PlatformView(Generic[P]):
+    """A platform seen from one event (a Slack command, a Discord message or interaction): a view
+    overrides the verbs that event changes, and every other goes to the long-lived platform `base`."""
+
+    def __init__(self, base: P) -> None:
+        self.base = base
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.base.capabilities
+
+    def rate_scope(self, place: Place) -> str:
+        return self.base.rate_scope(place)
+
+    async def start_reply(self, place: Place, *, reply_to: str = "") -> Reply:
+        return await self.base.start_reply(place, reply_to=reply_to)
+
+    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
+        return await self.base.post_text(place, text, private_to=private_to)
+
+    async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
+        return await self.base.post_images(place, images, text=text)
+
+    async def direct_message(self, user_id: str, text: str) -> str:
+        return await self.base.direct_message(user_id, text)
+
+    async def download(self, attachment: Attachment) -> bytes:
+        return await self.base.download(attachment)
+
+    async def channel_history(
+        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
+    ) -> Sequence[ChannelMessage]:
+        return await self.base.channel_history(place, since=since, until=until, limit=limit)
 
 
 @runtime_checkable

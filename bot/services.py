@@ -22,9 +22,7 @@ from bot.db import Sessions, create_engine, database_report, session_factory, up
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.errors import BotError
-from bot.grok import GrokClient, ModelInfo, Observer
-from bot.grok.net import AsyncioTransport
-from bot.grok.pacing import CONCURRENCY as PACED_STREAMS
+from bot.grok import GrokClient, ModelInfo, Observer, http_client
 from bot.jobs import HEARTBEAT_WINDOW, Deferrals, DeferredRequests, Jobs, Notices, heartbeat_check, heartbeats
 from bot.platform import Platform
 from bot.quotas import Quotas, format_usd
@@ -32,17 +30,6 @@ from bot.settings import Settings
 from bot.web import WebServer, database_check
 
 log = logging.getLogger(__name__)
-
-
-def http_client() -> httpx.AsyncClient:
-    """The one shared HTTP client for xAI: keep-alive, explicit timeouts (streams read per chunk),
-    on the lean asyncio network layer (bot/grok/net.py). Room for every paced stream at once
-    (Pacing's concurrency) plus the unpaced calls beside them."""
-    limits = httpx.Limits(max_connections=PACED_STREAMS + 16, max_keepalive_connections=32)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0),
-        transport=AsyncioTransport(limits=limits),
-    )
 
 
 def grok_client(

@@ -1,6 +1,6 @@
 """How errors read to users: what happened and what they can do, never secrets or internals. The
-one catch site (bot/telling.py) and the jobs that tell users of failures (digests, deferred answers)
-word errors here and nowhere else. An error's own message is for the log; only `BadInput`,
+one catch site (bot/telling.py) and the job that tells users of failures (a digest not made) word
+errors here and nowhere else. An error's own message is for the log; only `BadInput`,
 `PermissionDenied` and a platform refusal's `user_text` are written for the person.
 """
 

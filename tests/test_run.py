@@ -166,7 +166,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused(fake_xai: FakeXAI,
     from datetime import UTC, datetime
 
     from bot.db import create_engine, session_factory, upgrade_async
-    from bot.jobs import beat
+    from bot.jobs.timer import beat
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"
     await upgrade_async(url)

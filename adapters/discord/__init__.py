@@ -20,21 +20,7 @@ command answers), messages (what a message carries), refusals (Discord's errors 
 
 from __future__ import annotations
 
-from adapters.discord.access import Access, Asker
 from adapters.discord.adapter import DiscordAdapter
-from adapters.discord.gateway import bot_gateway
-from adapters.discord.messages import MAX_CONTENT, failure_text, upload_batches
 from adapters.discord.platform import DiscordPlatform
-from adapters.discord.refusals import discord_errors
 
-__all__ = [
-    "MAX_CONTENT",
-    "Access",
-    "Asker",
-    "DiscordAdapter",
-    "DiscordPlatform",
-    "bot_gateway",
-    "discord_errors",
-    "failure_text",
-    "upload_batches",
-]
+__all__ = ["DiscordAdapter", "DiscordPlatform"]

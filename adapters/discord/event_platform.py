@@ -5,46 +5,22 @@ view for a user's message (texts reply to it); interaction.py has the one for a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 
 import discord
 
 from adapters.discord.platform import DiscordPlatform
 from adapters.discord.refusals import discord_errors
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place, Reply
+from bot.platform import Attachment, Place, PlatformView
 
 
-class EventPlatform:
+class EventPlatform(PlatformView[DiscordPlatform]):
     """DiscordPlatform seen from one event: that event's attachments are read through discord.py,
     and everything a subclass does not change goes to the long-lived platform."""
 
     def __init__(self, base: DiscordPlatform, attachments: Mapping[str, discord.Attachment]) -> None:
-        self.base = base
+        super().__init__(base)
         self._attachments = dict(attachments)
-
-    @property
-    def name(self) -> str:
-        return self.base.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.base.capabilities
-
-    def rate_scope(self, place: Place) -> str:
-        return self.base.rate_scope(place)
-
-    async def start_reply(self, place: Place, *, reply_to: str = "") -> Reply:
-        return await self.base.start_reply(place, reply_to=reply_to)
-
-    async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
-        return await self.base.post_text(place, text, private_to=private_to)
-
-    async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
-        return await self.base.post_images(place, images, text=text)
-
-    async def direct_message(self, user_id: str, text: str) -> str:
-        return await self.base.direct_message(user_id, text)
 
     async def download(self, attachment: Attachment) -> bytes:
         found = self._attachments.get(attachment.url)
@@ -52,11 +28,6 @@ class EventPlatform:
             return await self.base.download(attachment)
         async with discord_errors("downloading an attachment"):
             return await found.read()
-
-    async def channel_history(
-        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
-    ) -> Sequence[ChannelMessage]:
-        return await self.base.channel_history(place, since=since, until=until, limit=limit)
 
 
 class MessagePlatform(EventPlatform):

@@ -5,33 +5,19 @@ notices in the command's channel go through the command's response_url where the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from adapters.slack.events import is_ts
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.reply import SlackReply
 from adapters.slack.urls import Relay
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Place, PlatformView
 
 
-class CommandPlatform:
+class CommandPlatform(PlatformView[SlackPlatform]):
     def __init__(self, base: SlackPlatform, *, channel: str, user: str, relay: Relay | None) -> None:
-        self.base = base
+        super().__init__(base)
         self.channel = channel
         self.user = user
         self.relay = relay
-
-    @property
-    def name(self) -> str:
-        return self.base.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.base.capabilities
-
-    def rate_scope(self, place: Place) -> str:
-        return self.base.rate_scope(place)
 
     async def start_reply(self, place: Place, *, reply_to: str = "") -> SlackReply:
         """The command's answer (top-level in its channel) may be relayed; other replies are not."""
@@ -46,17 +32,3 @@ class CommandPlatform:
         return await self.base.post_text(
             place, text, private_to=private_to, relay=self.relay if to_caller else None
         )
-
-    async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
-        return await self.base.post_images(place, images, text=text)
-
-    async def direct_message(self, user_id: str, text: str) -> str:
-        return await self.base.direct_message(user_id, text)
-
-    async def download(self, attachment: Attachment) -> bytes:
-        return await self.base.download(attachment)
-
-    async def channel_history(
-        self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
-    ) -> Sequence[ChannelMessage]:
-        return await self.base.channel_history(place, since=since, until=until, limit=limit)

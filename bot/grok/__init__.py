@@ -1,20 +1,13 @@
-"""The xAI client: GrokClient over httpx (Chat Completions and the Responses API with server-side
-tools), typed wire values, prices, pacing and image helpers."""
+"""The xAI client: GrokClient (Chat Completions and the Responses API with server-side tools) over
+the shared HTTP client `http_client()` builds, typed wire values, prices, pacing and image helpers."""
 
 from __future__ import annotations
 
-from bot.grok.client import REASONING_EFFORT_MODELS, Gathering, GrokClient
-from bot.grok.images import ACCEPTED as ACCEPTED_IMAGES
-from bot.grok.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_part, sniff_image_type, user_hash
+from bot.grok.client import Gathering, GrokClient, http_client
+from bot.grok.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_part, user_hash
 from bot.grok.pacing import Budget, Pacing, Permit, RetryPolicy
-from bot.grok.pricing import (
-    DEFAULT_CONTEXT_WINDOW,
-    TICKS_PER_USD,
-    PriceBook,
-    TokenPrices,
-    estimate_prompt_tokens,
-)
-from bot.grok.tools import MAX_DOMAINS, MAX_X_HANDLES, Tools, WebSearch, XSearch
+from bot.grok.pricing import PriceBook, TokenPrices
+from bot.grok.tools import Tools, WebSearch, XSearch
 from bot.grok.transport import Observer, Timeouts
 from bot.grok.types import (
     ApiKeyInfo,
@@ -44,14 +37,8 @@ from bot.grok.types import (
 )
 
 __all__ = [
-    "ACCEPTED_IMAGES",
-    "DEFAULT_CONTEXT_WINDOW",
     "IMAGE_TYPES",
-    "MAX_DOMAINS",
     "MAX_IMAGE_BYTES",
-    "MAX_X_HANDLES",
-    "REASONING_EFFORT_MODELS",
-    "TICKS_PER_USD",
     "ApiKeyInfo",
     "Budget",
     "ChatMessage",
@@ -89,8 +76,7 @@ __all__ = [
     "Usage",
     "WebSearch",
     "XSearch",
-    "estimate_prompt_tokens",
+    "http_client",
     "image_part",
-    "sniff_image_type",
     "user_hash",
 ]

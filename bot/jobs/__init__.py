@@ -39,25 +39,15 @@ check).
 from __future__ import annotations
 
 from bot.jobs.claims import LeaseLost, claimable
-from bot.jobs.deferred import INTERRUPTED_NOTE, Deferrals
-from bot.jobs.notices import DEFERRED, DIGESTS, Notices, announce
+from bot.jobs.deferred import Deferrals
+from bot.jobs.notices import DIGESTS, Notices, announce
 from bot.jobs.repository import DeferredRequests
-from bot.jobs.timer import (
-    HEARTBEAT_WINDOW,
-    DigestTicker,
-    Jobs,
-    Pace,
-    beat,
-    heartbeat_check,
-    heartbeats,
-)
+from bot.jobs.timer import HEARTBEAT_WINDOW, DigestTicker, Jobs, Pace, heartbeat_check, heartbeats
 from bot.jobs.wakeups import Bell
 
 __all__ = [
-    "DEFERRED",
     "DIGESTS",
     "HEARTBEAT_WINDOW",
-    "INTERRUPTED_NOTE",
     "Bell",
     "Deferrals",
     "DeferredRequests",
@@ -67,7 +57,6 @@ __all__ = [
     "Notices",
     "Pace",
     "announce",
-    "beat",
     "claimable",
     "heartbeat_check",
     "heartbeats",

@@ -7,12 +7,11 @@ each charge once per idempotency key.
 from __future__ import annotations
 
 from bot.quotas.money import exact_usd, format_usd
-from bot.quotas.periods import day_start, month_start, next_day_start, next_month_start, period_keys
+from bot.quotas.periods import day_start, month_start
 from bot.quotas.service import Quotas
-from bot.quotas.values import KINDS, Charge, Limits, Reservation, Subject, UsageSummary
+from bot.quotas.values import Charge, Limits, Reservation, Subject, UsageSummary
 
 __all__ = [
-    "KINDS",
     "Charge",
     "Limits",
     "Quotas",
@@ -23,7 +22,4 @@ __all__ = [
     "exact_usd",
     "format_usd",
     "month_start",
-    "next_day_start",
-    "next_month_start",
-    "period_keys",
 ]

@@ -14,15 +14,10 @@ from bot.store.conversations import (
     Links,
     add_turns,
     assistant_turn,
-    conversation_for,
-    conversation_of_message,
-    find_conversation,
-    forget_conversation,
     link_messages,
-    recent_turns,
 )
-from bot.store.events import EVENT_RETENTION, claim_event, feedback_counts, prune_events, record_feedback
-from bot.store.places import PlaceSettings, set_system_prompt
+from bot.store.events import EVENT_RETENTION, claim_event, prune_events, record_feedback
+from bot.store.places import PlaceSettings
 
 __all__ = [
     "EVENT_RETENTION",
@@ -35,14 +30,7 @@ __all__ = [
     "add_turns",
     "assistant_turn",
     "claim_event",
-    "conversation_for",
-    "conversation_of_message",
-    "feedback_counts",
-    "find_conversation",
-    "forget_conversation",
     "link_messages",
     "prune_events",
-    "recent_turns",
     "record_feedback",
-    "set_system_prompt",
 ]

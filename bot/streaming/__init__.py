@@ -5,18 +5,13 @@ budgets per rate-limit scope, and the writer that paces edits by them.
 from __future__ import annotations
 
 from bot.streaming.budgets import EditBudget, EditBudgets
-from bot.streaming.layout import Fence, Layout, Page, Part, cut_point, open_fence, split_message
+from bot.streaming.layout import cut_point, split_message
 from bot.streaming.writer import StreamWriter
 
 __all__ = [
     "EditBudget",
     "EditBudgets",
-    "Fence",
-    "Layout",
-    "Page",
-    "Part",
     "StreamWriter",
     "cut_point",
-    "open_fence",
     "split_message",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from adapters.console import ConsolePlatform, run_console
+from adapters.console import ConsolePlatform
+from adapters.console.session import run_console
 from bot.grok import GrokClient
 from bot.platform import Author
 from tests.bot.engine_env import build
@@ -100,7 +101,7 @@ def test_tty_status_is_overwritten_in_place() -> None:
 
 
 def platform_place() -> Any:
-    from adapters.console import PLACE
+    from adapters.console.platform import PLACE
 
     return PLACE
 
@@ -218,8 +219,7 @@ async def test_on_a_terminal_the_reasoning_is_dimmed_and_the_answer_rendered(
 
 
 def test_the_console_help_names_every_command_and_option() -> None:
-    from adapters.console import HELP_TEXT
-    from adapters.console.session import console_help
+    from adapters.console.session import HELP_TEXT, console_help
     from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
 
     for spec in REGISTRY:

@@ -24,6 +24,9 @@ from bot.grok.net import AsyncioTransport
 from bot.platform import Attachment, Author, Command, Feedback, Place, parse_command_text
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
+from bot.store.conversations import find_conversation, recent_turns
+from bot.store.events import feedback_counts
+from bot.store.places import set_system_prompt
 from bot.tables import QuotaCounter, Turn, UsageEvent
 from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
@@ -98,9 +101,9 @@ async def test_history_carries_across_turns_and_names_each_speaker(env: EngineEn
     assert messages[2]["content"] == "Paris."
     assert messages[3]["content"] == "[bob] and its population?"
     # Both answers kept with model, fingerprint, tokens and cost.
-    conversation = await store.find_conversation(env.engine.sessions, PLACE)
+    conversation = await find_conversation(env.engine.sessions, PLACE)
     assert conversation is not None
-    turns = await store.recent_turns(env.engine.sessions, conversation.id)
+    turns = await recent_turns(env.engine.sessions, conversation.id)
     assistant = [t for t in turns if t.role == "assistant"]
     assert len(assistant) == 2
     assert all(t.model and t.fingerprint and t.completion_tokens > 0 and t.cost_ticks > 0 for t in assistant)
@@ -202,9 +205,9 @@ async def test_two_messages_in_one_place_never_interleave(
     image = Attachment("x.png", "image/png", len(png_bytes()), data=png_bytes())
     first, second = env.said("first"), env.said("second", author=BOB, attachments=(image,))
     await asyncio.gather(env.engine.handle(first, env.platform), env.engine.handle(second, env.platform))
-    conversation = await store.find_conversation(env.engine.sessions, PLACE)
+    conversation = await find_conversation(env.engine.sessions, PLACE)
     assert conversation is not None
-    turns = await store.recent_turns(env.engine.sessions, conversation.id)
+    turns = await recent_turns(env.engine.sessions, conversation.id)
     assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
     assert turns[1].text == "slow answer"
     # The second question saw the first exchange in its history.
@@ -494,7 +497,7 @@ async def test_feedback_goes_through_the_engine_and_bad_values_are_told(env: Eng
     place = Place("fake", "W1", "C1", "t1")
     await env.engine.feedback(Feedback(place, "m1", "U1", "good"), env.platform)
     await env.engine.feedback(Feedback(place, "m1", "U2", "meh"), env.platform)
-    assert await store.feedback_counts(env.engine.sessions, platform="fake") == {"good": 1}
+    assert await feedback_counts(env.engine.sessions, platform="fake") == {"good": 1}
     told = [m for m in env.platform.messages if m.private_to == "U2"]
     assert "👍 or 👎" in told[-1].text
 
@@ -763,13 +766,9 @@ def system_prompts(env: EngineEnv) -> list[str]:
 
 async def test_a_channel_prompt_wins_over_the_workspace_prompt(env: EngineEnv) -> None:
     sessions, now = env.engine.sessions, env.clock()
-    await store.set_system_prompt(
-        sessions, PLACE, "Answer like a pirate.", whole_workspace=True, by="U0", now=now
-    )
+    await set_system_prompt(sessions, PLACE, "Answer like a pirate.", whole_workspace=True, by="U0", now=now)
     haiku = Place(PLACE.platform, PLACE.workspace, "C2", "T9")
-    await store.set_system_prompt(
-        sessions, haiku, "Answer in haiku.", whole_workspace=False, by="U0", now=now
-    )
+    await set_system_prompt(sessions, haiku, "Answer in haiku.", whole_workspace=False, by="U0", now=now)
     elsewhere = Place(PLACE.platform, "W2", "C1", "T1")
     await env.say("hello")  # C1 has no prompt of its own: the workspace's
     await env.say("hello", place=haiku)
@@ -785,9 +784,9 @@ async def test_a_channel_prompt_is_read_once_per_channel_and_again_after_a_minut
 ) -> None:
     now = [1_000.0]
     env = build(fake_xai, grok, sessions, monotonic=lambda: now[0])
-    await store.set_system_prompt(sessions, PLACE, "First.", whole_workspace=False, by="U0", now=env.clock())
+    await set_system_prompt(sessions, PLACE, "First.", whole_workspace=False, by="U0", now=env.clock())
     await env.say("a")
-    await store.set_system_prompt(sessions, PLACE, "Second.", whole_workspace=False, by="U0", now=env.clock())
+    await set_system_prompt(sessions, PLACE, "Second.", whole_workspace=False, by="U0", now=env.clock())
     await env.say("b", place=Place(PLACE.platform, PLACE.workspace, PLACE.channel, "T2"))  # a new thread
     now[0] += 61
     await env.say("c", place=Place(PLACE.platform, PLACE.workspace, PLACE.channel, "T3"))

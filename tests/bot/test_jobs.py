@@ -17,13 +17,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import store
 from bot.db import Sessions, create_engine, session_factory
 from bot.errors import PlatformError, PlatformUncertain
 from bot.grok import ChatMessage, ChatRequest, GrokClient
 from bot.jobs import (
     HEARTBEAT_WINDOW,
-    INTERRUPTED_NOTE,
     Bell,
     Deferrals,
     DeferredRequests,
@@ -33,8 +31,10 @@ from bot.jobs import (
     heartbeat_check,
     heartbeats,
 )
+from bot.jobs.deferred import INTERRUPTED_NOTE
 from bot.platform import Place
 from bot.quotas import Quotas, Reservation, Subject
+from bot.store.conversations import conversation_for, conversation_of_message, find_conversation, recent_turns
 from bot.tables import DeferredRequest
 from tests.bot.jobs_env import (
     Clock,
@@ -104,7 +104,7 @@ async def submit(
     d: Deferrals, quotas: Quotas, sessions: Sessions, clock: Clock, *, conversation: bool = True
 ) -> tuple[str, Reservation]:
     reservation = await quotas.reserve(ALICE, ticks=10**9)
-    conv = await store.conversation_for(sessions, PLACE, now=clock()) if conversation else None
+    conv = await conversation_for(sessions, PLACE, now=clock()) if conversation else None
     rid = await d.submit(
         place=PLACE,
         user_id="alice",
@@ -163,9 +163,9 @@ async def test_delivered_once_after_202s_with_turn_cost_and_links(
         ("user:discord:g1:alice", "2026-11-26"): COST,
         ("user:discord:g1:alice", "2026-11"): COST,
     }
-    conv = await store.find_conversation(sessions, PLACE)
+    conv = await find_conversation(sessions, PLACE)
     assert conv is not None
-    [turn] = await store.recent_turns(sessions, conv.id)
+    [turn] = await recent_turns(sessions, conv.id)
     assert (turn.role, turn.text, turn.cost_ticks, turn.xai_request_id) == (
         "assistant",
         "Rayleigh scattering.",
@@ -173,7 +173,7 @@ async def test_delivered_once_after_202s_with_turn_cost_and_links(
         rid,
     )
     assert turn.fingerprint == fake_xai.fingerprint and turn.model == "grok-4.3"
-    linked = await store.conversation_of_message(
+    linked = await conversation_of_message(
         sessions, platform="discord", channel="c1", message_id=platform.messages[0].id
     )
     assert linked is not None and linked.id == conv.id
@@ -211,9 +211,9 @@ async def test_long_answer_is_split_into_new_messages(
     assert all(len(m.text) <= platform.capabilities.max_message_length for m in platform.messages)
     assert " ".join(" ".join(texts(platform)).split()) == " ".join(answer.split())
     assert [e.kind for e in platform.events] == ["post"] * 3  # new messages, never edits
-    conv = await store.find_conversation(sessions, PLACE)
+    conv = await find_conversation(sessions, PLACE)
     for message in platform.messages:
-        linked = await store.conversation_of_message(
+        linked = await conversation_of_message(
             sessions, platform="discord", channel="c1", message_id=message.id
         )
         assert linked is not None and conv is not None and linked.id == conv.id
@@ -266,7 +266,7 @@ async def test_rows_left_mid_delivery_by_the_previous_version_are_finished(
     """result_json as the version before typed envelopes wrote it, a free dict: an answer with one of
     its two parts posted after a failed post, and an expiry notice without the keys a post adds."""
     clock, platform, _, d = setup(sessions, grok, FakePlatform(name="discord"))
-    conv = await store.conversation_for(sessions, PLACE, now=clock())
+    conv = await conversation_for(sessions, PLACE, now=clock())
     usage = {"prompt_tokens": 10, "completion_tokens": 5, "reasoning_tokens": 0, "cached_tokens": 0}
     completion = {
         "id": "x",
@@ -312,7 +312,7 @@ async def test_rows_left_mid_delivery_by_the_previous_version_are_finished(
         ("delivered", None),
         ("expired", "expired"),
     ]
-    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["One. Two."]
+    assert [t.text for t in await recent_turns(sessions, conv.id)] == ["One. Two."]
     [event] = await ledger(sessions)
     assert (event.xai_request_id, event.prompt_tokens) == ("old0", 10)
 
@@ -372,9 +372,9 @@ async def test_a_restart_after_each_step_delivers_exactly_once(
     [event] = await ledger(sessions)  # charged once
     assert event.cost_ticks == COST
     assert await reservation_states(sessions) == ["settled"]
-    conv = await store.find_conversation(sessions, PLACE)
+    conv = await find_conversation(sessions, PLACE)
     assert conv is not None
-    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["The answer."]
+    assert [t.text for t in await recent_turns(sessions, conv.id)] == ["The answer."]
 
 
 async def test_a_crash_before_the_post_loses_that_part_but_never_doubles_it(
@@ -393,9 +393,9 @@ async def test_a_crash_before_the_post_loses_that_part_but_never_doubles_it(
     clock.advance(seconds=31)
     assert await second.poll_due() == 1
     assert texts(platform) == [INTERRUPTED_NOTE]  # told, and the answer stays in the conversation
-    conv = await store.find_conversation(sessions, PLACE)
+    conv = await find_conversation(sessions, PLACE)
     assert conv is not None
-    assert [t.text for t in await store.recent_turns(sessions, conv.id)] == ["The answer."]
+    assert [t.text for t in await recent_turns(sessions, conv.id)] == ["The answer."]
     [row] = await deferred_rows(sessions)
     assert row.status == "delivered"
 
@@ -460,8 +460,8 @@ async def test_an_answer_that_can_never_be_posted_is_neither_charged_nor_remembe
     assert platform.messages == []
     assert await ledger(sessions) == []  # not charged
     assert await reservation_states(sessions) == ["released"]  # the hold given back
-    conv = await store.find_conversation(sessions, PLACE)
-    turns = [] if conv is None else await store.recent_turns(sessions, conv.id)
+    conv = await find_conversation(sessions, PLACE)
+    turns = [] if conv is None else await recent_turns(sessions, conv.id)
     assert "Nobody reads this." not in [t.text for t in turns]  # not in the history either
 
 

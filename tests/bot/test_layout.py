@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from bot.streaming import Layout, Page, Part, cut_point, open_fence, split_message
+from bot.streaming import cut_point, split_message
+from bot.streaming.layout import Layout, Page, Part, open_fence
 
 
 def fences_balanced(part: str) -> bool:

@@ -16,17 +16,8 @@ from sqlmodel import col, select
 
 from bot.db import Sessions, create_engine, session_factory
 from bot.errors import BadInput, QuotaExceeded
-from bot.quotas import (
-    Charge,
-    Limits,
-    Quotas,
-    Reservation,
-    Subject,
-    format_usd,
-    next_day_start,
-    next_month_start,
-    period_keys,
-)
+from bot.quotas import Charge, Limits, Quotas, Reservation, Subject, format_usd
+from bot.quotas.periods import next_day_start, next_month_start, period_keys
 from bot.settings import TICKS_PER_USD, Settings
 from bot.tables import QuotaCounter, QuotaReservation, UsageEvent
 

@@ -14,6 +14,8 @@ from sqlmodel import func, select
 from bot import store
 from bot.db import Sessions
 from bot.platform import Place
+from bot.store.conversations import conversation_for
+from bot.store.places import set_system_prompt
 from bot.tables import Conversation
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -21,7 +23,7 @@ PLACE = Place("slack", "T1", "C1", "1700000000.000100")
 
 
 async def test_a_conversation_is_created_once_under_a_crowd(sessions: Sessions) -> None:
-    refs = await asyncio.gather(*(store.conversation_for(sessions, PLACE, now=NOW) for _ in range(20)))
+    refs = await asyncio.gather(*(conversation_for(sessions, PLACE, now=NOW) for _ in range(20)))
     assert len({(r.id, r.grok_conv_id) for r in refs}) == 1
     async with sessions() as session:
         count = (await session.exec(select(func.count()).select_from(Conversation))).one()
@@ -31,7 +33,7 @@ async def test_a_conversation_is_created_once_under_a_crowd(sessions: Sessions) 
 async def test_an_existing_conversation_is_found_without_writing(
     sessions: Sessions, engine: AsyncEngine
 ) -> None:
-    first = await store.conversation_for(sessions, PLACE, now=NOW)
+    first = await conversation_for(sessions, PLACE, now=NOW)
     statements: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -39,12 +41,12 @@ async def test_an_existing_conversation_is_found_without_writing(
 
     event.listen(engine.sync_engine, "before_cursor_execute", note)
     try:
-        again = await store.conversation_for(sessions, PLACE, now=NOW)
+        again = await conversation_for(sessions, PLACE, now=NOW)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", note)
     assert (again.id, again.grok_conv_id) == (first.id, first.grok_conv_id)
     assert statements == ["SELECT"]
-    other = await store.conversation_for(sessions, Place("slack", "T1", "C1", "other"), now=NOW)
+    other = await conversation_for(sessions, Place("slack", "T1", "C1", "other"), now=NOW)
     assert other.id != first.id
 
 
@@ -78,7 +80,7 @@ async def test_a_turns_context_is_one_call_with_its_history_and_settings(session
     first = await conversations.turn_context(PLACE)
     assert first.history == [] and first.settings == store.PlaceSettings()
     await store.add_turns(sessions, first.conversation.id, [asked], now=NOW)
-    await store.set_system_prompt(sessions, PLACE, "Be brief.", whole_workspace=True, by="U0", now=NOW)
+    await set_system_prompt(sessions, PLACE, "Be brief.", whole_workspace=True, by="U0", now=NOW)
     # Another instance (nothing cached) finds the same conversation, its history and the settings.
     context = await store.Conversations(sessions, clock=lambda: NOW).turn_context(PLACE)
     assert context.conversation == first.conversation
@@ -98,7 +100,7 @@ async def test_a_new_conversation_costs_one_write_and_reads_no_history(
 async def test_an_existing_conversation_is_read_in_one_session_without_writing(
     sessions: Sessions, engine: AsyncEngine
 ) -> None:
-    await store.conversation_for(sessions, PLACE, now=NOW)
+    await conversation_for(sessions, PLACE, now=NOW)
     seconds = [0.0]
     conversations = store.Conversations(sessions, clock=lambda: NOW, monotonic=lambda: seconds[0])
     with Statements(engine) as unknown:
@@ -120,8 +122,8 @@ async def test_an_existing_conversation_is_read_in_one_session_without_writing(
 
 async def test_a_channels_settings_win_over_the_workspaces(sessions: Sessions) -> None:
     other = Place("slack", "T1", "C2", "t")
-    await store.set_system_prompt(sessions, PLACE, "Workspace.", whole_workspace=True, by="U0", now=NOW)
-    await store.set_system_prompt(sessions, other, "Channel.", whole_workspace=False, by="U0", now=NOW)
+    await set_system_prompt(sessions, PLACE, "Workspace.", whole_workspace=True, by="U0", now=NOW)
+    await set_system_prompt(sessions, other, "Channel.", whole_workspace=False, by="U0", now=NOW)
     conversations = store.Conversations(sessions, clock=lambda: NOW)
     assert (await conversations.turn_context(other)).settings.system_prompt == "Channel."
     assert (await conversations.turn_context(PLACE)).settings.system_prompt == "Workspace."

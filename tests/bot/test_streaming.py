@@ -15,7 +15,8 @@ import pytest
 
 from bot.errors import AnswerStopped, PlatformError
 from bot.platform import Place
-from bot.streaming import EditBudget, EditBudgets, StreamWriter, open_fence
+from bot.streaming import EditBudget, EditBudgets, StreamWriter
+from bot.streaming.layout import open_fence
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 
 PLACE = Place("fake", "w1", "c1", "t1")

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from bot.errors import BadInput, GrokModerated, GrokRejected, GrokUnavailable
-from bot.grok import GrokClient, image_part, sniff_image_type, user_hash
+from bot.grok import GrokClient, image_part, user_hash
+from bot.grok.images import sniff_image_type
 from tests.fakes.xai import FakeXAI, fake_xai, grok, tiny_png  # noqa: F401
 
 

@@ -20,9 +20,9 @@ from bot.grok import (
     Usage,
     WebSearch,
     XSearch,
-    estimate_prompt_tokens,
 )
 from bot.grok.net import AsyncioTransport
+from bot.grok.pricing import estimate_prompt_tokens
 from tests.fakes.xai import FakeXAI, ScriptedReply, fake_xai, grok  # noqa: F401
 from tests.grok import ask, client
 

@@ -17,7 +17,6 @@ from bot.errors import (
     GrokUnavailable,
 )
 from bot.grok import (
-    MAX_X_HANDLES,
     ChatMessage,
     ChatRequest,
     GrokClient,
@@ -30,6 +29,7 @@ from bot.grok import (
     image_part,
 )
 from bot.grok.net import AsyncioTransport
+from bot.grok.tools import MAX_X_HANDLES
 from tests.fakes.xai import (
     FakeXAI,
     ScriptedCitation,

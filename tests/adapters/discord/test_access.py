@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.discord import MAX_CONTENT, Access, Asker, failure_text, upload_batches
+from adapters.discord.access import Access, Asker
+from adapters.discord.messages import MAX_CONTENT, failure_text, upload_batches
 from bot.platform import Image
 
 OPEN = Access(frozenset(), frozenset(), frozenset())

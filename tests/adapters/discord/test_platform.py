@@ -13,7 +13,9 @@ import discord
 import pytest
 import yarl
 
-from adapters.discord import DiscordAdapter, bot_gateway, discord_errors
+from adapters.discord import DiscordAdapter
+from adapters.discord.gateway import bot_gateway
+from adapters.discord.refusals import discord_errors
 from bot.db import Sessions
 from bot.errors import PlatformError, PlatformRateLimited
 from bot.grok import GrokClient

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from bot import store
+from bot.store.events import feedback_counts
 from tests.adapters.slack.conftest import ANA, BO, GENERAL, Stack
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, sign
 from tests.fakes.xai import ScriptedReply
@@ -93,4 +93,4 @@ async def test_feedback_clicks_are_recorded(stack: Stack) -> None:
     assert delivery.status == 200
     await stack.sender.feedback(answer, user=BO, value="bad")
     await stack.settle()
-    assert await store.feedback_counts(stack.engine.sessions, platform="slack") == {"good": 1, "bad": 1}
+    assert await feedback_counts(stack.engine.sessions, platform="slack") == {"good": 1, "bad": 1}

@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 import yaml
 
 import adapters.slack
-from adapters.slack import COMMAND, EVENTS_PATH, LISTENED_EVENTS, MANIFEST
+from adapters.slack.app import COMMAND, EVENTS_PATH, LISTENED_EVENTS
+
+MANIFEST = Path(adapters.slack.__file__).with_name("manifest.yml")  # the Slack app's manifest
 
 # Web API method -> the bot scopes that allow it (any one suffices), from the method's page on
 # docs.slack.dev/reference/methods. A method the adapter calls that is missing here fails the test.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.slack import escape, markdown_to_mrkdwn, truncate, unescape
+from adapters.slack.mrkdwn import escape, markdown_to_mrkdwn, truncate, unescape
 
 
 @pytest.mark.parametrize(

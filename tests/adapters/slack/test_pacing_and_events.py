@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.slack import SPAN_S, Limit, Pacer, clean_text, incoming_from_event, is_noise, is_ts
+from adapters.slack.events import clean_text, incoming_from_event, is_noise, is_ts
+from adapters.slack.pacing import SPAN_S, Limit, Pacer
 from bot.platform import Author, Place
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.slack import NotAMember
+from adapters.slack.refusals import NotAMember
 from bot.errors import PlatformError
 from bot.platform import Attachment, Place
-from bot.streaming import open_fence
+from bot.streaming.layout import open_fence
 from tests.adapters.slack.conftest import ANA, GENERAL, Stack
 from tests.fakes.xai import ScriptedReply
 

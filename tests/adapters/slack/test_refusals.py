@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.slack import (
+from adapters.slack.pacing import Pacer
+from adapters.slack.refusals import (
     BlocksRefused,
     MessageTooLong,
     NotAMember,
-    Pacer,
     SlackRefused,
     StoppedByUser,
     StreamGone,
     StreamNotHere,
-    Streams,
     StreamsUnavailable,
     refusal,
 )
+from adapters.slack.streams import Streams
 from bot.errors import AnswerStopped
 from bot.platform import Place
 
