@@ -39,6 +39,7 @@ import aiohttp
 from aiohttp import web
 
 BOT_TOKEN = "xoxb-1111-fake-bot-token-do-not-log"
+APP_TOKEN = "xapp-1-A0GROKAPP-fake-app-level-token-do-not-log"  # Socket Mode
 SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
 TEAM_ID = "T0FAKE001"
 BOT_USER_ID = "U0GROKBOT"
@@ -271,12 +272,14 @@ class FakeSlack:
         self,
         *,
         bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
         signing_secret: str = SIGNING_SECRET,
         team_id: str = TEAM_ID,
         rate_limits: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token  # the app-level token, which only apps.connections.open takes
         self.signing_secret = signing_secret
         self.team_id = team_id
         self.rate_limits = rate_limits
@@ -486,6 +489,8 @@ class FakeSlack:
         call = Call(method, args, 200, at=started, body=body)
         if token is None:
             return self._answer(call, {"ok": False, "error": "not_authed"})
+        if method == "apps.connections.open":
+            return self._answer(call, self._connections_open(token))
         if token != self.bot_token:
             return self._answer(call, {"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
@@ -601,6 +606,15 @@ class FakeSlack:
         self.messages[channel.id].append(message)
         self._echo({**message.json(), "channel": channel.id, "channel_type": channel.channel_type})
         return message
+
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        """Socket Mode's URL, for the app-level token only (a bot token is the wrong type). The fake
+        serves no Socket Mode connection: the URL proves the token, as `grokbot check` uses it."""
+        if token == self.bot_token:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token != self.app_token:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode/?ticket={uuid.uuid4().hex}"}
 
     async def m_auth_test(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return {
