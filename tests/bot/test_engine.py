@@ -25,7 +25,7 @@ from bot.platform import Attachment, Author, Command, Feedback, Place, parse_com
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
 from bot.tables import QuotaCounter, Turn, UsageEvent
-from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build
+from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build, with_deferrals
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply
 
@@ -518,17 +518,8 @@ async def test_ask_defer_delivers_the_answer_later_and_charges_the_real_cost(
 ) -> None:
     from datetime import timedelta
 
-    from bot.jobs import Deferrals, DeferredRequests
-
     env = build(fake_xai, grok, sessions)
-    deferrals = Deferrals(
-        DeferredRequests(sessions, clock=env.clock, instance_id="test"),
-        grok=grok,
-        quotas=env.quotas,
-        platforms={"fake": env.platform},
-        clock=env.clock,
-    )
-    env.engine.deferrals = deferrals
+    deferrals = with_deferrals(env, grok, sessions)
     fake_xai.queue_reply(
         ScriptedReply(text="A considered answer.", deferred_pending_polls=2, cost_ticks=5000)
     )
