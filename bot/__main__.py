@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "check",
-        help="validate the configuration and try the xAI key and models",
-        description="Validate the configuration, call the xAI API key and model endpoints, print "
-        "what works and what does not; exit non-zero on any failure.",
+        help="validate the configuration and try the database, xAI, Slack and Discord",
+        description="Validate the configuration; try the database, the xAI key, models, prices and "
+        "Responses API, and the Slack and Discord tokens that are set (Slack's signing secret or "
+        "app-level token, Discord's Message Content intent); print what works and, for what does "
+        "not, the fix; exit non-zero on any failure.",
     )
     usage = commands.add_parser(
         "usage",
@@ -261,9 +263,13 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+    """The core's checks, then each platform's, from its adapter."""
+    from adapters.discord import check_discord
+    from adapters.slack import check_slack
     from bot.services import check
 
-    return EXIT_OK if run_loop(check(settings, out=sys.stdout)) else EXIT_FAILED
+    checked = run_loop(check(settings, out=sys.stdout, platforms=(check_slack, check_discord)))
+    return EXIT_OK if checked else EXIT_FAILED
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:

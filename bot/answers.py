@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import store
+from bot.answer_lines import log_answer
 from bot.callers import charge_key
 from bot.conversation import estimate_tokens
 from bot.db import Sessions
@@ -67,6 +68,9 @@ class Pending:
     prompt_tokens: int  # our estimate, used when the API reports no usage
     # The latest reasoning pieces; joined only when the thinking status is shown.
     reasoning: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    # When the request went to Grok and its first token came back (monotonic s), for the log line.
+    started: float = 0.0
+    first_token: float | None = None
 
 
 class Answers:
@@ -93,6 +97,7 @@ class Answers:
 
     async def stream(self, pending: Pending, audience: Audience) -> None:
         """Stream the answer to `pending` into the chat; charge and record it once delivered."""
+        pending.started = self._monotonic()
         gathering = Gathering()
         writer = self._writer(pending.question.incoming, audience, gathering)
         completion: Completion | None = None
@@ -140,6 +145,8 @@ class Answers:
         answering = False
         try:
             async for event in events:
+                if pending.first_token is None:
+                    pending.first_token = self._monotonic()
                 if writer.stopped:  # closing the stream stops the generation upstream
                     raise AnswerStopped("the answer was stopped in the chat")
                 if type(event) is ContentDelta:
@@ -228,6 +235,18 @@ class Answers:
         links = store.Links(incoming.place.platform, incoming.place.channel, messages)
         await store.add_turns(
             self._sessions, pending.conversation_id, [pending.asked, answer], now=self._clock(), links=links
+        )
+        now, first = self._monotonic(), pending.first_token
+        log_answer(
+            "chat",
+            question.place,
+            user=incoming.author.id,
+            model=model,
+            cost_ticks=cost,
+            usage=usage,
+            first_token_s=None if first is None else first - pending.started,
+            total_s=now - pending.started,
+            finish=completion.finish_reason,
         )
 
 

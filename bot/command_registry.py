@@ -1,16 +1,30 @@
 """The chat commands and their options, each defined once: the text parser, the engine's routing,
-the handlers' option checks and the help all read `REGISTRY`.
+the handlers' option checks and the help all read `REGISTRY`; so do the suggestions for a mistyped
+command name.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["REGISTRY", "TEXT_OPTION", "Action", "CommandSpec", "OptionSpec", "spec_of"]
+__all__ = [
+    "REGISTRY",
+    "TEXT_OPTION",
+    "Action",
+    "CommandSpec",
+    "OptionSpec",
+    "spec_of",
+    "suggest",
+    "unknown_command",
+]
 
 # Discord's name for a command's free text, accepted as an option wherever a command takes text.
 TEXT_OPTION = "prompt"
+# How alike (difflib's ratio) a word must be to a command name to be taken for its typo: `usgae`,
+# `imagin`, `rset` and `hlep` are; `hello`, `test` and `thanks` are not.
+TYPO_SIMILARITY = 0.75
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,8 @@ class CommandSpec:
     text: str = ""  # the free text, as help writes it ("<question>"); "" when it takes none
     options: tuple[OptionSpec, ...] = ()
     actions: tuple[Action, ...] = ()  # subcommands; their options are the command's too
-    # Options only: a message of just this word runs it, and more words make it a question.
+    # Options only: a message of just this word runs it (help: also with a command's name after
+    # it), and more words make it a question.
     textless: bool = False
     note: str = ""  # one more sentence for the help
 
@@ -67,6 +82,12 @@ class CommandSpec:
     def usage(self) -> str:
         """How it is written, optional options in brackets: `imagine [count:1-4] <prompt>`."""
         return _written(self.name, self.options, self.text, brackets=True)
+
+    @property
+    def usages(self) -> str:
+        """Every way it is written, optional options in brackets, as help and errors list them."""
+        forms = self.forms() if self.actions else (self.usage,)
+        return " · ".join(f"`{form}`" for form in forms)
 
     def forms(self) -> tuple[str, ...]:
         """How help writes it: with its required options and its text, or one form per action."""
@@ -144,7 +165,7 @@ REGISTRY: tuple[CommandSpec, ...] = (
         textless=True,
     ),
     CommandSpec("reset", "forget this conversation's history", textless=True),
-    CommandSpec("help", "this list", textless=True),
+    CommandSpec("help", "this list, or one command's options", text="[<command>]", textless=True),
 )
 
 _BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in REGISTRY}
@@ -153,3 +174,17 @@ _BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in REGISTRY}
 def spec_of(name: str) -> CommandSpec | None:
     """The registered command called `name`, if any."""
     return _BY_NAME.get(name)
+
+
+def suggest(word: str) -> str | None:
+    """The command `word` is most likely a typo of (`usgae` → `usage`), if it is close to one."""
+    close = difflib.get_close_matches(word.lower(), list(_BY_NAME), n=1, cutoff=TYPO_SIMILARITY)
+    return close[0] if close else None
+
+
+def unknown_command(word: str) -> str:
+    """What to tell someone who wrote `word` as a command name: the nearest name, then every one."""
+    nearest = suggest(word)
+    hint = f" Did you mean `{nearest}`?" if nearest else ""
+    names = ", ".join(f"`{spec.name}`" for spec in REGISTRY)
+    return f"`{word}` is not a command.{hint} The commands: {names}; `help <command>` shows its options."

@@ -35,6 +35,7 @@ __all__ = [
     "DigestBook",
     "Handler",
     "ask_options",
+    "command_help",
     "command_list",
     "help_text",
     "parse_bool",
@@ -86,9 +87,27 @@ def help_text(registry: Sequence[CommandSpec] = REGISTRY) -> str:
     """Every command of `registry`, how it is written, and each of its options."""
     lines = ["**Grok commands**", *(_help_line(spec) for spec in registry)]
     lines.append(
-        "Options are written `name:value` before the text. Mention me or reply to my messages to "
-        "keep talking; threads I answer in are conversations."
+        f"Options are written `name:value` before the text. {QUOTING} A question may start with "
+        "`ask`'s options: `defer:true why is the sky blue`. `help <command>` shows one command. "
+        "Mention me or reply to my messages to keep talking; threads I answer in are conversations."
     )
+    return "\n".join(lines)
+
+
+QUOTING = 'A value with spaces is quoted: `schedule:"mon 09:00"`.'
+
+
+def command_help(spec: CommandSpec) -> str:
+    """One command: how it is written, what each of its options does, and how values are quoted."""
+    lines = [f"**{spec.name}** — {spec.about}.", f"Usage: {spec.usages}"]
+    for option in spec.all_options:
+        required = " (required)" if option.required else ""
+        about = f": {option.about}" if option.about else ""
+        lines.append(f"• `{option.written}`{required}{about}")
+    if spec.note:
+        lines.append(spec.note)
+    if spec.all_options:
+        lines.append(f"Options come before the text. {QUOTING}")
     return "\n".join(lines)
 
 
@@ -169,7 +188,9 @@ def ask_options(incoming: Incoming) -> AskOptions:
 
 
 async def help_command(ctx: CommandContext, incoming: Incoming) -> None:
-    await ctx.answer_privately(incoming, help_text())
+    """Every command, or with a command's name (`help imagine`) that command's options."""
+    spec = spec_of(incoming.command.text.strip().lower()) if incoming.command else None
+    await ctx.answer_privately(incoming, command_help(spec) if spec else help_text())
 
 
 async def reset_command(ctx: CommandContext, incoming: Incoming) -> None:

@@ -5,10 +5,12 @@ platform's upload limit with the revised prompt, and charge per image (or releas
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Sequence
 
 from PIL import Image as PILImage
 
+from bot.answer_lines import log_answer
 from bot.callers import Caller, charge_key
 from bot.errors import BadInput, PlatformError
 from bot.grok import GeneratedImage, GrokClient, ImageResult, user_hash
@@ -40,12 +42,13 @@ class ImageMaker:
         reservation = await self._quotas.reserve(
             caller.payer, ticks=price, images=count, is_admin=caller.is_exempt
         )
+        started = time.monotonic()
         try:
             result = await self._post(incoming, audience, prompt=prompt, count=count)
         except BaseException:
             await self._quotas.release(reservation)
             raise
-        await self._settle(reservation, result, incoming, price=price)
+        await self._settle(reservation, result, incoming, price=price, started=started)
 
     async def _post(self, incoming: Incoming, audience: Audience, *, prompt: str, count: int) -> ImageResult:
         platform = audience.platform
@@ -65,18 +68,29 @@ class ImageMaker:
         return result
 
     async def _settle(
-        self, reservation: Reservation, result: ImageResult, incoming: Incoming, *, price: int
+        self, reservation: Reservation, result: ImageResult, incoming: Incoming, *, price: int, started: float
     ) -> None:
+        model = result.model or self._model
+        cost = result.cost_ticks if result.cost_ticks is not None else price
         await self._quotas.settle(
             reservation,
             Charge(
                 kind="image",
-                model=result.model or self._model,
-                cost_ticks=result.cost_ticks if result.cost_ticks is not None else price,
+                model=model,
+                cost_ticks=cost,
                 images=len(result.images),
                 idempotency_key=charge_key("image", incoming),
                 conversation_key=incoming.place.key,
             ),
+        )
+        log_answer(
+            "image",
+            incoming.place,
+            user=incoming.author.id,
+            model=model,
+            cost_ticks=cost,
+            images=len(result.images),
+            total_s=time.monotonic() - started,
         )
 
 

@@ -56,8 +56,13 @@ class TextFormatter(logging.Formatter):
         return mask(super().format(record), self.secrets)
 
 
+# A record's own attributes; any other one came through `extra=` and becomes a JSON key.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line for log collectors: timestamp, level, logger, message, exception."""
+    """One JSON object a line for log collectors: timestamp, level, logger, message, exception, and
+    the fields a record was given with `extra=` (an answer's place, model, tokens, cost, latency)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -70,11 +75,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": mask(record.getMessage(), self.secrets),
         }
+        for key, value in vars(record).items():
+            if key not in RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = mask(value, self.secrets) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = mask(self.formatException(record.exc_info), self.secrets)
         if record.stack_info:
             entry["stack"] = mask(self.formatStack(record.stack_info), self.secrets)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def drop_unavoidable(record: logging.LogRecord) -> bool:

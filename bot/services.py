@@ -1,5 +1,6 @@
 """The core's long-lived parts wired together (database, HTTP client, Grok client, quotas, engine),
-and the operator commands that need them: `grokbot check` and `grokbot usage`.
+and the operator commands that need them: `grokbot check` (its core part; bot/checks.py has the
+lines) and `grokbot usage`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -18,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import store
 from bot.admin import XaiWatch
+from bot.checks import CheckLine, PlatformCheck, write_lines, xai_lines
 from bot.db import Sessions, create_engine, database_report, session_factory, upgrade
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
-from bot.errors import BotError
-from bot.grok import GrokClient, ModelInfo, Observer, http_client
+from bot.grok import GrokClient, Observer, http_client
 from bot.jobs import HEARTBEAT_WINDOW, Deferrals, DeferredRequests, Jobs, Notices, heartbeat_check, heartbeats
 from bot.platform import Platform
-from bot.quotas import Quotas, format_usd
+from bot.quotas import Quotas
 from bot.settings import Settings
 from bot.web import WebServer, database_check
 
@@ -164,57 +166,16 @@ def _alive(instance: str) -> bool:
     return True
 
 
-def _find(models: list[ModelInfo], name: str) -> ModelInfo | None:
-    for model in models:
-        if model.id == name or name in model.aliases:
-            return model
-    return None
-
-
-async def check(settings: Settings, *, out: TextIO) -> bool:
-    """Try the database, the xAI key and the configured models; print what works. True if all do."""
-    ok = True
-
-    def say(good: bool, line: str) -> None:
-        nonlocal ok
-        ok = ok and good
-        out.write(f"{'✓' if good else '✗'} {line}\n")
-
-    say(True, "configuration is valid")
-    say(*await database_report(settings.database_url))
-    if settings.xai_api_key is None:
-        say(False, "XAI_API_KEY is not set")
-        return ok
+async def check(settings: Settings, *, out: TextIO, platforms: Sequence[PlatformCheck] = ()) -> bool:
+    """Try the database, xAI (the key, the models and their prices, the Responses API) and each
+    platform (the adapters' checks, passed in by the composition root); print a line for each, with
+    the fix under each failure. True when nothing failed."""
+    database = CheckLine(*await database_report(settings.database_url))
+    ok = write_lines([CheckLine(True, "configuration is valid"), database], out)
     async with http_client() as http:
-        grok = grok_client(settings, http)
-        try:
-            key = await grok.api_key_info()
-        except BotError as exc:
-            say(False, f"xAI API key rejected: {exc}")
-            return ok
-        say(not (key.blocked or key.disabled), f"xAI API key {key.redacted_key} ({key.name})")
-        try:
-            chat_models = await grok.language_models()
-            image_models = await grok.image_models()
-        except BotError as exc:
-            say(False, f"could not list models: {exc}")
-            return ok
-        for role, name, models in (
-            ("chat", settings.grokbot_model, chat_models),
-            ("reasoning", settings.grokbot_reasoning_model, chat_models),
-            ("image", settings.grokbot_image_model, image_models),
-        ):
-            model = _find(models, name)
-            if model is None:
-                say(False, f"{role} model {name!r} is not available to this key")
-            elif role == "image":
-                say(True, f"{role} model {name}: {format_usd(model.image_price)} per image")
-            else:
-                say(
-                    True,
-                    f"{role} model {name}: {format_usd(model.prompt_price * 1_000_000)} / "
-                    f"{format_usd(model.completion_price * 1_000_000)} per 1M tokens in / out",
-                )
+        ok = write_lines(await xai_lines(settings, http), out) and ok
+    for platform_check in platforms:
+        ok = write_lines(await platform_check(settings), out) and ok
     return ok
 
 

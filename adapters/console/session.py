@@ -67,7 +67,7 @@ def to_incoming(line: str, *, author: Author, number: int, session: str = "") ->
     message_id = f"{session}u{number}"
     if not text.startswith("/"):
         return Incoming(place=PLACE, author=author, text=text, message_id=message_id, event_id=message_id)
-    command = parse_command_text(text[1:])
+    command = parse_command_text(text)  # with its slash: `/usgae` is a mistyped command
     attachments: tuple[Attachment, ...] = ()
     if command.name == "ask" and "image" in command.options:
         options = dict(command.options)

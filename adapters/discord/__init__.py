@@ -11,16 +11,20 @@ For the composition root:
     await adapter.idle()         # until no message or command is being answered
     await adapter.stop()         # finishes in-flight answers (grace period), then closes the connection
 
-The modules: adapter (lifecycle, events), client (intents, invite permissions, the discord.py client),
-gateway (where to connect), sync (slash command sync), commands (their definitions), access
-(allow-lists), incoming (Discord → Incoming), places (Place convention, Target), platform
-(DiscordPlatform, ChannelReply), event_platform (per-message view), interaction and webhook (slash
-command answers), messages (what a message carries), refusals (Discord's errors as PlatformError).
+`check_discord(settings)` is Discord's part of `grokbot check`.
+
+The modules: adapter (lifecycle, events), check (the token and the Message Content intent), client
+(intents, invite permissions, the discord.py client), gateway (where to connect), sync (slash command
+sync), commands (their definitions), access (allow-lists), incoming (Discord → Incoming), places
+(Place convention, Target), platform (DiscordPlatform, ChannelReply), event_platform (per-message
+view), interaction and webhook (slash command answers), messages (what a message carries), refusals
+(Discord's errors as PlatformError).
 """
 
 from __future__ import annotations
 
 from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.check import check_discord
 from adapters.discord.platform import DiscordPlatform
 
-__all__ = ["DiscordAdapter", "DiscordPlatform"]
+__all__ = ["DiscordAdapter", "DiscordPlatform", "check_discord"]

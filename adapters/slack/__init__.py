@@ -6,6 +6,7 @@ The rest of the adapter (refusals, pacing, events, mrkdwn, the manifest) is its 
 from __future__ import annotations
 
 from adapters.slack.app import SlackAdapter
+from adapters.slack.check import check_slack
 from adapters.slack.platform import SlackPlatform
 
-__all__ = ["SlackAdapter", "SlackPlatform"]
+__all__ = ["SlackAdapter", "SlackPlatform", "check_slack"]

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot import store
+from bot.answer_lines import log_answer
 from bot.errors import DeferredGone, GrokError, PlatformError, PlatformRateLimited, PlatformUncertain
 from bot.grok import ChatRequest, Completion, GrokClient, Usage
 from bot.jobs.claims import LeaseLost
@@ -226,6 +227,17 @@ class Deferrals:
             await self._quotas.settle(reservation, charge)
         else:
             await self._quotas.charge(_subject(work), charge)
+        submitted = work.expires_at - EXPIRY  # a row expires EXPIRY after its submission
+        log_answer(
+            "deferred",
+            work.place,
+            user=work.user_id,
+            model=charge.model,
+            cost_ticks=cost,
+            usage=usage,
+            total_s=(self._clock() - submitted).total_seconds(),
+            finish=completion.finish_reason,
+        )
 
     async def _delivery_failed(self, work: Work, exc: PlatformError) -> None:
         """The post failed: retry later, or give up for good."""

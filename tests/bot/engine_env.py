@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.grok import GrokClient
+from bot.jobs import Deferrals, DeferredRequests
 from bot.platform import Attachment, Author, Command, Image, Incoming, Place
 from bot.quotas import Quotas
 from bot.settings import Settings
@@ -116,3 +117,16 @@ def build(
     quotas = Quotas(sessions, settings, clock=clock)
     engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas, clock=clock, monotonic=monotonic)
     return EngineEnv(engine, platform or FakePlatform(), fake, quotas, clock)
+
+
+def with_deferrals(env: EngineEnv, grok: GrokClient, sessions: Any) -> Deferrals:
+    """Deferred answers for `env`'s engine, on its clock and platform; poll them with `poll_due`."""
+    deferrals = Deferrals(
+        DeferredRequests(sessions, clock=env.clock, instance_id="test"),
+        grok=grok,
+        quotas=env.quotas,
+        platforms={"fake": env.platform},
+        clock=env.clock,
+    )
+    env.engine.deferrals = deferrals
+    return deferrals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,9 @@ import pytest
 
 from bot.__main__ import COMMANDS as HANDLERS
 from bot.__main__ import build_parser
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.fakes.xai import FakeXAI
 
 COMMANDS = ("run", "console", "migrate", "check", "usage")  # the contract's, as far as built
 
@@ -96,9 +100,17 @@ def test_usage_rejects_a_bad_date(tmp_path: Path) -> None:
     assert "YYYY-MM-DD" in result.stderr
 
 
-# Every command that opens the database, with what it needs to get that far.
+# Every command that opens the database, with what it needs to get that far (`check` goes on to
+# xAI and Slack: on loopback, where nobody answers).
 DATABASE_COMMANDS = ("migrate", "usage", "check", "console", "run")
-GETS_THAT_FAR = {"XAI_API_KEY": "xai-test", "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s"}
+NOWHERE = "http://127.0.0.1:1"  # nobody listens there
+GETS_THAT_FAR = {
+    "XAI_API_KEY": "xai-test",
+    "XAI_BASE_URL": f"{NOWHERE}/v1",
+    "SLACK_BOT_TOKEN": "xoxb-test",
+    "SLACK_SIGNING_SECRET": "s",
+    "SLACK_API_URL": f"{NOWHERE}/api/",
+}
 
 
 def sqlite_in(folder: Path) -> dict[str, str]:
@@ -166,3 +178,44 @@ def test_a_sqlite_file_in_a_read_only_folder_is_a_message(
     result = grokbot(command, cwd=tmp_path, env=sqlite_in(folder), wrap=wrap)
     assert_told(result, command, f"SQLite cannot write in {folder}", "read-only")
     assert not list(folder.iterdir())
+
+
+async def grokbot_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """`grokbot check` as a process (the fakes answer from this test's loop meanwhile)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "XAI_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "check",
+        cwd=cwd, env={**base, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert "Traceback" not in stderr.decode(), stderr.decode()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode()
+
+
+async def test_check_composes_the_xai_slack_and_discord_checks(fake_xai: FakeXAI, tmp_path: Path) -> None:
+    assert grokbot("migrate", cwd=tmp_path).returncode == 0
+    async with FakeSlack() as slack, FakeDiscord() as discord:
+        env = {
+            "XAI_API_KEY": fake_xai.api_key,
+            "XAI_BASE_URL": fake_xai.base_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": slack.api_url,
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_BASE_URL": discord.rest_url,
+        }
+        status, report = await grokbot_check(env, tmp_path)
+        assert status == 0, report
+        assert "✓ xAI API key" in report and "✓ the endpoint serves the Responses API" in report
+        assert "✓ Slack bot token: workspace Fake Workspace" in report
+        assert "✓ Slack Socket Mode: SLACK_APP_TOKEN opens a connection" in report
+        assert "✓ Discord bot token: bot user grokbot" in report
+        assert "the Message Content intent is on" in report
+        discord.message_content_enabled = False  # switched off in the portal
+        status, report = await grokbot_check(env, tmp_path)
+    assert status == 1
+    assert "✗ Discord application grokbot: the Message Content intent is off" in report
+    assert "  → Turn on" in report
+    for secret in (fake_xai.api_key, BOT_TOKEN, APP_TOKEN, discord.token):
+        assert secret not in report

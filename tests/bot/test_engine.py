@@ -28,7 +28,7 @@ from bot.store.conversations import find_conversation, recent_turns
 from bot.store.events import feedback_counts
 from bot.store.places import set_system_prompt
 from bot.tables import QuotaCounter, Turn, UsageEvent
-from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build
+from tests.bot.engine_env import ALICE, BOB, PLACE, EngineEnv, Watching, build, with_deferrals
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 from tests.fakes.xai import FakeXAI, Fault, ScriptedReply
 
@@ -521,17 +521,8 @@ async def test_ask_defer_delivers_the_answer_later_and_charges_the_real_cost(
 ) -> None:
     from datetime import timedelta
 
-    from bot.jobs import Deferrals, DeferredRequests
-
     env = build(fake_xai, grok, sessions)
-    deferrals = Deferrals(
-        DeferredRequests(sessions, clock=env.clock, instance_id="test"),
-        grok=grok,
-        quotas=env.quotas,
-        platforms={"fake": env.platform},
-        clock=env.clock,
-    )
-    env.engine.deferrals = deferrals
+    deferrals = with_deferrals(env, grok, sessions)
     fake_xai.queue_reply(
         ScriptedReply(text="A considered answer.", deferred_pending_polls=2, cost_ticks=5000)
     )

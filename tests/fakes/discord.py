@@ -54,6 +54,10 @@ TOKEN_LIFETIME_S = 15 * 60.0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_MESSAGE_CONTENT = 1 << 15
+# Application flags (GET /applications/@me): the portal's Message Content switch, as Discord sets it
+# for a verified app (over 100 servers) and for an unverified one.
+APP_FLAG_MESSAGE_CONTENT = 1 << 18
+APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
 FLAG_EPHEMERAL = 1 << 6
@@ -255,6 +259,7 @@ class FakeDiscord:
     ) -> None:
         self.token = token
         self.message_content_enabled = message_content_enabled  # the portal's "Message Content Intent"
+        self.verified = False  # an unverified app's switch sets the _LIMITED flag
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.ack_delay_s = 0.005
         self._clock = clock
@@ -743,7 +748,7 @@ class FakeDiscord:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume-gateway/",
-            "application": {"id": self.application_id, "flags": 1 << 19},
+            "application": {"id": self.application_id, "flags": self.application_flags},
             "private_channels": [],
             "relationships": [],
             "user_settings": {},
@@ -1203,6 +1208,7 @@ class FakeDiscord:
             ("GET", "/users/@me", self._get_me, BucketRule("me", 5, 5.0, ()), True),
             ("POST", "/users/@me/channels", self._create_dm, BucketRule("dm", 5, 5.0, ()), True),
             ("GET", "/oauth2/applications/@me", self._get_app, BucketRule("app", 5, 5.0, ()), True),
+            ("GET", "/applications/@me", self._get_app, BucketRule("app-me", 5, 5.0, ()), True),
             ("GET", "/gateway", self._get_gateway, None, True),
             ("GET", "/gateway/bot", self._get_gateway, None, True),
             (
@@ -1445,6 +1451,13 @@ class FakeDiscord:
             "locale": "en-US",
         }
 
+    @property
+    def application_flags(self) -> int:
+        """The application's flags: the Message Content intent as the portal has it."""
+        if not self.message_content_enabled:
+            return 0
+        return APP_FLAG_MESSAGE_CONTENT if self.verified else APP_FLAG_MESSAGE_CONTENT_LIMITED
+
     async def _get_app(self, _req: Request) -> tuple[int, Any]:
         owner = self._user_payload(self.snowflake(), "app-owner")
         return 200, {
@@ -1458,7 +1471,7 @@ class FakeDiscord:
             "bot_require_code_grant": False,
             "verify_key": secrets.token_hex(32),
             "owner": owner,
-            "flags": 1 << 19,
+            "flags": self.application_flags,
             "team": None,
             "bot": self.bot_user,
             "interactions_endpoint_url": None,
