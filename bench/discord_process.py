@@ -58,13 +58,12 @@ def serve_fakes(conn: Connection, text: str, tps: float, channels: int) -> None:
     asyncio.run(_serve_fakes(conn, text, tps, channels))
 
 
-async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
+def shown_discord() -> Any:
+    """A FakeDiscord (made in the fakes' process) that records each version as a reader sees it,
+    embeds included."""
     from tests.fakes.discord import FakeDiscord
-    from tests.fakes.xai import FakeXAI, ScriptedReply
 
     class Shown(FakeDiscord):
-        """Records each version as a reader sees it, embeds included."""
-
         def _new_message(self, channel_id: str, **kwargs: Any) -> dict[str, Any]:
             message = super()._new_message(channel_id, **kwargs)
             self.message_versions[message["id"]][-1] = shown(message)
@@ -74,7 +73,13 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
             super()._edit_message(message, body, files)
             self.message_versions[message["id"]][-1] = shown(message)
 
-    discord_fake, xai = Shown(), FakeXAI()
+    return Shown()
+
+
+async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
+    from tests.fakes.xai import FakeXAI, ScriptedReply
+
+    discord_fake, xai = shown_discord(), FakeXAI()
     await discord_fake.start()
     await xai.start()
     guild = discord_fake.add_guild("bench")
