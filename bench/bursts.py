@@ -1,6 +1,6 @@
 """What the burst benchmarks share: each answer's first and final lag read from the fakes' version
-timelines, p50/p99, what the platform's limits allow at best (the floor), bots started as processes
-(grokbot or a peer), interleaved runs and the report with ratios.
+timelines, p50/p99, bots started as processes (grokbot or a peer), interleaved runs and the report
+with ratios (what the limits allow is bench/floors.py's).
 
 Lags, per answer, on the fakes' clock (time.perf_counter, system-wide on Linux):
 - first lag: the fake xAI's first write of the answer's stream → the first version of one of its
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import multiprocessing
 import os
 import re
 import shlex
@@ -26,11 +27,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 QUESTION = re.compile(r"question (\d+)")
 NOTICE = "⚠️"  # how grokbot (and the issue) mark a message that only says what happened
@@ -183,104 +184,6 @@ def summarize(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# -- what the limits allow ----------------------------------------------------------------------
-
-
-class Gate(Protocol):
-    def take(self, ready: float) -> float:
-        """The earliest time at or after `ready` a request may go; it is counted then."""
-        ...
-
-
-@dataclass
-class FixedWindow:
-    """Discord's fake: `limit` requests per `period`, the window opened by its first request."""
-
-    limit: int
-    period: float
-    start: float = float("-inf")
-    used: int = 0
-
-    def take(self, ready: float) -> float:
-        at = max(ready, self.start)  # first come, first served
-        if at - self.start >= self.period:
-            self.start, self.used = at, 0
-        if self.used >= self.limit:
-            at = self.start = self.start + self.period
-            self.used = 0
-        self.used += 1
-        return at
-
-
-@dataclass
-class SlidingWindow:
-    """Slack's fake tiers: at most `limit` requests in any `period` seconds."""
-
-    limit: int
-    period: float = 60.0
-    stamps: deque[float] = field(default_factory=deque)
-
-    def take(self, ready: float) -> float:
-        at = max(ready, self.stamps[-1]) if self.stamps else ready  # first come, first served
-        if len(self.stamps) >= self.limit:
-            at = max(at, self.stamps[-self.limit] + self.period)
-        self.stamps.append(at)
-        return at
-
-
-@dataclass
-class TokenBucket:
-    """Slack's fake posting limit per channel: `rate` a second with a burst of `burst`."""
-
-    rate: float
-    burst: int
-    tokens: float = -1.0
-    stamp: float | None = None
-
-    def take(self, ready: float) -> float:
-        if self.stamp is None:
-            self.tokens, self.stamp = float(self.burst), ready
-        at = max(ready, self.stamp)
-        self.tokens = min(self.burst, self.tokens + (at - self.stamp) * self.rate)
-        if self.tokens < 1.0:
-            at += (1.0 - self.tokens) / self.rate
-            self.tokens = 1.0
-        self.tokens -= 1.0
-        self.stamp = at
-        return at
-
-
-# (gate of answer i's posts, gate of its edits): fresh gates for one simulated schedule.
-Gates = Callable[[], tuple[Callable[[int], Gate], Callable[[int], Gate]]]
-
-
-def floor(starts: Sequence[float], ends: Sequence[float], gates: Gates) -> dict[str, Any]:
-    """The best final lags the limits allow these streams: the first k answers (by start) post their
-    first words as their streams start, and every answer is finished by one request as its stream
-    ends (an edit, or a post of the whole answer when none was posted), in the order streams end;
-    no interim edits. The best k (lowest p99, then p50, then the most first words at once) is kept."""
-    order = sorted(range(len(starts)), key=lambda i: starts[i])
-    best: dict[str, Any] = {}
-    for k in range(len(starts) + 1):
-        post_gate, edit_gate = gates()
-        early = set(order[:k])
-        requests = sorted([(starts[i], 0, i) for i in early] + [(ends[i], 1, i) for i in order])
-        posted: dict[int, float] = {}
-        lags: list[float] = []
-        for ready, final, i in requests:
-            if not final:
-                posted[i] = post_gate(i).take(ready)
-            elif i in posted and posted[i] >= ends[i]:
-                lags.append(posted[i] - ends[i])  # its first post came too late to be edited: it was whole
-            else:
-                gate = edit_gate(i) if i in posted else post_gate(i)
-                lags.append(gate.take(ready) - ends[i])
-        p50, p99 = pct(lags, 50), pct(lags, 99)
-        if not best or (p99, p50) <= (best["final_lag_s_p99"], best["final_lag_s_p50"]):
-            best = {"final_lag_s_p50": p50, "final_lag_s_p99": p99, "first_words_at_once": k}
-    return best
-
-
 # -- bots as processes ----------------------------------------------------------------------------
 
 
@@ -314,6 +217,16 @@ def interleaved(found: Sequence[Bot], runs: int) -> Iterator[tuple[int, Bot]]:
     for run in range(runs):
         for bot in found if run % 2 == 0 else list(reversed(found)):
             yield run + 1, bot
+
+
+def spawn_fakes(target: Callable[..., None], *args: object) -> tuple[Any, Connection, dict[str, Any]]:
+    """Start `target(conn, *args)` (the fakes' `serve_fakes`) in a child process: the process, this
+    side's pipe end, and what the child sent first (bench/timing.py's `serve_control`)."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=target, args=(child, *args), daemon=True)
+    process.start()
+    return process, parent, parent.recv()
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ posts the other five whole when the send window reopens at 5 s: final lags 0 and
 E = 4 s p50 0.5 s and p99 1 s (and about 0 once E passes 5 s: the fake's pacing is slower under
 load). Were sends and edits one 5-per-5 s bucket (the issue's reading), the best is five whole
 posts at E and five at E + 5: p50 2.5 s, p99 5 s. Both floors are computed from each run's real
-stream times (`floor` in bench/bursts.py). platforms.md reports about 5 sends a second per channel,
+stream times (`floor` in bench/floors.py). platforms.md reports about 5 sends a second per channel,
 so the fake's send limit is the stricter of the two readings.
 """
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import multiprocessing
 import tempfile
 import time
 from collections import Counter
@@ -44,12 +43,9 @@ from aiohttp import web
 
 from bench.bursts import (
     Bot,
-    FixedWindow,
-    Gates,
     add_bot_options,
     answer_lags,
     bots,
-    floor,
     free_port,
     interleaved,
     keyed_xai,
@@ -58,11 +54,13 @@ from bench.bursts import (
     report,
     seconds,
     settle,
+    spawn_fakes,
     start_bot,
     stop_bot,
     summarize,
 )
-from bench.discord_process import shown_discord
+from bench.discord_process import discord_env, shown_discord
+from bench.floors import FixedWindow, Gates, floor
 from bench.timing import answer_text, save, serve_control
 
 RESULTS = Path(__file__).resolve().parent / "results" / "discord_burst.json"
@@ -142,15 +140,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
         conn,
         {"/mentions": mentions, "/progress": progress_, "/state": state},
         {
-            "env": {
-                "DISCORD_TOKEN": discord_fake.token,
-                "DISCORD_API_BASE_URL": discord_fake.rest_url,
-                "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-                "DISCORD_GUILD_IDS": guild,
-                "XAI_API_KEY": xai.api_key,
-                "XAI_BASE_URL": xai.base_url,
-                "GROKBOT_XAI_API": "chat",
-            },
+            "env": {**discord_env(discord_fake, xai, guild), "GROKBOT_XAI_API": "chat"},
             "limits": {k: defaults[f"channel_{k}_limit"].default for k in ("send", "edit")},
         },
         discord_fake,
@@ -202,11 +192,7 @@ def limits_floor(answers: list[dict[str, Any]], limits: dict[str, Any]) -> dict[
 
 def run_once(bot: Bot, run: int, args: argparse.Namespace) -> dict[str, Any]:
     text = answer_text(args.words, WORDS)
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    fakes = context.Process(target=serve_fakes, args=(child, text, args.tps, args.answers), daemon=True)
-    fakes.start()
-    info = parent.recv()
+    fakes, parent, info = spawn_fakes(serve_fakes, text, args.tps, args.answers)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "bot.log"
         env = {**info["env"], "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db", "PORT": str(free_port())}

@@ -58,6 +58,18 @@ def serve_fakes(conn: Connection, text: str, tps: float, channels: int) -> None:
     asyncio.run(_serve_fakes(conn, text, tps, channels))
 
 
+def discord_env(discord_fake: Any, xai: Any, guild: str) -> dict[str, str]:
+    """The contract's variables that point a bot at the fakes."""
+    return {
+        "DISCORD_TOKEN": discord_fake.token,
+        "DISCORD_API_BASE_URL": discord_fake.rest_url,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DISCORD_GUILD_IDS": guild,
+        "XAI_API_KEY": xai.api_key,
+        "XAI_BASE_URL": xai.base_url,
+    }
+
+
 def shown_discord() -> Any:
     """A FakeDiscord (made in the fakes' process) that records each version as a reader sees it,
     embeds included."""
@@ -114,16 +126,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
     await serve_control(
         conn,
         {"/mention": mention, "/state": state},
-        {
-            "env": {
-                "DISCORD_TOKEN": discord_fake.token,
-                "DISCORD_API_BASE_URL": discord_fake.rest_url,
-                "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-                "DISCORD_GUILD_IDS": guild,
-                "XAI_API_KEY": xai.api_key,
-                "XAI_BASE_URL": xai.base_url,
-            },
-        },
+        {"env": discord_env(discord_fake, xai, guild)},
         discord_fake,
         xai,
     )

@@ -24,7 +24,7 @@ channel with a burst of 4 (no workspace cap), chat.update 50 per minute per work
 chat.appendStream 100 (Tier 4). 20 answers in 20 channels: 20 first posts, one per channel, at
 once; 20 finals are 20 chat.update calls, within the 50 of one window: every answer can be whole as
 its stream ends, final lag ~0. 40 answers in 10 channels: 4 first posts per channel fit its burst,
-and 40 finals fit the 50. `floor` in bench/bursts.py computes this from each run's stream times.
+and 40 finals fit the 50. `floor` in bench/floors.py computes this from each run's stream times.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import multiprocessing
 import tempfile
 import time
 from collections import Counter
@@ -45,7 +44,8 @@ import httpx
 from aiohttp import web
 
 from bench import bursts
-from bench.bursts import Bot, Gates, SlidingWindow, TokenBucket
+from bench.bursts import Bot
+from bench.floors import Gates, SlidingWindow, TokenBucket, floor
 from bench.timing import answer_text, save, serve_control
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -206,11 +206,7 @@ def start_instances(
 
 def run_once(bot: Bot, run: int, args: argparse.Namespace) -> dict[str, Any]:
     text = answer_text(args.words, WORDS)
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    fakes = context.Process(target=serve_fakes, args=(child, text, args.tps, args.channels), daemon=True)
-    fakes.start()
-    info = parent.recv()
+    fakes, parent, info = bursts.spawn_fakes(serve_fakes, text, args.tps, args.channels)
     database = f"bench_slack_burst_{run}_{int(time.time())}"
     shared = args.instances > 1
     processes: list[Any] = []
@@ -254,7 +250,7 @@ def measure(
         return (lambda i: posts[streamed[i][0] % args.channels]), (lambda i: updates)
 
     fresh: Gates = gates
-    floor = bursts.floor([a["start"] for _, a in streamed], [a["end"] for _, a in streamed], fresh)
+    best = floor([a["start"] for _, a in streamed], [a["end"] for _, a in streamed], fresh)
     return {
         "bot": bot.name,
         "run": run,
@@ -266,7 +262,7 @@ def measure(
         "rate_limited_429": state["rate_limited"],
         "calls": state["calls"],
         "errors": state["errors"],
-        "floor": {**floor, "limits": limits},
+        "floor": {**best, "limits": limits},
         "per_answer": [{k: v for k, v in a.items() if k != "writes"} for a in answers],
     }
 
