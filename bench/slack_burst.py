@@ -189,19 +189,17 @@ async def drive(control_url: str, ports: list[int], args: argparse.Namespace) ->
         return dict((await control.post("/state", json={})).json(), keys=keys)
 
 
-def start_instances(
-    bot: Bot, env: dict[str, str], tmp: Path, count: int
-) -> tuple[list[Any], list[int], Path]:
-    log = tmp / "bot.log"
+def start_instances(bot: Bot, env: dict[str, str], log: Path, count: int, processes: list[Any]) -> list[int]:
+    """`count` processes of `bot` (appended to `processes` as they start), each on its port."""
     if count > 1 and bot.name == "grokbot":
         migrate = Bot(bot.name, [*bot.command[:-1], "migrate"], bot.cwd)
         if bursts.start_bot(migrate, env, log).wait(120) != 0:
             raise SystemExit(f"grokbot migrate failed:\n{log.read_text()[-3000:]}")
     ports = [bursts.free_port() for _ in range(count)]
-    processes = [bursts.start_bot(bot, {**env, "PORT": str(port)}, log) for port in ports]
+    processes.extend(bursts.start_bot(bot, {**env, "PORT": str(port)}, log) for port in ports)
     for port, process in zip(ports, processes, strict=True):
         bursts.wait_port(port, process, log)
-    return processes, ports, log
+    return ports
 
 
 def run_once(bot: Bot, run: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -217,9 +215,8 @@ def run_once(bot: Bot, run: int, args: argparse.Namespace) -> dict[str, Any]:
             else f"sqlite+aiosqlite:///{tmp}/b.db"
         )
         try:
-            processes, ports, _ = start_instances(
-                bot, {**info["env"], "DATABASE_URL": url}, Path(tmp), args.instances
-            )
+            env = {**info["env"], "DATABASE_URL": url}
+            ports = start_instances(bot, env, Path(tmp) / "bot.log", args.instances, processes)
             state = asyncio.run(drive(info["control"], ports, args))
         finally:
             for process in processes:
