@@ -58,13 +58,24 @@ def serve_fakes(conn: Connection, text: str, tps: float, channels: int) -> None:
     asyncio.run(_serve_fakes(conn, text, tps, channels))
 
 
-async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
+def discord_env(discord_fake: Any, xai: Any, guild: str) -> dict[str, str]:
+    """The contract's variables that point a bot at the fakes."""
+    return {
+        "DISCORD_TOKEN": discord_fake.token,
+        "DISCORD_API_BASE_URL": discord_fake.rest_url,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DISCORD_GUILD_IDS": guild,
+        "XAI_API_KEY": xai.api_key,
+        "XAI_BASE_URL": xai.base_url,
+    }
+
+
+def shown_discord() -> Any:
+    """A FakeDiscord (made in the fakes' process) that records each version as a reader sees it,
+    embeds included."""
     from tests.fakes.discord import FakeDiscord
-    from tests.fakes.xai import FakeXAI, ScriptedReply
 
     class Shown(FakeDiscord):
-        """Records each version as a reader sees it, embeds included."""
-
         def _new_message(self, channel_id: str, **kwargs: Any) -> dict[str, Any]:
             message = super()._new_message(channel_id, **kwargs)
             self.message_versions[message["id"]][-1] = shown(message)
@@ -74,7 +85,13 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
             super()._edit_message(message, body, files)
             self.message_versions[message["id"]][-1] = shown(message)
 
-    discord_fake, xai = Shown(), FakeXAI()
+    return Shown()
+
+
+async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
+    from tests.fakes.xai import FakeXAI, ScriptedReply
+
+    discord_fake, xai = shown_discord(), FakeXAI()
     await discord_fake.start()
     await xai.start()
     guild = discord_fake.add_guild("bench")
@@ -109,16 +126,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
     await serve_control(
         conn,
         {"/mention": mention, "/state": state},
-        {
-            "env": {
-                "DISCORD_TOKEN": discord_fake.token,
-                "DISCORD_API_BASE_URL": discord_fake.rest_url,
-                "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
-                "DISCORD_GUILD_IDS": guild,
-                "XAI_API_KEY": xai.api_key,
-                "XAI_BASE_URL": xai.base_url,
-            },
-        },
+        {"env": discord_env(discord_fake, xai, guild)},
         discord_fake,
         xai,
     )

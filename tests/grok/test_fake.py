@@ -165,6 +165,21 @@ async def test_requests_are_recorded(fake_xai: FakeXAI, raw: httpx.AsyncClient) 
     assert recorded.json == chat()
 
 
+async def test_send_log_keys_streams_by_conv_id_or_by_an_override(
+    fake_xai: FakeXAI, raw: httpx.AsyncClient
+) -> None:
+    """Benchmarks time each stream's writes: under its x-grok-conv-id, or under what an overriding
+    `send_log_key` reads from the body (for bots that send no such header)."""
+    fake_xai.send_log = {}
+    fake_xai.default_reply = ScriptedReply(text="Oi there", chunk_chars=4, tokens_per_second=1000)
+    await raw.post("/chat/completions", json=chat(stream=True), headers={"X-Grok-Conv-Id": "c-1"})
+    fake_xai.send_log_key = lambda request, body: body["messages"][-1]["content"]  # type: ignore[method-assign]
+    await raw.post("/chat/completions", json=chat(stream=True), headers={"X-Grok-Conv-Id": "c-2"})
+    assert set(fake_xai.send_log) == {"c-1", "hi"}
+    assert [chars for _, chars in fake_xai.send_log["hi"]] == [4, 8]
+    assert fake_xai.send_log["c-1"] == sorted(fake_xai.send_log["c-1"])
+
+
 async def test_tpm_limit(fake_xai: FakeXAI, raw: httpx.AsyncClient) -> None:
     fake_xai.tpm_limit = 50
     fake_xai.rate_limit_retry_after = 7

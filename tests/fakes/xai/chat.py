@@ -234,7 +234,7 @@ class _Answer:
         gap = 1.0 / reply.tokens_per_second if reply.tokens_per_second else 0.0
         running = self.fake.running_usage
         log = self.fake.send_log
-        sends = None if log is None else log.setdefault(request.headers.get("x-grok-conv-id", ""), [])
+        sends = None if log is None else log.setdefault(self.fake.send_log_key(request, self.body), [])
         buffer: list[bytes] = []
         sent_text = sent_reasoning = 0
         try:

@@ -120,6 +120,11 @@ class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
         typical flat error body."""
         self._failures.append(_Failure(status, times, body, retry_after, path))
 
+    def send_log_key(self, request: web.Request, body: dict[str, Any]) -> str:
+        """Under which key a stream's writes go in `send_log`: the request's x-grok-conv-id.
+        A benchmark may override it to tell apart the streams of bots that send no such header."""
+        return request.headers.get("x-grok-conv-id", "")
+
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/chat/completions"]
 
