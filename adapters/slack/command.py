@@ -42,13 +42,20 @@ class CommandPlatform:
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
         """Notices for the caller in the command's channel may be relayed; other texts are not."""
-        to_caller = bool(private_to) and private_to == self.user and place.channel == self.channel
         return await self.base.post_text(
-            place, text, private_to=private_to, relay=self.relay if to_caller else None
+            place, text, private_to=private_to, relay=self._relay_to(private_to, place)
         )
 
     async def post_images(self, place: Place, images: Sequence[Image], *, text: str = "") -> str:
         return await self.base.post_images(place, images, text=text)
+
+    async def post_images_privately(
+        self, place: Place, images: Sequence[Image], *, text: str, user_id: str
+    ) -> str:
+        """The note for the caller in the command's channel may be relayed, as `post_text`'s."""
+        return await self.base.post_images_privately(
+            place, images, text=text, user_id=user_id, relay=self._relay_to(user_id, place)
+        )
 
     async def direct_message(self, user_id: str, text: str) -> str:
         return await self.base.direct_message(user_id, text)
@@ -60,3 +67,8 @@ class CommandPlatform:
         self, place: Place, *, since: datetime, until: datetime, limit: int = 2000
     ) -> Sequence[ChannelMessage]:
         return await self.base.channel_history(place, since=since, until=until, limit=limit)
+
+    def _relay_to(self, user_id: str, place: Place) -> Relay | None:
+        """The command's response_url, for what goes privately to its caller in its channel."""
+        to_caller = bool(user_id) and user_id == self.user and place.channel == self.channel
+        return self.relay if to_caller else None
