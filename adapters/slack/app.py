@@ -13,7 +13,8 @@ Composition root:
 Every request is acknowledged at once; the work runs afterwards in tasks the adapter tracks.
 Redeliveries of an event id are answered 200 and dropped (the engine claims each event id in the
 database, across instances). Each /grok command reaches the engine with its own `CommandPlatform`,
-which knows the command's channel, caller and response_url.
+which knows the command's channel, caller and response_url. `drain()` takes no new work while the
+answers in flight go on: Slack sends what comes meanwhile again (edge.py), or to another connection.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -40,7 +39,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.api import SlackApi
 from adapters.slack.command import CommandPlatform
-from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, recipient_team, thread_of
+from adapters.slack.edge import HttpEdge
+from adapters.slack.events import (
+    bot_user_of,
+    feedback_of,
+    incoming_from_event,
+    is_noise,
+    recipient_team,
+    thread_of,
+)
 from adapters.slack.messages import FEEDBACK_ACTION
 from adapters.slack.mrkdwn import unescape
 from adapters.slack.pacing import Pacer
@@ -124,10 +131,16 @@ class SlackAdapter:
         )  # fmt: skip
         self.bot_user_id = ""
         self.team_id = ""
+        self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._ready = False
         self.app = self._bolt_app(secret)
+        self.edge = (  # over HTTP: what reaches POST /slack/events before Bolt
+            None
+            if self.socket_mode
+            else HttpEdge(self.app.async_dispatch, signing_secret=secret, is_noise=self._is_noise)
+        )
         self.socket = self._serve(web)
 
     def _bolt_app(self, secret: str) -> AsyncApp:
@@ -154,8 +167,8 @@ class SlackAdapter:
         if self.settings.slack_app_token is not None:
             app_token = self.settings.slack_app_token.get_secret_value()
             socket = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
-        elif web is not None:
-            web.add_route("POST", EVENTS_PATH, self.handle_http)
+        elif web is not None and self.edge is not None:
+            web.add_route("POST", EVENTS_PATH, self.edge.handle)
         if web is not None:
             web.add_check("slack", self.ready)
         return socket
@@ -177,9 +190,21 @@ class SlackAdapter:
             await self.socket.client.connect()  # type: ignore[no-untyped-call]  # = connect_async()
         log.info("Slack adapter started (%s mode)", "Socket" if self.socket_mode else "HTTP")
 
-    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+    async def drain(self) -> None:
+        """Take no new work, and let the answers in flight go on (`idle()` waits for them). Over
+        HTTP, events get a 503 that Slack redelivers (to another instance, or to this one restarted)
+        and commands a note to run them again; in Socket Mode the connection closes, so that Slack
+        sends to another one. Not ready (/readyz) from now on."""
+        if self.draining:
+            return
+        self.draining = True
+        if self.edge is not None:
+            self.edge.draining = True
         if self.socket is not None:
             await self.socket.client.close()  # type: ignore[no-untyped-call]
+
+    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+        await self.drain()
         await self.idle(within=grace)
         for task in list(self._tasks):
             task.cancel()
@@ -202,7 +227,10 @@ class SlackAdapter:
         return True
 
     async def ready(self) -> bool:
-        """For /readyz: the token works (auth.test, re-checked at most once a minute), Socket Mode is up."""
+        """For /readyz: the token works (auth.test, re-checked at most once a minute), Socket Mode is
+        up, and the adapter is not draining."""
+        if self.draining:
+            return False
         if time.monotonic() - self._checked_at > READY_TTL_S:
             try:
                 await self._auth_test()
@@ -224,10 +252,8 @@ class SlackAdapter:
         self.platform.workspace_url = str(response.get("url") or "")
         self._ready = True
 
-    async def handle_http(self, request: web.Request) -> web.Response:
-        """POST /slack/events: events, slash commands and interactivity, verified by Bolt."""
-        response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+    def _is_noise(self, body: Mapping[str, Any]) -> bool:
+        return is_noise(body, self.bot_user_id)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)
@@ -258,21 +284,7 @@ class SlackAdapter:
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         self._events.labels("feedback").inc()
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        place = Place(
-            "slack",
-            str((body.get("team") or {}).get("id") or body.get("user", {}).get("team_id") or ""),
-            str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
-            str(container.get("thread_ts") or message.get("thread_ts") or ""),
-        )
-        feedback = Feedback(
-            place,
-            message_id=str(container.get("message_ts") or message.get("ts") or ""),
-            user_id=str((body.get("user") or {}).get("id") or ""),
-            value=str(action.get("value") or ""),
-        )
-        self._spawn(self.engine.feedback(feedback, self.platform), "slack:feedback")
+        self._spawn(self.engine.feedback(feedback_of(body, action), self.platform), "slack:feedback")
 
     # -- the work ------------------------------------------------------------------------------
 
