@@ -1,12 +1,13 @@
 """grokbot on Slack: `SlackAdapter(settings, engine, web=...)` serves a slack-bolt AsyncApp (HTTP or
 Socket Mode) and answers through `SlackPlatform`. Beside it: the pacing it takes, the kinds of
-Slack's refusals, the event and mrkdwn rules, and what the app manifest must match.
+Slack's refusals, the event and mrkdwn rules, and what the app manifests must match.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from adapters.slack.agent import SUGGESTED_PROMPTS
 from adapters.slack.app import COMMAND, EVENTS_PATH, LISTENED_EVENTS, SlackAdapter
 from adapters.slack.command import CommandPlatform
 from adapters.slack.events import clean_text, incoming_from_event, is_noise, is_ts
@@ -27,7 +28,9 @@ from adapters.slack.refusals import (
 )
 from adapters.slack.streams import Streams
 
-MANIFEST = Path(__file__).with_name("manifest.yml")  # the Slack app's manifest (scopes, events, URLs)
+# The Slack app's manifests (features, scopes, events): over HTTP (with request URLs), and in Socket Mode.
+MANIFEST = Path(__file__).with_name("manifest.yml")
+SOCKET_MANIFEST = Path(__file__).with_name("manifest.socket.yml")
 
 __all__ = [
     "COMMAND",
@@ -35,7 +38,9 @@ __all__ = [
     "FEEDBACK_ACTION",
     "LISTENED_EVENTS",
     "MANIFEST",
+    "SOCKET_MANIFEST",
     "SPAN_S",
+    "SUGGESTED_PROMPTS",
     "BlocksRefused",
     "CommandPlatform",
     "Limit",

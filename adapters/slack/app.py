@@ -37,6 +37,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.agent import (
+    PROMPTS_TITLE,
+    SUGGESTED_PROMPTS,
+    Viewing,
+    viewed_channel,
+    viewer_of,
+    with_viewing,
+)
 from adapters.slack.api import SlackApi
 from adapters.slack.command import CommandPlatform
 from adapters.slack.edge import HttpEdge
@@ -72,8 +80,10 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/grok"
-# The events answered (the manifest subscribes to each: message.im, .channels, ... are "message").
-LISTENED_EVENTS = ("app_mention", "message")
+# The events answered (the manifest subscribes to each: message.im, .channels, ... are "message"):
+# people's messages, and the agent view's (the Messages tab opened, the channel a person views).
+CONVERSATION_EVENTS = ("app_mention", "message")
+LISTENED_EVENTS = (*CONVERSATION_EVENTS, "app_home_opened", "app_context_changed")
 READY_TTL_S = 60.0
 STOP_GRACE_S = 10.0
 
@@ -131,6 +141,7 @@ class SlackAdapter:
         )  # fmt: skip
         self.bot_user_id = ""
         self.team_id = ""
+        self.viewing = Viewing()
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
@@ -154,8 +165,10 @@ class SlackAdapter:
             attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("slack_bolt"),
         )
-        for kind in LISTENED_EVENTS:
+        for kind in CONVERSATION_EVENTS:
             app.event(kind)(self._on_event)
+        app.event("app_home_opened")(self._on_home_opened)
+        app.event("app_context_changed")(self._on_context_changed)
         app.command(COMMAND)(self._on_command)
         app.action(FEEDBACK_ACTION)(self._on_feedback)
         app.event(re.compile(r".+"))(self._on_other_event)
@@ -273,7 +286,22 @@ class SlackAdapter:
         self._spawn(self._converse(body, event), f"slack:{kind}")
 
     async def _on_other_event(self, event: dict[str, Any]) -> None:
-        self._events.labels("other").inc()  # subscribed but unused (e.g. app_home_opened): 200
+        self._events.labels("other").inc()  # subscribed but unused: 200
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """The agent view's Messages tab opened: the prompts to suggest there."""
+        self._events.labels("app_home_opened").inc()
+        channel = str(event.get("channel") or "")
+        if event.get("tab") == "messages" and channel:
+            place = Place("slack", str(body.get("team_id") or ""), channel)
+            prompts = self.platform.messages.suggest_prompts(place, SUGGESTED_PROMPTS, title=PROMPTS_TITLE)
+            self._spawn(prompts, "slack:prompts")
+
+    async def _on_context_changed(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """What the person beside the agent view is looking at now."""
+        self._events.labels("app_context_changed").inc()
+        team = str(body.get("team_id") or "")
+        self.viewing.remember(team, viewer_of(body, event), viewed_channel(event.get("context")))
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         self._events.labels("command").inc()
@@ -298,6 +326,9 @@ class SlackAdapter:
         recipients.remember_thread(channel, thread_of(event), user, recipient_team(body, event))
         author = await self.platform.people.author(team, user)
         incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
+        if event.get("channel_type") == "im":  # the agent view: what the person is looking at
+            viewed = viewed_channel(event.get("app_context")) or self.viewing.of(team, user)
+            incoming = with_viewing(incoming, viewed)
         if not await self.engine.handle(await self.platform.with_files(incoming), self.platform):
             # A redelivery (Slack retried, or another instance got it first): answered once.
             self._duplicates.inc()
