@@ -21,7 +21,7 @@ from bot.command_registry import REGISTRY, TEXT_OPTION, CommandSpec, spec_of
 from bot.db import Sessions
 from bot.errors import BadInput, PermissionDenied
 from bot.images import ImageMaker
-from bot.platform import Incoming, Place, Platform
+from bot.platform import Incoming, Place, Platform, PostsImagesPrivately
 from bot.quotas import Quotas, Subject, format_usd
 from bot.settings import Settings, usd_to_ticks
 from bot.store import Conversations
@@ -239,15 +239,25 @@ async def usage_command(ctx: CommandContext, incoming: Incoming) -> None:
     )
     if summary.exempt:
         lines.append("You are an admin: limits do not apply to you.")
-    text = "\n".join(lines)
-    if not ctx.platform.capabilities.private_files:  # a picture would be seen by all
-        await ctx.answer_privately(incoming, text)
-        return
-    limit = 0 if summary.exempt else summary.limits.daily_ticks
-    picture = await usage_picture(
-        ctx.sessions, ctx.settings, ctx.caller.payer, daily_limit_ticks=limit, clock=ctx.clock
+    await _post_usage(
+        ctx, incoming, "\n".join(lines), daily_limit=0 if summary.exempt else summary.limits.daily_ticks
     )
-    await ctx.platform.post_images(incoming.place, [picture], text=text)
+
+
+async def _post_usage(ctx: CommandContext, incoming: Incoming, text: str, *, daily_limit: int) -> None:
+    """The figures with the caller's picture, to them alone: where they asked if files can be private
+    there, else where the platform gives files privately (Slack: a DM), else the figures only."""
+    platform = ctx.platform
+    if not (platform.capabilities.private_files or isinstance(platform, PostsImagesPrivately)):
+        await ctx.answer_privately(incoming, text)  # a picture would be seen by all
+        return
+    picture = await usage_picture(
+        ctx.sessions, ctx.settings, ctx.caller.payer, daily_limit_ticks=daily_limit, clock=ctx.clock
+    )
+    if isinstance(platform, PostsImagesPrivately) and not platform.capabilities.private_files:
+        await platform.post_images_privately(incoming.place, [picture], text=text, user_id=incoming.author.id)
+    else:
+        await platform.post_images(incoming.place, [picture], text=text)
 
 
 def _left(used: int, limit: int, exempt: bool) -> str:

@@ -246,6 +246,19 @@ class ShowsReasoning(Protocol):
         ...
 
 
+@runtime_checkable
+class PostsImagesPrivately(Protocol):
+    """A platform whose files cannot be private where a person asked (`private_files` False) but
+    that can give them to that person alone elsewhere (Slack: their direct messages with the bot)."""
+
+    async def post_images_privately(
+        self, place: Place, images: Sequence[Image], *, text: str, user_id: str
+    ) -> str:
+        """`images` with `text` to user `user_id` alone, and `text` privately in `place` saying where
+        the images went; the id of the images' message."""
+        ...
+
+
 def parse_command_text(text: str) -> Command:
     """`name opt:value ... free text` → Command, for platforms without native options (Slack's
     `/grok <text>`, the console's `/<text>`). It never raises: what is wrong is carried in

@@ -13,7 +13,8 @@ Composition root:
 Every request is acknowledged at once; the work runs afterwards in tasks the adapter tracks.
 Redeliveries of an event id are answered 200 and dropped (the engine claims each event id in the
 database, across instances). Each /grok command reaches the engine with its own `CommandPlatform`,
-which knows the command's channel, caller and response_url.
+which knows the command's channel, caller and response_url. `drain()` takes no new work while the
+answers in flight go on: Slack sends what comes meanwhile again (edge.py), or to another connection.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -38,9 +37,25 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.agent import (
+    PROMPTS_TITLE,
+    SUGGESTED_PROMPTS,
+    Viewing,
+    viewed_channel,
+    viewer_of,
+    with_viewing,
+)
 from adapters.slack.api import SlackApi
 from adapters.slack.command import CommandPlatform
-from adapters.slack.events import bot_user_of, incoming_from_event, is_noise, recipient_team, thread_of
+from adapters.slack.edge import HttpEdge
+from adapters.slack.events import (
+    bot_user_of,
+    feedback_of,
+    incoming_from_event,
+    is_noise,
+    recipient_team,
+    thread_of,
+)
 from adapters.slack.messages import FEEDBACK_ACTION
 from adapters.slack.mrkdwn import unescape
 from adapters.slack.pacing import Pacer
@@ -65,8 +80,10 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/grok"
-# The events answered (the manifest subscribes to each: message.im, .channels, ... are "message").
-LISTENED_EVENTS = ("app_mention", "message")
+# The events answered (the manifest subscribes to each: message.im, .channels, ... are "message"):
+# people's messages, and the agent view's (the Messages tab opened, the channel a person views).
+CONVERSATION_EVENTS = ("app_mention", "message")
+LISTENED_EVENTS = (*CONVERSATION_EVENTS, "app_home_opened", "app_context_changed")
 READY_TTL_S = 60.0
 STOP_GRACE_S = 10.0
 
@@ -124,10 +141,17 @@ class SlackAdapter:
         )  # fmt: skip
         self.bot_user_id = ""
         self.team_id = ""
+        self.viewing = Viewing()
+        self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._ready = False
         self.app = self._bolt_app(secret)
+        self.edge = (  # over HTTP: what reaches POST /slack/events before Bolt
+            None
+            if self.socket_mode
+            else HttpEdge(self.app.async_dispatch, signing_secret=secret, is_noise=self._is_noise)
+        )
         self.socket = self._serve(web)
 
     def _bolt_app(self, secret: str) -> AsyncApp:
@@ -141,8 +165,10 @@ class SlackAdapter:
             attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("slack_bolt"),
         )
-        for kind in LISTENED_EVENTS:
+        for kind in CONVERSATION_EVENTS:
             app.event(kind)(self._on_event)
+        app.event("app_home_opened")(self._on_home_opened)
+        app.event("app_context_changed")(self._on_context_changed)
         app.command(COMMAND)(self._on_command)
         app.action(FEEDBACK_ACTION)(self._on_feedback)
         app.event(re.compile(r".+"))(self._on_other_event)
@@ -154,8 +180,8 @@ class SlackAdapter:
         if self.settings.slack_app_token is not None:
             app_token = self.settings.slack_app_token.get_secret_value()
             socket = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
-        elif web is not None:
-            web.add_route("POST", EVENTS_PATH, self.handle_http)
+        elif web is not None and self.edge is not None:
+            web.add_route("POST", EVENTS_PATH, self.edge.handle)
         if web is not None:
             web.add_check("slack", self.ready)
         return socket
@@ -177,9 +203,21 @@ class SlackAdapter:
             await self.socket.client.connect()  # type: ignore[no-untyped-call]  # = connect_async()
         log.info("Slack adapter started (%s mode)", "Socket" if self.socket_mode else "HTTP")
 
-    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+    async def drain(self) -> None:
+        """Take no new work, and let the answers in flight go on (`idle()` waits for them). Over
+        HTTP, events get a 503 that Slack redelivers (to another instance, or to this one restarted)
+        and commands a note to run them again; in Socket Mode the connection closes, so that Slack
+        sends to another one. Not ready (/readyz) from now on."""
+        if self.draining:
+            return
+        self.draining = True
+        if self.edge is not None:
+            self.edge.draining = True
         if self.socket is not None:
             await self.socket.client.close()  # type: ignore[no-untyped-call]
+
+    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+        await self.drain()
         await self.idle(within=grace)
         for task in list(self._tasks):
             task.cancel()
@@ -202,7 +240,10 @@ class SlackAdapter:
         return True
 
     async def ready(self) -> bool:
-        """For /readyz: the token works (auth.test, re-checked at most once a minute), Socket Mode is up."""
+        """For /readyz: the token works (auth.test, re-checked at most once a minute), Socket Mode is
+        up, and the adapter is not draining."""
+        if self.draining:
+            return False
         if time.monotonic() - self._checked_at > READY_TTL_S:
             try:
                 await self._auth_test()
@@ -224,10 +265,8 @@ class SlackAdapter:
         self.platform.workspace_url = str(response.get("url") or "")
         self._ready = True
 
-    async def handle_http(self, request: web.Request) -> web.Response:
-        """POST /slack/events: events, slash commands and interactivity, verified by Bolt."""
-        response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+    def _is_noise(self, body: Mapping[str, Any]) -> bool:
+        return is_noise(body, self.bot_user_id)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)
@@ -247,7 +286,22 @@ class SlackAdapter:
         self._spawn(self._converse(body, event), f"slack:{kind}")
 
     async def _on_other_event(self, event: dict[str, Any]) -> None:
-        self._events.labels("other").inc()  # subscribed but unused (e.g. app_home_opened): 200
+        self._events.labels("other").inc()  # subscribed but unused: 200
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """The agent view's Messages tab opened: the prompts to suggest there."""
+        self._events.labels("app_home_opened").inc()
+        channel = str(event.get("channel") or "")
+        if event.get("tab") == "messages" and channel:
+            place = Place("slack", str(body.get("team_id") or ""), channel)
+            prompts = self.platform.messages.suggest_prompts(place, SUGGESTED_PROMPTS, title=PROMPTS_TITLE)
+            self._spawn(prompts, "slack:prompts")
+
+    async def _on_context_changed(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """What the person beside the agent view is looking at now."""
+        self._events.labels("app_context_changed").inc()
+        team = str(body.get("team_id") or "")
+        self.viewing.remember(team, viewer_of(body, event), viewed_channel(event.get("context")))
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         self._events.labels("command").inc()
@@ -258,21 +312,7 @@ class SlackAdapter:
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         self._events.labels("feedback").inc()
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        place = Place(
-            "slack",
-            str((body.get("team") or {}).get("id") or body.get("user", {}).get("team_id") or ""),
-            str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
-            str(container.get("thread_ts") or message.get("thread_ts") or ""),
-        )
-        feedback = Feedback(
-            place,
-            message_id=str(container.get("message_ts") or message.get("ts") or ""),
-            user_id=str((body.get("user") or {}).get("id") or ""),
-            value=str(action.get("value") or ""),
-        )
-        self._spawn(self.engine.feedback(feedback, self.platform), "slack:feedback")
+        self._spawn(self.engine.feedback(feedback_of(body, action), self.platform), "slack:feedback")
 
     # -- the work ------------------------------------------------------------------------------
 
@@ -286,6 +326,9 @@ class SlackAdapter:
         recipients.remember_thread(channel, thread_of(event), user, recipient_team(body, event))
         author = await self.platform.people.author(team, user)
         incoming = incoming_from_event(body, event, author=author, bot_user_id=bot_user)
+        if event.get("channel_type") == "im":  # the agent view: what the person is looking at
+            viewed = viewed_channel(event.get("app_context")) or self.viewing.of(team, user)
+            incoming = with_viewing(incoming, viewed)
         if not await self.engine.handle(await self.platform.with_files(incoming), self.platform):
             # A redelivery (Slack retried, or another instance got it first): answered once.
             self._duplicates.inc()

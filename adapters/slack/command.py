@@ -5,11 +5,13 @@ notices in the command's channel go through the command's response_url where the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from adapters.slack.events import is_ts
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.reply import SlackReply
 from adapters.slack.urls import Relay
-from bot.platform import Place, PlatformView
+from bot.platform import Image, Place, PlatformView
 
 
 class CommandPlatform(PlatformView[SlackPlatform]):
@@ -28,7 +30,19 @@ class CommandPlatform(PlatformView[SlackPlatform]):
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
         """Notices for the caller in the command's channel may be relayed; other texts are not."""
-        to_caller = bool(private_to) and private_to == self.user and place.channel == self.channel
         return await self.base.post_text(
-            place, text, private_to=private_to, relay=self.relay if to_caller else None
+            place, text, private_to=private_to, relay=self._relay_to(private_to, place)
         )
+
+    async def post_images_privately(
+        self, place: Place, images: Sequence[Image], *, text: str, user_id: str
+    ) -> str:
+        """The note for the caller in the command's channel may be relayed, as `post_text`'s."""
+        return await self.base.post_images_privately(
+            place, images, text=text, user_id=user_id, relay=self._relay_to(user_id, place)
+        )
+
+    def _relay_to(self, user_id: str, place: Place) -> Relay | None:
+        """The command's response_url, for what goes privately to its caller in its channel."""
+        to_caller = bool(user_id) and user_id == self.user and place.channel == self.channel
+        return self.relay if to_caller else None

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.slack.mrkdwn import unescape
-from bot.platform import Attachment, Author, Incoming, Place
+from bot.platform import Attachment, Author, Feedback, Incoming, Place
 
 # Message subtypes that are people writing; every other subtype (message_changed, message_deleted,
 # channel_join, bot_message, ...) is noise for the bot.
@@ -123,3 +123,21 @@ def incoming_from_event(
 def recipient_team(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
     """The team of the user being answered (differs from the workspace in Slack Connect channels)."""
     return str(event.get("user_team") or event.get("team") or body.get("team_id") or "")
+
+
+def feedback_of(body: Mapping[str, Any], action: Mapping[str, Any]) -> Feedback:
+    """A click on an answer's feedback buttons (a block_actions payload) as the seam's Feedback."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    place = Place(
+        "slack",
+        str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""),
+        str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
+        str(container.get("thread_ts") or message.get("thread_ts") or ""),
+    )
+    return Feedback(
+        place,
+        message_id=str(container.get("message_ts") or message.get("ts") or ""),
+        user_id=str((body.get("user") or {}).get("id") or ""),
+        value=str(action.get("value") or ""),
+    )

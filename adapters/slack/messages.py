@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -62,6 +62,25 @@ class SlackMessages:
             log.debug("setStatus failed: %s", exc)
             return False
         return True
+
+    async def suggest_prompts(
+        self, place: Place, prompts: Sequence[Mapping[str, str]], *, title: str
+    ) -> None:
+        """Prompts shown at the top of a person's conversation with the app (the agent view's
+        Messages tab); without thread_ts, which the agent view refuses silently."""
+        try:
+            await self.api.call(
+                "assistant.threads.setSuggestedPrompts",
+                partial(
+                    self.client.assistant_threads_setSuggestedPrompts,
+                    channel_id=place.channel,
+                    prompts=[dict(p) for p in prompts],
+                    title=title,
+                ),
+                team=place.workspace,
+            )
+        except PlatformError as exc:  # suggestions are a courtesy: the conversation works without
+            log.warning("setSuggestedPrompts failed in %s: %s", place.channel, exc)
 
     async def start_stream(
         self, place: Place, thread_ts: str, text: str, *, recipient: str = "", recipient_team: str = ""

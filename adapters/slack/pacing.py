@@ -38,6 +38,7 @@ LIMITS: dict[str, Limit] = {
     "chat.postEphemeral": TIER_4,
     # "Special" and unpublished: Tier 3 here; statuses are cosmetic and are dropped rather than queued.
     "assistant.threads.setStatus": TIER_3,
+    "assistant.threads.setSuggestedPrompts": TIER_4,
     "conversations.history": TIER_3,
     "conversations.replies": TIER_3,
     "conversations.open": TIER_3,

@@ -133,12 +133,24 @@ class SlackPlatform:
         thread = place.thread if is_ts(place.thread) else ""
         return await self.messages.upload_images(place, thread, images, comment=text)
 
+    async def post_images_privately(
+        self, place: Place, images: Sequence[Image], *, text: str, user_id: str, relay: Relay | None = None
+    ) -> str:
+        """Slack files cannot be ephemeral: `images` with `text` go to the person's direct messages
+        with the bot (in `place`'s thread when `place` is those), and in `place` they see `text`
+        privately with where the images are (through a command's `relay` where Slack refuses)."""
+        direct = await self._direct_channel(user_id)
+        if direct == place.channel:
+            return await self.post_images(place, images, text=text)
+        posted = await self.messages.upload_images(
+            Place(self.name, place.workspace, direct), "", images, comment=text
+        )
+        await self.post_text(place, f"{text}\n\n{self._sent_to(direct)}", private_to=user_id, relay=relay)
+        return posted
+
     async def direct_message(self, user_id: str, text: str) -> str:
         """In the user's direct conversation with the bot (conversations.open), as Markdown."""
-        opened = await self.api.call(
-            "conversations.open", partial(self.client.conversations_open, users=user_id), team=""
-        )
-        channel = str(opened["channel"]["id"])
+        channel = await self._direct_channel(user_id)
         return await self.messages.post_markdown(Place(self.name, "", channel), "", text)
 
     async def download(self, attachment: Attachment) -> bytes:
@@ -243,6 +255,20 @@ class SlackPlatform:
             size=int(file.get("size") or 0),
             url=str(file.get("url_private") or ""),
         )
+
+    async def _direct_channel(self, user_id: str) -> str:
+        """The id of the user's direct conversation with the bot (conversations.open)."""
+        opened = await self.api.call(
+            "conversations.open", partial(self.client.conversations_open, users=user_id), team=""
+        )
+        return str(opened["channel"]["id"])
+
+    def _sent_to(self, direct: str) -> str:
+        """Where files sent to a person's direct messages are, linked when the workspace is known."""
+        where = "our direct messages"
+        if self.workspace_url:
+            where = f"[{where}]({self.workspace_url.rstrip('/')}/archives/{direct})"
+        return f"🖼️ The picture is in {where}."
 
     def _permalink(self, channel: str, ts: str) -> str:
         if not self.workspace_url:

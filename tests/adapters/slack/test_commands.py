@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.tables import UsageEvent
-from tests.adapters.slack.conftest import ANA, BO, CY, GENERAL, Stack
+from tests.adapters.slack.conftest import ANA, BO, CY, DM_ANA, GENERAL, Stack
 from tests.fakes.xai import ScriptedReply
 
 
@@ -55,6 +55,47 @@ async def test_usage_and_admin_quota(stack: Stack) -> None:
     assert "*Your Grok usage*" in ephemerals_to(stack, ANA)[0]
     assert "Only admins" in ephemerals_to(stack, BO)[0]
     assert "now has limits: $2.00 a day" in ephemerals_to(stack, CY)[0]
+
+
+def pictures_in(stack: Stack, channel: str) -> list[tuple[str, bytes]]:
+    """(the message's text, the file's bytes) of each file the bot shared in `channel`."""
+    return [
+        (message.content, stack.slack.files[file_id].data)
+        for message in stack.slack.bot_messages(channel)
+        for file_id in message.files
+    ]
+
+
+async def test_usage_sends_its_picture_to_the_callers_direct_messages(stack: Stack) -> None:
+    # Slack files cannot be ephemeral: the picture goes to Ana's DM with the bot, with the figures,
+    # and the channel shows her (only) the figures and where the picture is.
+    await stack.sender.command("usage", user=ANA, channel=GENERAL)
+    await stack.settle()
+    [(comment, png)] = pictures_in(stack, DM_ANA)
+    assert png.startswith(b"\x89PNG") and "*Your Grok usage*" in comment and "Today:" in comment
+    [note] = ephemerals_to(stack, ANA)
+    assert "*Your Grok usage*" in note and "Today:" in note
+    assert f"<https://fake-workspace.slack.com/archives/{DM_ANA}|our direct messages>" in note
+    assert stack.slack.bot_messages(GENERAL) == []  # nothing anyone else sees
+
+
+async def test_usage_in_the_direct_messages_comes_with_its_picture_there(stack: Stack) -> None:
+    message, _ = await stack.sender.message(DM_ANA, ANA, "usage")
+    await stack.settle()
+    [(comment, png)] = pictures_in(stack, DM_ANA)
+    assert png.startswith(b"\x89PNG") and "Today:" in comment
+    [shared] = [m for m in stack.slack.bot_messages(DM_ANA) if m.files]
+    assert shared.thread_ts == message.ts  # in the thread of her message
+    assert stack.slack.ephemerals == []  # no note pointing to where she already is
+
+
+async def test_the_usage_note_falls_back_to_the_response_url(stack: Stack) -> None:
+    stack.slack.fail["chat.postEphemeral"].append("channel_not_found")
+    await stack.sender.command("usage", user=ANA, channel=GENERAL)
+    await stack.settle()
+    assert len(pictures_in(stack, DM_ANA)) == 1
+    [response] = stack.slack.responses
+    assert response["response_type"] == "ephemeral" and "our direct messages" in response["text"]
 
 
 async def test_subcommand_errors_reach_the_caller(stack: Stack) -> None:

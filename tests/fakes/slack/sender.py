@@ -126,6 +126,23 @@ class EventSender:
         )
         return message, list(deliveries)
 
+    async def home_opened(self, user: str, channel: str, *, tab: str = "messages") -> Delivery:
+        """A person opens the app's Messages (or Home) tab: app_home_opened, `channel` their DM."""
+        event = {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab}
+        return await self.deliver(self.envelope(event))
+
+    async def context_changed(self, user: str, *channels: str) -> Delivery:
+        """Beside the agent view, a person now views `channels` (most relevant first; none: nothing)."""
+        entities = [
+            {"type": "slack#/types/channel_id", "value": c, "team_id": self.slack.team_id} for c in channels
+        ]
+        event = {
+            "type": "app_context_changed",
+            "user": user,
+            "context": {"entities": entities} if entities else {},
+        }
+        return await self.deliver(self.envelope(event))
+
     async def command(
         self, text: str, *, user: str, channel: str, command: str = "/grok", **kwargs: Any
     ) -> Delivery:

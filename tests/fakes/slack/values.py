@@ -33,6 +33,7 @@ METHOD_TIERS = {
     "chat.appendStream": 4,
     "chat.stopStream": 2,
     "assistant.threads.setStatus": 3,  # "special" and unpublished: modelled as Tier 3
+    "assistant.threads.setSuggestedPrompts": 4,
     "conversations.history": 3,
     "conversations.replies": 3,
     "conversations.open": 3,
@@ -45,6 +46,7 @@ METHOD_TIERS = {
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # the rest take the bot token
 POSTING_METHODS = ("chat.postMessage", "chat.startStream")
 RESPONSE_URL_USES = 5
+MAX_SUGGESTED_PROMPTS = 4
 POST_RATE_PER_CHANNEL = 1.0  # per second
 POST_BURST_PER_CHANNEL = 4
 KNOWN_BLOCKS = {

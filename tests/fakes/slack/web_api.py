@@ -29,6 +29,7 @@ from tests.fakes.slack.values import (
     KNOWN_BLOCKS,
     MARKDOWN_LIMIT,
     MAX_BLOCKS,
+    MAX_SUGGESTED_PROMPTS,
     METHOD_TIERS,
     POST_BURST_PER_CHANNEL,
     POST_RATE_PER_CHANNEL,
@@ -124,6 +125,7 @@ class FakeSlack:
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
         self.statuses: list[dict[str, Any]] = []
+        self.suggested_prompts: dict[str, dict[str, Any]] = {}  # DM -> the prompts shown at its top
         self.calls: list[Call] = []
         self.rate_limited = 0
         self.markdown_limit = MARKDOWN_LIMIT  # markdown_text per call, markdown blocks per message
@@ -605,6 +607,19 @@ class FakeSlack:
         if not args.get("thread_ts"):
             raise SlackError("invalid_arguments")
         self.statuses.append({"channel": channel.id, **dict(args)})
+        return {}
+
+    async def m_assistant_threads_setSuggestedPrompts(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The agent view: prompts at the top of a person's DM with the app. With thread_ts (the
+        legacy assistant view's) the call "silently fails": ok, and nothing is shown."""
+        channel = self._channel(args, "channel_id")
+        prompts = _as_list(args.get("prompts"))
+        if not channel.is_im or not prompts or len(prompts) > MAX_SUGGESTED_PROMPTS:
+            raise SlackError("invalid_arguments")
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            raise SlackError("invalid_arguments")
+        if not args.get("thread_ts"):
+            self.suggested_prompts[channel.id] = {"title": args.get("title"), "prompts": prompts}
         return {}
 
     # reading ---------------------------------------------------------------------------------
