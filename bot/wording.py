@@ -32,6 +32,8 @@ from bot.quotas import Cap, format_usd
 
 __all__ = ["apology", "budget_cut", "describe", "fewer_images"]
 
+WORKSPACE = "workspace "  # how the names of a workspace's limits start ("workspace monthly spend")
+
 
 def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
     """Say what happened and what to do about it. Never includes secrets or internals."""
@@ -117,10 +119,10 @@ def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
 def budget_cut(cap: Cap, *, zone: tzinfo, now: datetime) -> str:
     """The end of an answer cut short by the budget: which limit, and when it resets."""
     at, after = _resets(cap.resets_at, zone=zone, now=now)
-    limit = (
-        f"{_whose(cap.limit)} {cap.limit} limit ({format_usd(cap.limit_amount)}, resets at {at}, in {after})"
+    amount = format_usd(cap.limit_amount)
+    return (
+        f"— I stopped here: this answer reached {_named(cap.limit)} ({amount}, resets at {at}, in {after})."
     )
-    return f"— I stopped here: this answer reached {limit}."
 
 
 def fewer_images(made: int, asked: int, cap: Cap, *, zone: tzinfo, now: datetime) -> str:
@@ -129,20 +131,23 @@ def fewer_images(made: int, asked: int, cap: Cap, *, zone: tzinfo, now: datetime
     if cap.unit == "images":
         limit = f"your daily image quota ({cap.limit_amount}) allows {made} more today"
     else:
-        limit = f"{_whose(cap.limit)} {cap.limit} limit ({format_usd(cap.limit_amount)}) covers {made} more"
+        limit = f"{_named(cap.limit)} ({format_usd(cap.limit_amount)}) covers {made} more"
     return f"{made} of the {asked} images: {limit}. It resets at {at} (in {after})."
 
 
 def _left(exc: QuotaExceeded) -> str:
     """ "You have $0.0004 left of your daily spend limit ($1.00)", or the workspace's."""
-    left, limit = format_usd(exc.remaining), f"limit ({format_usd(exc.limit_amount)})"
-    if exc.limit.startswith("workspace"):
-        return f"This workspace has {left} left of its {exc.limit.removeprefix('workspace ')} {limit}"
-    return f"You have {left} left of your {exc.limit} {limit}"
+    left, amount = format_usd(exc.remaining), format_usd(exc.limit_amount)
+    if exc.limit.startswith(WORKSPACE):
+        return f"This workspace has {left} left of its {exc.limit.removeprefix(WORKSPACE)} limit ({amount})"
+    return f"You have {left} left of your {exc.limit} limit ({amount})"
 
 
-def _whose(limit: str) -> str:
-    return "this workspace's" if limit.startswith("workspace") else "your"
+def _named(limit: str) -> str:
+    """ "your daily spend limit", or "this workspace's monthly spend limit"."""
+    if limit.startswith(WORKSPACE):
+        return f"this workspace's {limit.removeprefix(WORKSPACE)} limit"
+    return f"your {limit} limit"
 
 
 def _smallest(exc: QuotaExceeded) -> str:

@@ -16,9 +16,10 @@ from bot.allowance import ANSWER_TOKENS, MIN_ANSWER_TOKENS, Allowance, full_allo
 from bot.db import create_engine, session_factory
 from bot.errors import QuotaExceeded
 from bot.grok import GrokClient
-from bot.quotas import Ask, Charge, Reservation, Subject, format_usd
+from bot.quotas import Ask, Cap, Charge, Reservation, Subject, format_usd
 from bot.settings import TICKS_PER_USD
-from tests.bot.budget_burst import QUESTION, Outcome, Worst, books, burst, processes, worst_case
+from bot.wording import budget_cut, describe, fewer_images
+from tests.bot.budget_burst import QUESTION, Books, Outcome, Worst, books, burst, processes, worst_case
 from tests.bot.engine_env import ALICE, EngineEnv, build
 from tests.bot.test_quotas import CENT, Clock, _pool, counters, make_quotas
 from tests.fakes.platform import FakePlatform
@@ -266,6 +267,32 @@ async def test_imagine_makes_as_many_images_as_the_spend_allows_and_refuses_when
     )
 
 
+def test_a_workspace_limit_is_named_as_the_workspaces() -> None:
+    resets = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    cap = Cap("workspace monthly spend", 50 * TICKS_PER_USD, "ticks", resets)
+    assert budget_cut(cap, zone=UTC, now=NOON) == (
+        "— I stopped here: this answer reached this workspace's monthly spend limit ($50.00, resets at "
+        "2026-12-01 00:00 UTC, in 4 d 12 h)."
+    )
+    assert fewer_images(1, 3, cap, zone=UTC, now=NOON).startswith(
+        "1 of the 3 images: this workspace's monthly spend limit ($50.00) covers 1 more."
+    )
+    refusal = QuotaExceeded(
+        limit=cap.limit,
+        limit_amount=cap.limit_amount,
+        used_amount=cap.limit_amount,
+        unit="ticks",
+        resets_at=resets,
+        needed_amount=CENT,
+        kind="chat",
+        model="grok-4.3",
+    )
+    assert describe(refusal, zone=UTC, now=NOON).startswith(
+        "This workspace has $0.00 left of its monthly spend limit ($50.00); the smallest answer from "
+        "grok-4.3 needs about $0.01. It resets at 2026-12-01 00:00 UTC (in 4 d 12 h)"
+    )
+
+
 # ---- spend under 100 concurrent answers: what the limit buys, and never more -------------------------
 
 
@@ -324,7 +351,7 @@ async def test_two_processes_on_one_database_share_the_limit(
         await engine.dispose()
 
 
-def assert_what_the_limit_buys(outcome: Outcome, books_after: Any, limit: int, scenario: Scenario) -> None:
+def assert_what_the_limit_buys(outcome: Outcome, books_after: Books, limit: int, scenario: Scenario) -> None:
     # Five whole answers and one cut to the rest: the cut one says so, the five that also ended
     # at their cap ("length") do not. Everyone else is refused; nothing is left held.
     assert (outcome.answers, outcome.refusals, outcome.cut) == (6, 94, 1)
