@@ -1,6 +1,7 @@
 """One answer streamed into the chat: Grok's stream fed into a StreamWriter (the model's thinking
-shown until the answer starts), then charged and recorded. A failure refunds the whole hold and
-keeps what was shown in the history; the one catch site tells it in the answer.
+shown until the answer starts), then charged and recorded; an answer the budget cut says so at its
+end. A failure refunds the whole hold and keeps what was shown in the history; the one catch site
+tells it in the answer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,9 +34,10 @@ from bot.grok import (
     Usage,
 )
 from bot.platform import Incoming, Place, ShowsReasoning
-from bot.quotas import Charge, Quotas, Reservation
+from bot.quotas import Cap, Charge, Quotas, Reservation
 from bot.streaming import EditBudgets, StreamWriter
 from bot.telling import Audience
+from bot.wording import budget_cut
 
 __all__ = ["Answers", "Pending", "Question"]
 
@@ -66,6 +68,7 @@ class Pending:
     conversation_id: int
     asked: store.HistoryMessage  # the question as the history keeps it
     prompt_tokens: int  # our estimate, used when the API reports no usage
+    cap: Cap | None = None  # the limit that cut the answer's allowance, if one did
     # The latest reasoning pieces; joined only when the thinking status is shown.
     reasoning: deque[str] = field(default_factory=lambda: deque(maxlen=64))
     # When the request went to Grok and its first token came back (monotonic s), for the log line.
@@ -84,10 +87,12 @@ class Answers:
         quotas: Quotas,
         budgets: EditBudgets,
         edit_interval: float | None,
+        zone: tzinfo,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float],
     ) -> None:
         self._grok = grok
+        self._zone = zone  # where a cut answer's limit resets is told in this time zone
         self._sessions = sessions
         self._quotas = quotas
         self._budgets = budgets
@@ -108,6 +113,8 @@ class Answers:
                 await writer.open()
                 audience.open_reply = writer  # a failure from here on is told in the answer
                 completion = await self._pump(writer, pending, events)
+                if completion.finish_reason == "length" and pending.cap is not None:
+                    writer.append("\n\n" + budget_cut(pending.cap, zone=self._zone, now=self._clock()))
                 await writer.finish()
                 audience.open_reply = None
         except AnswerStopped:

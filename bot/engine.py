@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot import commands, store
+from bot.allowance import ANSWER_TOKENS, Allowance, answer_ask, full_allowance, reasoning_allowance
 from bot.answers import Answers, Pending, Question
 from bot.callers import Caller
 from bot.conversation import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
@@ -24,34 +25,18 @@ from bot.grok import MAX_IMAGE_BYTES, ChatRequest, GrokClient, ImagePart, image_
 from bot.images import ImageMaker
 from bot.jobs import Deferrals
 from bot.platform import Command, Feedback, Incoming, Place, Platform
-from bot.quotas import Quotas
+from bot.quotas import Cap, Quotas, Reservation
 from bot.settings import Settings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
 
 __all__ = ["ANSWER_TOKENS", "Engine", "reasoning_allowance", "utc_now"]
 
-ANSWER_TOKENS = 4096
-# Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
-REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
-# Most current Grok models reason even when not asked to (grok-4*, grok-3-mini, grok-code-fast):
-# reserve for that too, or concurrent requests could settle far past a limit.
-DEFAULT_REASONING_ALLOWANCE = 8_000
-NON_REASONING = ("non-reasoning", "grok-3", "grok-2")
 FEEDBACK_VALUES = ("good", "bad")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def reasoning_allowance(model: str, effort: str | None) -> int:
-    """Tokens to reserve for reasoning, which max_completion_tokens does not cap."""
-    if effort is not None:
-        return REASONING_ALLOWANCE[effort]
-    if "non-reasoning" in model or (model.startswith(NON_REASONING[1:]) and "mini" not in model):
-        return 0
-    return DEFAULT_REASONING_ALLOWANCE
 
 
 class Engine:
@@ -77,13 +62,16 @@ class Engine:
         self.deferrals = deferrals
         self.digests = digests
         self.conversations = store.Conversations(sessions, clock=clock, monotonic=monotonic)
-        self.images = ImageMaker(grok=grok, quotas=quotas, model=settings.grokbot_image_model)
+        self.images = ImageMaker(
+            grok=grok, quotas=quotas, model=settings.grokbot_image_model, zone=settings.zone, clock=clock
+        )
         self.answers = Answers(
             grok=grok,
             sessions=sessions,
             quotas=quotas,
             budgets=EditBudgets(clock=monotonic),
             edit_interval=settings.grokbot_edit_interval_s,
+            zone=settings.zone,
             clock=clock,
             monotonic=monotonic,
         )
@@ -223,22 +211,35 @@ class Engine:
         async with self._lock(question.place.key):
             context = await self.conversations.turn_context(question.place)
             prompt = self._prompt(question, context, images, platform=audience.platform.name)
-            estimate = self.grok.prices.estimate_ticks(
-                question.model, prompt_tokens=prompt.estimated_tokens, max_completion_tokens=_budget(question)
-            )
-            reservation = await self.quotas.reserve(caller.payer, ticks=estimate, is_admin=caller.is_exempt)
+            reservation, allowance, cut = await self._hold(question, prompt, caller)
             pending = Pending(
                 question,
-                self._request(question, prompt, context.conversation.grok_conv_id),
+                self._request(question, prompt, context.conversation.grok_conv_id, allowance),
                 reservation,
                 context.conversation.id,
                 _asked(question, images=len(images), now=self.clock()),
                 prompt.estimated_tokens,
+                cap=cut,
             )
             if question.defer:
                 await self._defer(pending, audience.platform)
             else:
                 await self.answers.stream(pending, audience)
+
+    async def _hold(
+        self, question: Question, prompt: Prompt, caller: Caller
+    ) -> tuple[Reservation, Allowance, Cap | None]:
+        """The quota hold of an answer: its whole allowance where the budget covers it, else the
+        allowance the budget buys; and the limit that cut its text, if one did."""
+        model = question.model
+        full = full_allowance(model, question.reasoning)
+        prices = self.grok.prices.token_prices(model, prompt_tokens=prompt.estimated_tokens)
+        ask = answer_ask(model, prices, prompt_tokens=prompt.estimated_tokens, allowance=full)
+        reservation = await self.quotas.reserve_up_to(caller.payer, ask, is_admin=caller.is_exempt)
+        takes_effort = self.grok.takes_reasoning_effort(model)
+        allowance = full.within(reservation.units, model=model, takes_effort=takes_effort)
+        # A "length" finish is the budget's doing only where the budget cut the text.
+        return reservation, allowance, reservation.cap if allowance.answer < full.answer else None
 
     def _prompt(
         self, question: Question, context: store.TurnContext, images: list[ImagePart], *, platform: str
@@ -255,12 +256,12 @@ class Engine:
         )
 
     @staticmethod
-    def _request(question: Question, prompt: Prompt, conv_id: str) -> ChatRequest:
+    def _request(question: Question, prompt: Prompt, conv_id: str, allowance: Allowance) -> ChatRequest:
         return ChatRequest(
             model=question.model,
             messages=prompt.messages,
-            max_tokens=ANSWER_TOKENS,
-            reasoning_effort=question.reasoning,
+            max_tokens=allowance.answer,
+            reasoning_effort=allowance.effort,
             user=user_hash(question.place.platform, question.incoming.author.id),
             conv_id=conv_id,
         )
@@ -291,7 +292,7 @@ class Engine:
 
 def _budget(question: Question) -> int:
     """Tokens the answer may take: its text, and the reasoning the model may do first."""
-    return ANSWER_TOKENS + reasoning_allowance(question.model, question.reasoning)
+    return full_allowance(question.model, question.reasoning).total
 
 
 def _asked(question: Question, *, images: int, now: datetime) -> store.HistoryMessage:

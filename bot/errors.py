@@ -53,12 +53,20 @@ class QuotaExceeded(BotError):
         used_amount: int,
         unit: str,
         resets_at: datetime | None,
+        needed_amount: int = 0,
+        kind: str = "",
+        model: str = "",
     ) -> None:
         self.limit = limit  # e.g. "daily spend", "monthly spend", "daily images", "workspace monthly"
         self.limit_amount = limit_amount  # ticks, or images when unit == "images"
         self.used_amount = used_amount
         self.unit = unit  # "ticks" or "images"
         self.resets_at = resets_at
+        # What the smallest acceptable request needs of this limit (0: not known), and what it was
+        # ("chat", "image") and from which model, so that a refusal can say what would still fit.
+        self.needed_amount = needed_amount
+        self.kind = kind
+        self.model = model
         super().__init__(f"{limit} limit reached")
 
     @property

@@ -1,12 +1,14 @@
-"""Generated images: reserve their price, generate them with Grok, post them as files that fit the
-platform's upload limit with the revised prompt, and charge per image (or release the hold).
+"""Generated images: reserve their price (as many as the limits allow), generate them with Grok,
+post them as files that fit the platform's upload limit with the revised prompt, and charge per
+image (or release the hold).
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 
 from PIL import Image as PILImage
 
@@ -15,8 +17,9 @@ from bot.callers import Caller, charge_key
 from bot.errors import BadInput, PlatformError
 from bot.grok import GeneratedImage, GrokClient, ImageResult, user_hash
 from bot.platform import Image, Incoming
-from bot.quotas import Charge, Quotas, Reservation
+from bot.quotas import Ask, Charge, Quotas, Reservation
 from bot.telling import Audience
+from bot.wording import fewer_images
 
 __all__ = ["ImageMaker", "fit_images", "image_caption"]
 
@@ -24,12 +27,17 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "im
 
 
 class ImageMaker:
-    """Makes images for people and bills them: one reservation per request, settled per image."""
+    """Makes images for people and bills them: one reservation per request, settled per image.
+    A request the limits cannot cover whole gets as many images as they allow, and says so."""
 
-    def __init__(self, *, grok: GrokClient, quotas: Quotas, model: str) -> None:
+    def __init__(
+        self, *, grok: GrokClient, quotas: Quotas, model: str, zone: tzinfo, clock: Callable[[], datetime]
+    ) -> None:
         self._grok = grok
         self._quotas = quotas
         self._model = model
+        self._zone = zone  # where a limit's reset is told in this time zone
+        self._clock = clock
 
     async def imagine(
         self, incoming: Incoming, audience: Audience, *, caller: Caller, prompt: str, count: int
@@ -38,19 +46,22 @@ class ImageMaker:
 
         Every path after the reservation either settles it (the images reached the chat) or
         releases it; once the reply is open, a failure is told in it (it is the audience's)."""
-        price = self._grok.prices.image_ticks(self._model, count)
-        reservation = await self._quotas.reserve(
-            caller.payer, ticks=price, images=count, is_admin=caller.is_exempt
-        )
+        each = self._grok.prices.image_ticks(self._model, 1)
+        ask = Ask(kind="image", model=self._model, unit_ticks=each, unit_images=1, units=count, least_units=1)
+        reservation = await self._quotas.reserve_up_to(caller.payer, ask, is_admin=caller.is_exempt)
+        made, cap = reservation.units, reservation.cap
+        note = "" if cap is None else fewer_images(made, count, cap, zone=self._zone, now=self._clock())
         started = time.monotonic()
         try:
-            result = await self._post(incoming, audience, prompt=prompt, count=count)
+            result = await self._post(incoming, audience, prompt=prompt, count=made, note=note)
         except BaseException:
             await self._quotas.release(reservation)
             raise
-        await self._settle(reservation, result, incoming, price=price, started=started)
+        await self._settle(reservation, result, incoming, price=reservation.ticks, started=started)
 
-    async def _post(self, incoming: Incoming, audience: Audience, *, prompt: str, count: int) -> ImageResult:
+    async def _post(
+        self, incoming: Incoming, audience: Audience, *, prompt: str, count: int, note: str
+    ) -> ImageResult:
         platform = audience.platform
         reply = await platform.start_reply(incoming.place, reply_to=incoming.message_id)
         audience.open_reply = reply
@@ -58,7 +69,7 @@ class ImageMaker:
         user = user_hash(incoming.place.platform, incoming.author.id)
         result = await self._grok.generate_images(model=self._model, prompt=prompt, n=count, user=user)
         images = fit_images(result.images, limit=platform.capabilities.max_upload_bytes)
-        caption = image_caption(prompt, images)
+        caption = "\n".join(filter(None, (image_caption(prompt, images), note)))
         try:
             await reply.finish(caption, images=images)
         except PlatformError:

@@ -1,7 +1,8 @@
-"""How errors read to users: what happened and what they can do, never secrets or internals. The
-one catch site (bot/telling.py) and the job that tells users of failures (a digest not made) word
-errors here and nowhere else. An error's own message is for the log; only `BadInput`,
-`PermissionDenied` and a platform refusal's `user_text` are written for the person.
+"""How errors and limits read to users: what happened and what they can do, never secrets or
+internals. The one catch site (bot/telling.py) and the jobs that tell users of failures (digests,
+deferred answers) word errors here and nowhere else; answers and images cut by a limit word it here.
+An error's own message is for the log; only `BadInput`, `PermissionDenied` and a platform refusal's
+`user_text` are written for the person.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from bot.errors import (
     PlatformRateLimited,
     QuotaExceeded,
 )
-from bot.quotas import format_usd
+from bot.quotas import Cap, format_usd
 
-__all__ = ["apology", "describe"]
+__all__ = ["apology", "budget_cut", "describe", "fewer_images"]
+
+WORKSPACE = "workspace "  # how the names of a workspace's limits start ("workspace monthly spend")
 
 
 def describe(exc: BotError, *, zone: tzinfo, now: datetime) -> str:
@@ -100,6 +103,8 @@ def apology(error_id: str) -> str:
 def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
     if exc.unit == "images":
         used = f"You have used {exc.used_amount} of your {exc.limit_amount} images for today"
+    elif exc.needed_amount:
+        used = f"{_left(exc)}; {_smallest(exc)} needs about {format_usd(exc.needed_amount)}"
     else:
         used = (
             f"This request would pass the {exc.limit} limit of {format_usd(exc.limit_amount)} "
@@ -107,7 +112,57 @@ def _describe_quota(exc: QuotaExceeded, *, zone: tzinfo, now: datetime) -> str:
         )
     if exc.resets_at is None:
         return f"{used}. Ask an admin to raise it."
-    local = exc.resets_at.astimezone(zone)
-    hours, rest = divmod(int((exc.resets_at - now).total_seconds()) // 60, 60)
-    when = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-    return f"{used}. It resets at {when} (in {hours} h {rest} min), or an admin can raise it."
+    at, after = _resets(exc.resets_at, zone=zone, now=now)
+    return f"{used}. It resets at {at} (in {after}), or an admin can raise it."
+
+
+def budget_cut(cap: Cap, *, zone: tzinfo, now: datetime) -> str:
+    """The end of an answer cut short by the budget: which limit, and when it resets."""
+    at, after = _resets(cap.resets_at, zone=zone, now=now)
+    amount = format_usd(cap.limit_amount)
+    return (
+        f"— I stopped here: this answer reached {_named(cap.limit)} ({amount}, resets at {at}, in {after})."
+    )
+
+
+def fewer_images(made: int, asked: int, cap: Cap, *, zone: tzinfo, now: datetime) -> str:
+    """Why a batch of images holds fewer than were asked for: the limit that allowed no more."""
+    at, after = _resets(cap.resets_at, zone=zone, now=now)
+    if cap.unit == "images":
+        limit = f"your daily image quota ({cap.limit_amount}) allows {made} more today"
+    else:
+        limit = f"{_named(cap.limit)} ({format_usd(cap.limit_amount)}) covers {made} more"
+    return f"{made} of the {asked} images: {limit}. It resets at {at} (in {after})."
+
+
+def _left(exc: QuotaExceeded) -> str:
+    """ "You have $0.0004 left of your daily spend limit ($1.00)", or the workspace's."""
+    left, amount = format_usd(exc.remaining), format_usd(exc.limit_amount)
+    if exc.limit.startswith(WORKSPACE):
+        return f"This workspace has {left} left of its {exc.limit.removeprefix(WORKSPACE)} limit ({amount})"
+    return f"You have {left} left of your {exc.limit} limit ({amount})"
+
+
+def _named(limit: str) -> str:
+    """ "your daily spend limit", or "this workspace's monthly spend limit"."""
+    if limit.startswith(WORKSPACE):
+        return f"this workspace's {limit.removeprefix(WORKSPACE)} limit"
+    return f"your {limit} limit"
+
+
+def _smallest(exc: QuotaExceeded) -> str:
+    model = f" from {exc.model}" if exc.model else ""
+    if exc.kind == "image":
+        return f"one image{model}"
+    return f"the smallest answer{model}" if exc.kind == "chat" else "this request"
+
+
+def _resets(resets_at: datetime, *, zone: tzinfo, now: datetime) -> tuple[str, str]:
+    """When a limit resets, in `zone`, and how long until then: ("00:00 UTC", "3 h 20 min") within
+    a day, else with the date ("2026-12-01 00:00 UTC", "4 d 3 h")."""
+    local = resets_at.astimezone(zone)
+    minutes = max(0, int((resets_at - now).total_seconds()) // 60)
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{local:%H:%M} {local.tzname()}", f"{hours} h {rest} min"
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}", f"{hours // 24} d {hours % 24} h"

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.db import Sessions
-from bot.errors import BadInput, QuotaExceeded
+from bot.errors import BadInput
 from bot.quotas import statements as sql
+from bot.quotas.holding import hold_all
 from bot.quotas.periods import month_start, next_day_start, next_month_start, period_keys
 from bot.quotas.statements import Delta, Target
-from bot.quotas.values import IMAGES, Charge, Limits, Reservation, Subject, UsageSummary
+from bot.quotas.values import IMAGES, Ask, Charge, Limits, Reservation, Subject, UsageSummary
 from bot.settings import Settings, usd_to_ticks
 
 log = logging.getLogger(__name__)
@@ -28,28 +29,33 @@ class Quotas:
     async def reserve(
         self, subject: Subject, *, ticks: int, images: int = 0, is_admin: bool = False
     ) -> Reservation:
-        """Hold `ticks` (and `images`) against every applicable limit, or raise QuotaExceeded."""
-        if ticks < 0 or images < 0:
-            raise ValueError("a reservation is never negative")
+        """Hold exactly `ticks` (and `images`) against every applicable limit, or raise QuotaExceeded."""
+        return await self.reserve_up_to(subject, Ask(unit_ticks=ticks, unit_images=images), is_admin=is_admin)
+
+    async def reserve_up_to(self, subject: Subject, ask: Ask, *, is_admin: bool = False) -> Reservation:
+        """Hold all of `ask` where every limit has room for it, else as many units as the tightest
+        limit allows (the reservation's `cap` names it), or raise QuotaExceeded when fewer than
+        `ask.least` fit. One transaction: one conditional UPDATE per limit, and two more for a
+        limit that has less room than asked for."""
         now = self._clock()
         exempt = self._exempt(subject, is_admin)
-        targets = self._targets(
-            subject, now, await self.limits_for(subject), ticks=ticks, images=images, exempt=exempt
-        )
+        targets = self._targets(subject, now, await self.limits_for(subject), ask, exempt=exempt)
         async with self._sessions.begin() as session:
-            refusals: list[QuotaExceeded] = []
-            for target in targets:
-                # The row exists on all but a period's first request: try the hold first.
-                if not await sql.hold(session, target, now):
-                    await sql.ensure(session, target, now)
-                    if not await sql.hold(session, target, now):
-                        refusals.append(await sql.refusal(session, target))
-            if refusals:
+            holding = await hold_all(session, targets, ask, now)
+            if holding.refusals:
                 # Raising out of the block rolls every hold back. Name the limit that lasts
                 # longest: tomorrow's reset is no help to someone whose month is spent.
-                raise max(refusals, key=lambda exc: exc.resets_at or now)
-            reservation_id = await sql.open_reservation(session, targets, now)
-        return Reservation(id=reservation_id, subject=subject, ticks=ticks, images=images)
+                raise max(holding.refusals, key=lambda exc: exc.resets_at or now)
+            reservation_id = await sql.open_reservation(session, targets, holding.units, now)
+        units = holding.units
+        return Reservation(
+            id=reservation_id,
+            subject=subject,
+            ticks=ask.base_ticks + units * ask.unit_ticks,
+            images=units * ask.unit_images,
+            units=units,
+            cap=holding.cap,
+        )
 
     async def settle(self, reservation: Reservation, charge: Charge) -> None:
         """Replace the estimate by the real cost and write the ledger row; once per reservation."""
@@ -91,15 +97,14 @@ class Quotas:
         now = self._clock()
         limits = await self.limits_for(subject)
         exempt = self._exempt(subject, False)
-        targets = self._targets(
-            subject, now, limits, ticks=charge.cost_ticks, images=charge.images, exempt=exempt
-        )
+        cost = Ask(unit_ticks=charge.cost_ticks, unit_images=charge.images)
+        targets = self._targets(subject, now, limits, cost, exempt=exempt)
         async with self._sessions.begin() as session:
             if not await sql.record(session, subject, charge, now):
                 return
             for target in targets:
                 await sql.ensure(session, target, now)
-                await sql.shift(session, [(target.subject, target.period_key, target.amount)], now)
+                await sql.shift(session, [(target.subject, target.period_key, target.amount(1))], now)
 
     async def sweep_stale(self, older_than: timedelta) -> int:
         """Release reservations held longer than `older_than` (a crash left them); the count."""
@@ -191,7 +196,7 @@ class Quotas:
         return is_admin or self._settings.is_admin(subject.platform, subject.user_id)
 
     def _targets(
-        self, subject: Subject, now: datetime, limits: Limits, *, ticks: int, images: int, exempt: bool
+        self, subject: Subject, now: datetime, limits: Limits, ask: Ask, *, exempt: bool
     ) -> list[Target]:
         """The counters a cost goes to, sorted: every transaction locks rows in that one order."""
         zone = self._settings.zone
@@ -199,24 +204,24 @@ class Quotas:
         day_end, month_end = next_day_start(now, zone), next_month_start(now, zone)
         # Exempt users are counted all the same, against limit 0 (unlimited), so usage shows.
         user = Limits(0, 0, 0) if exempt else limits
+        spend = (ask.base_ticks, ask.unit_ticks)
         targets = []
         if subject.user_id:
-            spend = subject.spend_key
             targets += [
-                Target(spend, day, ticks, user.daily_ticks, "daily spend", "ticks", day_end),
-                Target(spend, month, ticks, user.monthly_ticks, "monthly spend", "ticks", month_end),
+                Target(subject.spend_key, day, *spend, user.daily_ticks, "daily spend", "ticks", day_end),
+                Target(
+                    subject.spend_key, month, *spend, user.monthly_ticks, "monthly spend", "ticks", month_end
+                ),
             ]
-            if images:
-                images_key = subject.images_key
-                targets.append(
-                    Target(images_key, day, images, user.daily_images, "daily images", "images", day_end)
-                )
+            if ask.unit_images:
+                images = (0, ask.unit_images, user.daily_images)
+                targets.append(Target(subject.images_key, day, *images, "daily images", "images", day_end))
         # The workspace pool caps the operator's bill, so it binds admins too.
         pool = usd_to_ticks(self._settings.grokbot_workspace_monthly_usd)
         if pool:
             workspace = subject.workspace_key
             targets.append(
-                Target(workspace, month, ticks, pool, "workspace monthly spend", "ticks", month_end)
+                Target(workspace, month, *spend, pool, "workspace monthly spend", "ticks", month_end)
             )
         return sorted(targets, key=lambda target: (target.subject, target.period_key))
 

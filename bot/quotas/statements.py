@@ -20,7 +20,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import conflict_insert
-from bot.errors import QuotaExceeded
 from bot.quotas.values import Charge, Subject
 from bot.tables import QuotaCounter, QuotaOverride, QuotaReservation, UsageEvent, table_of
 
@@ -29,15 +28,28 @@ Delta = tuple[str, str, int]  # (counter subject, period_key, amount)
 
 @dataclass(frozen=True)
 class Target:
-    """One counter a cost goes to, and what a refusal by it must say."""
+    """One counter a cost goes to: `base` plus `per_unit` for each unit held, and what a refusal
+    by it must say."""
 
     subject: str
     period_key: str
-    amount: int
+    base: int
+    per_unit: int
     limit: int = field(compare=False)  # effective; 0 = unlimited (or exempt)
     name: str = field(compare=False)
     unit: str = field(compare=False)
     resets_at: datetime = field(compare=False)
+
+    def amount(self, units: int) -> int:
+        return self.base + units * self.per_unit
+
+    def units_within(self, room: int, most: int) -> int:
+        """How many units, up to `most`, fit in `room` under the limit; -1 when not even the base does."""
+        if not self.limit:
+            return most
+        if room < self.base:
+            return -1
+        return most if not self.per_unit else min(most, (room - self.base) // self.per_unit)
 
 
 COUNTERS = table_of(QuotaCounter)
@@ -63,6 +75,8 @@ _HOLD_ANY = (
     .returning(COUNTERS.c.used)
 )
 _HOLD_WITHIN = _HOLD_ANY.where(COUNTERS.c.used + bindparam("w_amount") <= bindparam("w_limit"))
+# claim: a write that changes nothing that counts, so the row is this transaction's until it ends
+_CLAIM = _counter_row().values(updated_at=bindparam("w_now")).returning(COUNTERS.c.used)
 _SHIFT = _counter_row().values(used=COUNTERS.c.used + bindparam("w_amount"), updated_at=bindparam("w_now"))
 _OPEN = insert(RESERVATIONS).returning(RESERVATIONS.c.id)
 _CLOSE = (
@@ -96,8 +110,8 @@ async def ensure(session: AsyncSession, target: Target, now: datetime) -> None:
     await session.exec(create)
 
 
-async def hold(session: AsyncSession, target: Target, now: datetime) -> bool:
-    """Add the amount if it stays within the limit, atomically; False (nothing changed) if not.
+async def hold(session: AsyncSession, target: Target, amount: int, now: datetime) -> bool:
+    """Add `amount` if it stays within the limit, atomically; False (nothing changed) if not.
 
     On PostgreSQL a concurrent holder waits for the row and the WHERE is checked again against
     its new version; SQLite runs it under its single writer lock.
@@ -106,12 +120,22 @@ async def hold(session: AsyncSession, target: Target, now: datetime) -> bool:
     params = {
         "w_subject": target.subject,
         "w_period": target.period_key,
-        "w_amount": target.amount,
+        "w_amount": amount,
         "w_limit": target.limit,
         "w_now": now,
     }
     statement = _HOLD_WITHIN if target.limit else _HOLD_ANY
     return (await session.exec(statement, params=params)).first() is not None
+
+
+async def claim(session: AsyncSession, target: Target, now: datetime) -> int | None:
+    """Take the counter's row for the rest of the transaction: its `used`, or None when it has no
+    row yet. Nobody else can change it until this transaction ends (PostgreSQL locks the row and
+    returns its newest version; SQLite's writer lock is this transaction's from its first write),
+    so a hold sized from this figure cannot be overtaken."""
+    params = {"w_subject": target.subject, "w_period": target.period_key, "w_now": now}
+    row = (await session.exec(_CLAIM, params=params)).first()
+    return None if row is None else int(row[0])
 
 
 async def shift(session: AsyncSession, deltas: Iterable[Delta], now: datetime) -> None:
@@ -129,23 +153,8 @@ async def shift(session: AsyncSession, deltas: Iterable[Delta], now: datetime) -
         await session.exec(_SHIFT, params=move)
 
 
-async def refusal(session: AsyncSession, target: Target) -> QuotaExceeded:
-    """The error for a refused hold. Reads `used` only to word it; the UPDATE decided."""
-    query = select(QuotaCounter.used).where(
-        col(QuotaCounter.subject) == target.subject, col(QuotaCounter.period_key) == target.period_key
-    )
-    used = (await session.exec(query)).first()
-    return QuotaExceeded(
-        limit=target.name,
-        limit_amount=target.limit,
-        used_amount=used or 0,
-        unit=target.unit,
-        resets_at=target.resets_at,
-    )
-
-
-async def open_reservation(session: AsyncSession, targets: list[Target], now: datetime) -> int:
-    params = {"counters": _dump(targets), "state": "held", "created_at": now}
+async def open_reservation(session: AsyncSession, targets: list[Target], units: int, now: datetime) -> int:
+    params = {"counters": _dump(targets, units), "state": "held", "created_at": now}
     return int((await session.exec(_OPEN, params=params)).scalar_one())
 
 
@@ -255,8 +264,8 @@ def _override_of(subject: Subject) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-def _dump(targets: list[Target]) -> str:
-    return json.dumps([[t.subject, t.period_key, t.amount] for t in targets])
+def _dump(targets: list[Target], units: int) -> str:
+    return json.dumps([[t.subject, t.period_key, t.amount(units)] for t in targets])
 
 
 def _load(raw: str) -> list[Delta]:

@@ -1,4 +1,5 @@
-"""The values quotas take and give: who pays, what a call cost, limits, holds and summaries."""
+"""The values quotas take and give: who pays, what a call may and did cost, limits, holds and
+summaries."""
 
 from __future__ import annotations
 
@@ -44,14 +45,52 @@ class Limits:
     daily_images: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ask:
+    """What a call may cost, for `Quotas.reserve_up_to`: `base_ticks` in any case, plus `units`
+    units (output tokens, images) of `unit_ticks` and `unit_images` each. Where a limit allows
+    fewer units, fewer are held, down to `least_units`; below that the call is refused."""
+
+    unit_ticks: int
+    units: int = 1
+    least_units: int = 0  # 0: `units`, all or nothing
+    base_ticks: int = 0
+    unit_images: int = 0
+    kind: str = ""  # what is asked for ("chat", "image"), so that a refusal can say so
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        if min(self.unit_ticks, self.base_ticks, self.unit_images, self.least_units) < 0:
+            raise ValueError("a reservation is never negative")
+        if self.units < 1 or self.least_units > self.units:
+            raise ValueError(f"cannot ask for {self.least_units} to {self.units} units")
+
+    @property
+    def least(self) -> int:
+        return self.least_units or self.units
+
+
+@dataclass(frozen=True)
+class Cap:
+    """The limit that held a reservation below what was asked: the one a cut answer names."""
+
+    limit: str  # "daily spend", "monthly spend", "daily images", "workspace monthly spend"
+    limit_amount: int  # ticks, or images when unit == "images"
+    unit: str
+    resets_at: datetime
+
+
 @dataclass(frozen=True)
 class Reservation:
-    """A held estimate. Only `id` and `subject` matter to settle/release, so it can be rebuilt."""
+    """A held estimate. Only `id` and `subject` matter to settle/release, so it can be rebuilt.
+    `units` were granted of those asked for; `cap` names the limit that granted fewer, if one did."""
 
     id: int
     subject: Subject
     ticks: int = 0
     images: int = 0
+    units: int = 1
+    cap: Cap | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

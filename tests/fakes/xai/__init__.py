@@ -9,6 +9,9 @@ Scripting (every switch is a plain attribute; set it any time):
         fake.queue_reply(ScriptedReply(text="Hi", reasoning="hmm", fault=Fault("cut", after_chunks=2)))
             # FIFO, used by the next chat completion (streamed, whole or deferred) that passes
             # validation; nothing queued -> `fake.default_reply`, or "Echo: <last user text>".
+            # ScriptedReply(at_cap=True, reasoning_tokens=8000): usage at the requested
+            # max_completion_tokens (finish "length") and that much reasoning billed beside it;
+            # reasoning_effort "none" bills no reasoning (thinking off).
         fake.fail_next(503, times=2, retry_after=1.0)   # the next /v1 requests (or those under path=)
         fake.requests                          # [RecordedRequest(method, path, headers, json)]
         fake.max_in_flight                     # most /v1 requests ever handled at once

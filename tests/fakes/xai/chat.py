@@ -134,6 +134,22 @@ def _schema_problem(schema: Any) -> str | None:
     return next((p for p in map(_schema_problem, schema.values()) if p), None)
 
 
+def _scripted_text(reply: ScriptedReply, body: dict[str, Any]) -> str:
+    if reply.text is not None:
+        return reply.text
+    users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+    return "Echo: " + (text_of(users[-1].get("content")) if users else "")
+
+
+def _reasoning_tokens(reply: ScriptedReply, model: FakeModel, effort: Any) -> int:
+    """The reasoning tokens billed: none where `reasoning_effort: none` turned thinking off."""
+    if effort == "none":
+        return 0
+    if reply.reasoning_tokens is not None:
+        return reply.reasoning_tokens
+    return tokens(reply.reasoning) or (24 if model.reasoning else 0)
+
+
 class _Answer:
     """One scripted chat answer, rendered as a completion object or as an SSE stream."""
 
@@ -148,12 +164,11 @@ class _Answer:
         self.fake = fake
         self.reply = reply
         self.body = body
-        text = reply.text
-        if text is None:
-            users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
-            text = "Echo: " + (text_of(users[-1].get("content")) if users else "")
+        text = _scripted_text(reply, body)
         self.finish = reply.finish_reason
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if isinstance(limit, int) and reply.at_cap:
+            text = "word " * (limit + 1)  # more than the cap allows: cut to it below
         if isinstance(limit, int) and tokens(text) > limit:
             text, self.finish = text[: limit * 4], "length"
         self.text = text
@@ -163,7 +178,7 @@ class _Answer:
         self.model_name = reply.model or resolved
         self.prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt
         self.images = sum(images_in(m.get("content")) for m in body["messages"] if isinstance(m, dict))
-        self.reasoning_tokens = tokens(self.reasoning) or (24 if model.reasoning else 0)
+        self.reasoning_tokens = _reasoning_tokens(reply, model, effort)
         self.prices = model.prices
         self.id = f"{uuid.uuid4()}_us-east-1"
         self.created = int(fake.now())

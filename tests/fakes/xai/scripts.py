@@ -25,6 +25,10 @@ class ScriptedReply:
     text: str | None = None  # None: "Echo: <last user text>"
     reasoning: str = ""
     finish_reason: str = "stop"
+    # Usage at the requested cap: text that fills max_completion_tokens (finish "length").
+    at_cap: bool = False
+    # The reasoning tokens billed, whatever `reasoning` says (0 anyway with reasoning_effort none).
+    reasoning_tokens: int | None = None
     chunk_chars: int = 4
     first_token_delay: float = 0.0  # also delays a non-streamed answer
     tokens_per_second: float | None = None
