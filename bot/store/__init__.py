@@ -22,7 +22,7 @@ from bot.store.conversations import (
     recent_turns,
 )
 from bot.store.events import EVENT_RETENTION, claim_event, feedback_counts, prune_events, record_feedback
-from bot.store.places import PlaceSettings, set_system_prompt
+from bot.store.places import PlaceSettings, SettingLayers, set_system_prompt
 
 __all__ = [
     "EVENT_RETENTION",
@@ -31,6 +31,7 @@ __all__ = [
     "HistoryMessage",
     "Links",
     "PlaceSettings",
+    "SettingLayers",
     "TurnContext",
     "add_turns",
     "assistant_turn",
