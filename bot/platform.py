@@ -195,6 +195,48 @@ class Platform(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SourceLink:
+    """A source of an answer: a web page or an X post (its x.com link), titled where known."""
+
+    url: str
+    title: str = ""  # "" when unknown: show the URL (or a short form of it) instead
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Something Grok does on the way to an answer: one server-side tool call. Sent again with
+    the same `id` as it changes (its query becomes known, it ends)."""
+
+    id: str
+    kind: str  # "web" | "x" | "code"
+    title: str  # what a person reads: "Searching X for “xAI news”", "Running code"
+    status: str  # "in_progress" | "complete" | "error"
+    sources: tuple[SourceLink, ...] = ()  # what a web search found (complete only)
+    detail: str = ""  # the code being run
+
+
+@runtime_checkable
+class ShowsActivities(Protocol):
+    """A Reply that shows Grok's activities natively (task cards, a plan). Without it, the
+    writer shows the latest activity's title as the status line until the answer starts."""
+
+    async def activity(self, activity: Activity) -> None:
+        """Show `activity`, new or changed (same `id`); called before and while the text streams."""
+        ...
+
+
+@runtime_checkable
+class ShowsSources(Protocol):
+    """A Reply that shows an answer's sources natively (a sources element, a context block of
+    links). Without it, the sources are written at the end of the answer's text as Markdown."""
+
+    async def sources(self, sources: Sequence[SourceLink]) -> None:
+        """The answer's sources, numbered in this order; called once, just before the `finish`
+        of the answer's last message, which should show them with its final text."""
+        ...
+
+
 @runtime_checkable
 class ShowsReasoning(Protocol):
     """A platform that shows a finished answer's whole reasoning after it (the console)."""

@@ -1,11 +1,14 @@
 """Streaming answers into chats: the layout (where text is cut, what each message shows), edit
-budgets per rate-limit scope, and the writer that paces edits by them.
+budgets per rate-limit scope, the writer that paces edits by them, Grok's tool calls as activities,
+and what follows an answer's text (the code it ran, its sources).
 """
 
 from __future__ import annotations
 
+from bot.streaming.activities import activity_of, links_of, short_url
+from bot.streaming.appendix import code_appendix, link_markdown, sources_markdown
 from bot.streaming.budgets import EditBudget, EditBudgets
-from bot.streaming.layout import Fence, Layout, Page, Part, cut_point, open_fence, split_message
+from bot.streaming.layout import Fence, Layout, Page, Part, cut_point, open_fence, settled, split_message
 from bot.streaming.writer import StreamWriter
 
 __all__ = [
@@ -16,7 +19,14 @@ __all__ = [
     "Page",
     "Part",
     "StreamWriter",
+    "activity_of",
+    "code_appendix",
     "cut_point",
+    "link_markdown",
+    "links_of",
     "open_fence",
+    "settled",
+    "short_url",
+    "sources_markdown",
     "split_message",
 ]
