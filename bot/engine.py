@@ -20,16 +20,29 @@ from bot.callers import Caller
 from bot.conversation import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from bot.db import Sessions
 from bot.errors import BadInput
-from bot.grok import MAX_IMAGE_BYTES, ChatRequest, GrokClient, ImagePart, image_part, user_hash
+from bot.grok import (
+    MAX_IMAGE_BYTES,
+    ChatRequest,
+    GrokClient,
+    ImagePart,
+    PriceBook,
+    ResponseRequest,
+    Tools,
+    image_part,
+    user_hash,
+)
 from bot.images import ImageMaker
 from bot.jobs import Deferrals
 from bot.platform import Command, Feedback, Incoming, Place, Platform
 from bot.quotas import Quotas
+from bot.search import tools_for
 from bot.settings import Settings
+from bot.store import PlaceSettings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
+from bot.upstream import Upstream
 
-__all__ = ["ANSWER_TOKENS", "Engine", "reasoning_allowance", "utc_now"]
+__all__ = ["ANSWER_TOKENS", "MAX_TOOL_CALLS", "Engine", "reasoning_allowance", "tool_allowance", "utc_now"]
 
 ANSWER_TOKENS = 4096
 # Reasoning tokens are billed like output but not capped by max_completion_tokens: reserve for them.
@@ -39,6 +52,9 @@ REASONING_ALLOWANCE = {"low": 4_000, "high": 16_000}
 DEFAULT_REASONING_ALLOWANCE = 8_000
 NON_REASONING = ("non-reasoning", "grok-3", "grok-2")
 FEEDBACK_VALUES = ("good", "bad")
+# Grok's agent turns with server-side tools: sent as max_turns and reserved for as that many tool
+# calls (parallel calls share a turn, so this bounds a typical answer, not the rarest one).
+MAX_TOOL_CALLS = 3
 
 
 def utc_now() -> datetime:
@@ -52,6 +68,11 @@ def reasoning_allowance(model: str, effort: str | None) -> int:
     if "non-reasoning" in model or (model.startswith(NON_REASONING[1:]) and "mini" not in model):
         return 0
     return DEFAULT_REASONING_ALLOWANCE
+
+
+def tool_allowance(prices: PriceBook, model: str, tools: Tools, prompt_tokens: int) -> int:
+    """What to reserve, beside the tokens' estimate, for the tool calls an answer may make."""
+    return prices.tool_allowance_ticks(model, tools, max_calls=MAX_TOOL_CALLS, prompt_tokens=prompt_tokens)
 
 
 class Engine:
@@ -78,8 +99,10 @@ class Engine:
         self.digests = digests
         self.conversations = store.Conversations(sessions, clock=clock, monotonic=monotonic)
         self.images = ImageMaker(grok=grok, quotas=quotas, model=settings.grokbot_image_model)
+        self.upstream = Upstream(grok, api=settings.grokbot_xai_api)
         self.answers = Answers(
             grok=grok,
+            upstream=self.upstream,
             sessions=sessions,
             quotas=quotas,
             budgets=EditBudgets(clock=monotonic),
@@ -163,6 +186,7 @@ class Engine:
             caller=Caller.of(incoming, self.settings),
             audience=audience,
             conversation_place=self.conversation_place,
+            prices=self.grok.prices,
         )
 
     # -- conversations ------------------------------------------------------------------------
@@ -190,9 +214,9 @@ class Engine:
             return None
         if not options.prompt and not incoming.attachments:
             raise BadInput("Ask me something: write a question after the command or the mention.")
-        default = self.settings.grokbot_reasoning_model if options.reasoning else self.settings.grokbot_model
-        model = options.model or default
-        return Question(incoming, place, options.prompt, model, options.reasoning, options.defer)
+        return Question(
+            incoming, place, options.prompt, options.model, options.reasoning, options.defer, options.search
+        )
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -222,23 +246,59 @@ class Engine:
         caller = Caller.of(question.incoming, self.settings)
         async with self._lock(question.place.key):
             context = await self.conversations.turn_context(question.place)
+            question = self._placed(question, context.settings)
+            tools = self._tools(question, context.settings)
             prompt = self._prompt(question, context, images, platform=audience.platform.name)
             estimate = self.grok.prices.estimate_ticks(
                 question.model, prompt_tokens=prompt.estimated_tokens, max_completion_tokens=_budget(question)
             )
+            estimate += tool_allowance(self.grok.prices, question.model, tools, prompt.estimated_tokens)
             reservation = await self.quotas.reserve(caller.payer, ticks=estimate, is_admin=caller.is_exempt)
+            request = self._request(question, prompt, context.conversation.grok_conv_id)
             pending = Pending(
                 question,
-                self._request(question, prompt, context.conversation.grok_conv_id),
+                request,
                 reservation,
                 context.conversation.id,
                 _asked(question, images=len(images), now=self.clock()),
                 prompt.estimated_tokens,
+                response=self._response(question, request, tools),
             )
             if question.defer:
                 await self._defer(pending, audience.platform)
             else:
                 await self.answers.stream(pending, audience)
+
+    def _placed(self, question: Question, place: PlaceSettings) -> Question:
+        """The question with its model: asked for, else the reasoning model when it asks for
+        reasoning, else the place's default model, else the bot's."""
+        if question.model:
+            return question
+        settings = self.settings
+        model = (
+            settings.grokbot_reasoning_model if question.reasoning else place.model or settings.grokbot_model
+        )
+        return replace(question, model=model)
+
+    def _tools(self, question: Question, place: PlaceSettings) -> Tools:
+        """The server-side tools of the answer: as the place allows and the question asks, on
+        the Responses API only (Chat Completions and deferred answers have none)."""
+        if question.defer or not self.upstream.responses:
+            if question.search in ("web", "x"):
+                why = "deferred answers" if question.defer else "this bot's xAI endpoint"
+                raise BadInput(f"Live search is not available for {why}; ask without `search`.")
+            return Tools()
+        return tools_for(place, question.search)
+
+    def _response(self, question: Question, request: ChatRequest, tools: Tools) -> ResponseRequest | None:
+        """The answer's request on the Responses API, where it goes there: its output limit
+        covers the reasoning too (Chat Completions' max_tokens does not)."""
+        if question.defer or not self.upstream.responses:
+            return None
+        answer = request.max_tokens if request.max_tokens is not None else ANSWER_TOKENS
+        output = answer + reasoning_allowance(question.model, question.reasoning)
+        response = ResponseRequest.of(request, tools=tools, max_output_tokens=output)
+        return replace(response, max_turns=MAX_TOOL_CALLS) if tools else response
 
     def _prompt(
         self, question: Question, context: store.TurnContext, images: list[ImagePart], *, platform: str

@@ -223,7 +223,21 @@ async def check(settings: Settings, *, out: TextIO) -> bool:
                     f"{role} model {name}: {format_usd(model.prompt_price * 1_000_000)} / "
                     f"{format_usd(model.completion_price * 1_000_000)} per 1M tokens in / out",
                 )
+        say(*await _responses_report(settings, grok))
     return ok
+
+
+async def _responses_report(settings: Settings, grok: GrokClient) -> tuple[bool, str]:
+    """Whether interactive answers can use the Responses API (search tools) at this endpoint."""
+    if settings.grokbot_xai_api == "chat":
+        return True, "answers use Chat Completions (GROKBOT_XAI_API=chat): no web or X search"
+    try:
+        served = await grok.serves_responses()
+    except BotError as exc:
+        return False, f"could not try the Responses API (/v1/responses): {exc}"
+    if served:
+        return True, "Responses API (/v1/responses) served: answers may search the web and X"
+    return False, "this endpoint does not serve /v1/responses: set GROKBOT_XAI_API=chat"
 
 
 async def usage_report(settings: Settings, *, since: str | None, user: str | None, fmt: str) -> str:

@@ -60,3 +60,19 @@ async def test_usage_report_reads_the_ledger(fake_xai: FakeXAI, tmp_path: Path) 
     settings = settings_for(fake_xai, database_url=await sqlite_url(tmp_path))
     text = await usage_report(settings, since="2026-01-01", user=None, fmt="csv")
     assert text.splitlines()[0].startswith("platform")
+
+
+async def test_check_says_whether_the_endpoint_serves_the_responses_api(
+    fake_xai: FakeXAI, tmp_path: Path
+) -> None:
+    url = await sqlite_url(tmp_path)
+    served = io.StringIO()
+    assert await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="responses"), out=served)
+    assert "✓ Responses API (/v1/responses) served" in served.getvalue()
+    fake_xai.serve_responses = False  # an xAI-compatible endpoint with Chat Completions only
+    missing = io.StringIO()
+    assert not await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="responses"), out=missing)
+    assert "✗ this endpoint does not serve /v1/responses: set GROKBOT_XAI_API=chat" in missing.getvalue()
+    told = io.StringIO()
+    assert await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="chat"), out=told)
+    assert "✓ answers use Chat Completions (GROKBOT_XAI_API=chat)" in told.getvalue()

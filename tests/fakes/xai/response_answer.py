@@ -23,6 +23,7 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 TOOL_TICKS = {"web": 50_000_000, "code": 50_000_000}  # per call; X search: per post
 X_POST_TICKS = 50_000_000
 X_NAMES = {"x": "x_keyword_search", "web": "web_search", "code": "code_execution"}
+TOOL_ITEMS = ("web_search_call", "custom_tool_call", "code_interpreter_call")
 
 
 class Pause:
@@ -319,11 +320,25 @@ class _Writer:
         reply = answer.reply
         self.gap = 1.0 / reply.tokens_per_second if reply.tokens_per_second else 0.0
         self.paced = bool(self.gap) or reply.fault is not None
+        self.conv = str(answer.body.get("prompt_cache_key") or "")  # the engine's conversation id
+        self.chars = 0  # answer text sent so far
+        self.tool_started = False  # a tool call's first event is in the buffer
 
     async def flush(self) -> None:
         if self.buffer:
             data, self.buffer = b"".join(self.buffer), []
+            at = time.perf_counter()
             await self.response.write(data)
+            self.log(at)
+
+    def log(self, at: float) -> None:
+        """Benchmarks: when each write started, with the answer text sent so far (send_log, as
+        chat's), and when a write carried a tool call's start (tool_log)."""
+        if self.fake.send_log is not None:
+            self.fake.send_log.setdefault(self.conv, []).append((at, self.chars))
+        if self.tool_started and self.fake.tool_log is not None:
+            self.fake.tool_log.setdefault(self.conv, []).append(at)
+        self.tool_started = False
 
     async def run(self, events: Any) -> bool:
         """False when a fault dropped the connection."""
@@ -339,7 +354,10 @@ class _Writer:
                 return False
             delta = event["type"] == "response.output_text.delta"
             self.buffer.append(self.answer.frame(event))
+            if event["type"] == "response.output_item.added" and event["item"]["type"] in TOOL_ITEMS:
+                self.tool_started = True
             if delta:
+                self.chars += len(event["delta"])
                 chunks += 1
                 if self.paced or chunks == 1 or len(self.buffer) >= 64:
                     await self.flush()
