@@ -117,6 +117,7 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
                 "DISCORD_GUILD_IDS": guild,
                 "XAI_API_KEY": xai.api_key,
                 "XAI_BASE_URL": xai.base_url,
+                "GROKBOT_XAI_API": "chat",  # as the reference bot answers
             },
         },
         discord_fake,
