@@ -232,8 +232,9 @@ class ShowsSources(Protocol):
     links). Without it, the sources are written at the end of the answer's text as Markdown."""
 
     async def sources(self, sources: Sequence[SourceLink]) -> None:
-        """The answer's sources, numbered in this order; called once, just before the `finish`
-        of the answer's last message, which should show them with its final text."""
+        """The answer's sources, numbered in this order; called just before the final `finish`
+        of the answer's last message (again if that is retried, or moves to a new message),
+        which should show them with its final text."""
         ...
 
 

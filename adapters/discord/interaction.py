@@ -254,9 +254,12 @@ class InteractionReply:
             log.debug("status edit failed: %s", exc)  # cosmetic: the answer's edits follow
 
     async def _status_after(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        if self._waiting:
-            await self.status(self._waiting)
+        """The newest waiting status once the interval allows, and any newer one that came meanwhile."""
+        while self._waiting:
+            await asyncio.sleep(wait)
+            if self._waiting:
+                await self.status(self._waiting)
+            wait = self._status_at + self._owner.capabilities.edit_interval - self._owner.monotonic()
 
     async def update(self, text: str) -> None:
         self._answering = True  # a status waiting for its turn is not shown any more

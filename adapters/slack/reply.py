@@ -73,9 +73,12 @@ class SlackReply:
             self._later = asyncio.create_task(self._status_after(wait))
 
     async def _status_after(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        if self._waiting:
-            await self.status(self._waiting)
+        """The newest waiting status once the interval allows, and any newer one that came meanwhile."""
+        while self._waiting:
+            await asyncio.sleep(wait)
+            if self._waiting:
+                await self.status(self._waiting)
+            wait = self._status_at + STATUS_EVERY_S - time.monotonic()
 
     async def update(self, text: str) -> None:
         async with self._lock:

@@ -3,6 +3,7 @@ searched, then the answer replaces it, ending with its sources; `/settings` is f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +25,11 @@ async def test_the_response_says_what_is_searched_then_shows_the_answer_and_its_
 ) -> None:
     stack: Stack = await stack_factory(grokbot_xai_api="responses")
     fake, world = stack.fake, stack.world
-    stack.xai.time_scale = 0.05  # searches of 1.5 s and 2 s: longer than Discord's 1 s between status edits
+    stack.xai.time_scale = 0.01  # 0.3 and 0.4 s of searching with keep-alives, then until shown
+    web_shown, x_shown = asyncio.Event(), asyncio.Event()
     searches = (
-        ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=30),
-        ScriptedTool("x", "grok 4.7", seconds=40),
+        ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=30, hold=web_shown),
+        ScriptedTool("x", "grok 4.7", seconds=40, hold=x_shown),
     )
     stack.xai.queue_response(
         ScriptedResponse(
@@ -37,12 +39,17 @@ async def test_the_response_says_what_is_searched_then_shows_the_answer_and_its_
     asked = await fake.slash(
         "ask", {"prompt": "what shipped?"}, channel_id=world.general, user_id=world.alice
     )
-    await fake.wait_until(
-        lambda: bool(asked.original_id) and fake.versions(asked.original_id)[-1] == ANSWER + SOURCES
+    for line, shown in (("🔎 Searching the web", web_shown), ("🔎 Searching X for “grok 4.7”", x_shown)):
+        # Discord's 1 s between status edits: the newer status waits for its turn.
+        await fake.wait_until(lambda line=line: line in fake.versions(asked.original_id), within=30)  # type: ignore[misc]
+        shown.set()
+    await fake.wait_until(lambda: fake.versions(asked.original_id)[-1] == ANSWER + SOURCES)
+    shown_versions = fake.versions(asked.original_id)
+    web, x = (
+        shown_versions.index("🔎 Searching the web"),
+        shown_versions.index("🔎 Searching X for “grok 4.7”"),
     )
-    shown = fake.versions(asked.original_id)
-    web, x = shown.index("🔎 Searching the web"), shown.index("🔎 Searching X for “grok 4.7”")
-    first_words = next(i for i, version in enumerate(shown) if version.startswith("Grok"))
+    first_words = next(i for i, version in enumerate(shown_versions) if version.startswith("Grok"))
     assert web < x < first_words
     await stack.idle()
     assert stack.xai.responses_requests()[-1].json["tools"][1]["type"] == "x_search"

@@ -3,6 +3,8 @@ is being searched, then the answer streams, then its sources; settings are an ad
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
@@ -29,27 +31,32 @@ async def test_the_status_says_what_is_searched_then_the_answer_ends_with_its_so
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(grokbot_xai_api="responses")
-    stack.xai.time_scale = 0.02  # each search runs 0.6 to 0.8 s, three times the status interval
+    stack.xai.time_scale = 0.01  # 0.3 and 0.4 s of searching with keep-alives, then until shown
+    web_shown, x_shown = asyncio.Event(), asyncio.Event()
     searches = (
-        ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=30),
-        ScriptedTool("x", "grok 4.7", seconds=40),
+        ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=30, hold=web_shown),
+        ScriptedTool("x", "grok 4.7", seconds=40, hold=x_shown),
     )
-    stack.xai.queue_response(
-        ScriptedResponse(text=ANSWER, tools=searches, citations=CITATIONS, cost_ticks=987_654_321)
+    scripted = ScriptedResponse(
+        text=ANSWER, tools=searches, citations=CITATIONS, cost_ticks=987_654_321, unknown_events=True
     )
+    stack.xai.queue_response(scripted)
     message, _ = await stack.sender.mention(GENERAL, ANA, "what shipped?")
+
+    def statuses() -> list[str]:
+        return [c.args.get("status", "") for c in stack.slack.calls_to("assistant.threads.setStatus")]
+
+    for line, shown in (("🔎 Searching the web", web_shown), ("🔎 Searching X for “grok 4.7”", x_shown)):
+        await stack.slack.wait_until(lambda line=line: line in statuses())  # type: ignore[misc]
+        assert not stack.answers(GENERAL, message.ts)  # the answer has not begun
+        shown.set()
     await stack.settle()
-    shown = [(c.args.get("status"), c.at) for c in stack.slack.calls_to("assistant.threads.setStatus")]
-    lines = [line for line, _ in shown]
-    web, x = lines.index("🔎 Searching the web"), lines.index("🔎 Searching X for “grok 4.7”")
-    assert web < x
     (answer,) = stack.answers(GENERAL, message.ts)
     assert answer.content == ANSWER + SOURCES
-    first_words = min(c.at for c in stack.slack.calls if c.method in ("chat.startStream", "chat.postMessage"))
-    assert shown[x][1] < first_words  # the searches showed before the answer began
     async with stack.engine.sessions() as session:
         (charge,) = (await session.exec(select(UsageEvent))).all()
     assert charge.cost_ticks == 987_654_321 and charge.tool_calls == 2
+    assert stack.xai.keepalives_sent == 3  # 15 s apart in the fake's time: one in 30 s, two in 40 s
 
 
 async def test_a_citation_at_a_message_split_stays_one_link(make_stack: StackFactory) -> None:

@@ -4,6 +4,7 @@ annotations after the last text delta, and usage with the server-side tools and 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -27,10 +28,12 @@ TOOL_ITEMS = ("web_search_call", "custom_tool_call", "code_interpreter_call")
 
 
 class Pause:
-    """A quiet stretch of the stream (a tool running): keep-alives only."""
+    """A quiet stretch of the stream (a tool running): keep-alives only, for `seconds`, then until
+    every one of `holds` is set."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, holds: tuple[asyncio.Event, ...] = ()) -> None:
         self.seconds = seconds
+        self.holds = holds
 
 
 class ResponseAnswer:
@@ -170,12 +173,14 @@ class ResponseAnswer:
         if not self.reply.parallel:
             for index, tool in tools:
                 yield from self._tool_start(tool, index)
-                yield Pause(tool.seconds)
+                yield Pause(tool.seconds, (tool.hold,) if tool.hold else ())
                 yield from self._tool_end(tool, index)
             return
         for index, tool in tools:
             yield from self._tool_start(tool, index)
-        yield Pause(max((t.seconds for _, t in tools), default=0.0))
+        yield Pause(
+            max((t.seconds for _, t in tools), default=0.0), tuple(t.hold for _, t in tools if t.hold)
+        )
         for index, tool in reversed(tools):  # they end out of order
             yield from self._tool_end(tool, index)
 
@@ -348,6 +353,8 @@ class _Writer:
             if isinstance(event, Pause):
                 await self.flush()
                 await self.keep_alive(event.seconds)
+                for hold in event.holds:
+                    await hold.wait()
                 continue
             due = reply.fault is not None and self.fault_due(event["type"], chunks)
             if due and reply.fault is not None and not await self.fault(reply.fault):
