@@ -161,6 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database_url=url,
         grokbot_user_daily_usd="0",
         grokbot_user_monthly_usd="0",
+        grokbot_xai_api="chat",  # the streams TimedGrok times (bench/search_stream.py: the Responses API)
     )
     db = create_engine(url)
     sessions = session_factory(db)

@@ -56,19 +56,28 @@ def free_port() -> int:
 
 def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
     text = " ".join(f"word{i}" for i in range(words))
+    setup = f"fake.default_reply = ScriptedReply(text={text!r}, chunk_chars=6, tokens_per_second={tps})"
+    return fake_process(port, setup, log="send_log")
+
+
+def fake_process(port: int, setup: str, *, log: str) -> subprocess.Popen[bytes]:
+    """The xAI fake in its own process, scripted by `setup` (lines of Python run with `fake` and
+    tests.fakes.xai's names); each line written to its stdin answers with its `log` (send_log,
+    tool_log) as JSON, then clears it."""
+    body = "".join(f"    {line}\n" for line in setup.splitlines())
     script = (
         "import asyncio, json, sys\n"
-        "from tests.fakes.xai import FakeXAI, ScriptedReply\n"
+        "from tests.fakes.xai import *\n"
         "async def main():\n"
         "    fake = FakeXAI()\n"
-        f"    fake.default_reply = ScriptedReply(text={text!r}, chunk_chars=6, tokens_per_second={tps})\n"
-        "    fake.send_log = {}\n"
+        f"{body}"
+        f"    fake.{log} = {{}}\n"
         f"    await fake.start(port={port})\n"
         "    print('ready', flush=True)\n"
         "    loop = asyncio.get_running_loop()\n"
         "    while await loop.run_in_executor(None, sys.stdin.readline):  # each line asks for the log\n"
-        "        print(json.dumps(fake.send_log), flush=True)\n"
-        "        fake.send_log.clear()\n"
+        f"        print(json.dumps(fake.{log}), flush=True)\n"
+        f"        fake.{log}.clear()\n"
         "asyncio.run(main())\n"
     )
     process = subprocess.Popen(
@@ -77,6 +86,14 @@ def start_fake(port: int, *, words: int, tps: float) -> subprocess.Popen[bytes]:
     assert process.stdout is not None
     process.stdout.readline()
     return process
+
+
+def read_log(fake: subprocess.Popen[bytes]) -> Any:
+    """The log the fake's process keeps (fake_process), since the last call."""
+    assert fake.stdin is not None and fake.stdout is not None
+    fake.stdin.write(b"dump\n")
+    fake.stdin.flush()
+    return json.loads(fake.stdout.readline())
 
 
 def http_for(streams: int) -> httpx.AsyncClient:
@@ -111,10 +128,7 @@ async def client_alone(streams: int, *, base_url: str, gather: float) -> float:
 
 def send_log(fake: subprocess.Popen[bytes]) -> dict[str, list[list[float]]]:
     """The fake's writes since the last call: (time, answer characters sent) per conversation."""
-    assert fake.stdin is not None and fake.stdout is not None
-    fake.stdin.write(b"dump\n")
-    fake.stdin.flush()
-    log: dict[str, list[list[float]]] = json.loads(fake.stdout.readline())
+    log: dict[str, list[list[float]]] = read_log(fake)
     return log
 
 
@@ -140,7 +154,11 @@ async def run(
     db = create_engine(url)
     sessions = session_factory(db)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, xai_api_key=API_KEY, xai_base_url=base_url, grokbot_edit_interval_s=interval
+        _env_file=None,
+        xai_api_key=API_KEY,
+        xai_base_url=base_url,
+        grokbot_edit_interval_s=interval,
+        grokbot_xai_api="chat",  # the streams TimedGrok times (bench/search_stream.py: the Responses API)
     )
     caps = replace(
         DEFAULT_CAPABILITIES, max_message_length=100_000, edit_interval=interval, scope_edits_per_minute=1e6

@@ -1,7 +1,7 @@
 """One answer streamed into the chat: Grok's stream fed into a StreamWriter (the model's thinking
-shown until the answer starts), then charged and recorded; an answer the budget cut says so at its
-end. A failure refunds the whole hold and keeps what was shown in the history; the one catch site
-tells it in the answer.
+and its searches shown until the answer starts; the code it ran and its sources after it), then
+charged and recorded; an answer the budget cut says so at its end. A failure refunds the whole
+hold and keeps what was shown in the history; the one catch site tells it in the answer.
 """
 
 from __future__ import annotations
@@ -29,14 +29,18 @@ from bot.grok import (
     Gathering,
     GrokClient,
     ReasoningDelta,
+    ResponseRequest,
     StreamEnd,
     StreamEvent,
+    ToolCallDone,
+    ToolCallStarted,
     Usage,
 )
 from bot.platform import Incoming, Place, ShowsReasoning
 from bot.quotas import Cap, Charge, Quotas, Reservation
-from bot.streaming import EditBudgets, StreamWriter
+from bot.streaming import EditBudgets, StreamWriter, activity_of, code_appendix, links_of
 from bot.telling import Audience
+from bot.upstream import Upstream
 from bot.wording import budget_cut
 
 __all__ = ["Answers", "Pending", "Question"]
@@ -56,6 +60,7 @@ class Question:
     model: str
     reasoning: str | None
     defer: bool
+    search: str = "auto"  # ask's `search`: auto | off | web | x
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Pending:
     asked: store.HistoryMessage  # the question as the history keeps it
     prompt_tokens: int  # our estimate, used when the API reports no usage
     cap: Cap | None = None  # the limit that cut the answer's allowance, if one did
+    response: ResponseRequest | None = None  # the same on the Responses API, with its tools
     # The latest reasoning pieces; joined only when the thinking status is shown.
     reasoning: deque[str] = field(default_factory=lambda: deque(maxlen=64))
     # When the request went to Grok and its first token came back (monotonic s), for the log line.
@@ -83,6 +89,7 @@ class Answers:
         self,
         *,
         grok: GrokClient,
+        upstream: Upstream,
         sessions: Sessions,
         quotas: Quotas,
         budgets: EditBudgets,
@@ -93,6 +100,7 @@ class Answers:
     ) -> None:
         self._grok = grok
         self._zone = zone  # where a cut answer's limit resets is told in this time zone
+        self._upstream = upstream
         self._sessions = sessions
         self._quotas = quotas
         self._budgets = budgets
@@ -109,13 +117,14 @@ class Answers:
         try:
             # Closed only after the final edit: closing reads the response to its end, so that
             # its connection is reused, and that must not hold the last words back.
-            async with contextlib.aclosing(self._grok.stream(pending.request, gathering=gathering)) as events:
+            events = self._upstream.stream(pending.request, pending.response, gathering=gathering)
+            async with contextlib.aclosing(events):
                 await writer.open()
                 audience.open_reply = writer  # a failure from here on is told in the answer
                 completion = await self._pump(writer, pending, events)
                 if completion.finish_reason == "length" and pending.cap is not None:
                     writer.append("\n\n" + budget_cut(pending.cap, zone=self._zone, now=self._clock()))
-                await writer.finish()
+                await _finish(writer, completion)
                 audience.open_reply = None
         except AnswerStopped:
             await self._record_stopped(pending, completion, writer)
@@ -126,7 +135,8 @@ class Answers:
                 await self._keep_shown(pending, writer)
             raise
         await self._record_delivered(pending, completion, writer)
-        if completion.reasoning and isinstance(audience.platform, ShowsReasoning):
+        asked = pending.question.reasoning is not None
+        if asked and completion.reasoning and isinstance(audience.platform, ShowsReasoning):
             await audience.platform.show_reasoning(pending.question.incoming.place, completion.reasoning)
 
     def _writer(self, incoming: Incoming, audience: Audience, gathering: Gathering) -> StreamWriter:
@@ -158,20 +168,25 @@ class Answers:
                     raise AnswerStopped("the answer was stopped in the chat")
                 if type(event) is ContentDelta:
                     if not answering:
-                        answering = True
-                        if ticker is not None:
-                            ticker.cancel()
-                            seconds = self._monotonic() - started
-                            writer.set_prefix(f"_Thought for {seconds:.0f} s._\n\n")
+                        answering = self._answering(writer, ticker, started)
                     writer.append(event.text)
                 elif type(event) is ReasoningDelta:
                     pending.reasoning.append(event.text)
+                elif isinstance(event, ToolCallStarted | ToolCallDone):
+                    await writer.activity(activity_of(event.call))
                 elif isinstance(event, StreamEnd):
                     return event.completion
         finally:
             if ticker is not None:
                 ticker.cancel()
         raise BadInput("The answer stream ended without a result.")  # unreachable by the client's contract
+
+    def _answering(self, writer: StreamWriter, ticker: asyncio.Task[None] | None, started: float) -> bool:
+        """The answer's first words: the thinking, where it was shown, ends with how long it took."""
+        if ticker is not None:
+            ticker.cancel()
+            writer.set_prefix(f"_Thought for {self._monotonic() - started:.0f} s._\n\n")
+        return True
 
     async def _think(self, writer: StreamWriter, pending: Pending, started: float) -> None:
         """While the model reasons: show for how long, and the latest line of its reasoning if exposed."""
@@ -233,9 +248,12 @@ class Answers:
         """Settle the hold with what `usage` costs, and add the question and answer to the history."""
         question, incoming = pending.question, pending.question.incoming
         model = completion.model or question.model
-        cost = self._grok.prices.cost_ticks(model, usage)
+        prices = self._grok.prices
+        cost = prices.cost_ticks(model, usage)
+        tools = prices.tools.of(usage.tools)
         await self._quotas.settle(
-            pending.reservation, _charge(pending, usage, model=model, cost=cost, request=completion.id)
+            pending.reservation,
+            _charge(pending, usage, model=model, cost=cost, tools=tools, request=completion.id),
         )
         answer = store.assistant_turn(completion, model=question.model, usage=usage, cost_ticks=cost)
         messages = (incoming.message_id, *writer.message_ids)
@@ -257,8 +275,14 @@ class Answers:
         )
 
 
-def _charge(pending: Pending, usage: Usage, *, model: str, cost: int, request: str) -> Charge:
-    """The ledger entry of an answer: its tokens and cost, once per platform delivery."""
+async def _finish(writer: StreamWriter, completion: Completion) -> None:
+    """The answer as final, then the code Grok ran and the sources it used."""
+    await writer.finish(sources=links_of(completion.sources), appendix=code_appendix(completion.tool_calls))
+
+
+def _charge(pending: Pending, usage: Usage, *, model: str, cost: int, tools: int, request: str) -> Charge:
+    """The ledger entry of an answer: its tokens and cost, its tool calls and their part of the
+    cost (`tools`, at xAI's list prices), once per platform delivery."""
     question = pending.question
     return Charge(
         kind="chat",
@@ -268,6 +292,8 @@ def _charge(pending: Pending, usage: Usage, *, model: str, cost: int, request: s
         completion_tokens=usage.completion_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         cached_tokens=usage.cached_tokens,
+        tool_calls=usage.tools.calls,
+        tool_cost_ticks=min(tools, cost),
         xai_request_id=request,
         conversation_key=question.place.key,
         idempotency_key=charge_key("chat", question.incoming),

@@ -87,7 +87,7 @@ async def xai_lines(settings: Settings, http: httpx.AsyncClient) -> list[CheckLi
         chat, image = await grok.language_models(), await grok.image_models()
         grok.prices.update(language=chat, image=image)  # what the PriceBook accepts is charged
         lines.extend(_model_lines(settings, grok.prices, chat, image))
-        lines.append(await _responses_line(grok))
+        lines.append(await _responses_line(grok, api=settings.grokbot_xai_api))
     except GrokError as exc:
         lines.append(_refused(exc, settings.xai_base_url))
     return lines
@@ -168,9 +168,14 @@ def _per_million(prompt: int, completion: int) -> str:
     return f"{format_usd(prompt * 1_000_000)} / {format_usd(completion * 1_000_000)} per 1M tokens in / out"
 
 
-async def _responses_line(grok: GrokClient) -> CheckLine:
+async def _responses_line(grok: GrokClient, *, api: str) -> CheckLine:
+    """Whether interactive answers can use the Responses API (web and X search) at this endpoint."""
+    if api == "chat":
+        return CheckLine(None, "answers use Chat Completions (GROKBOT_XAI_API=chat): no web or X search")
     if await grok.serves_responses():
-        return CheckLine(True, "the endpoint serves the Responses API (/v1/responses)")
+        return CheckLine(True, "the endpoint serves the Responses API (/v1/responses): answers may search")
     return CheckLine(
-        None, "the endpoint does not serve the Responses API (/v1/responses): only Chat Completions"
+        False,
+        "the endpoint does not serve the Responses API (/v1/responses)",
+        "set GROKBOT_XAI_API=chat to answer on Chat Completions (without web or X search)",
     )

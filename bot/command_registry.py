@@ -123,8 +123,9 @@ REGISTRY: tuple[CommandSpec, ...] = (
             _option("model", "<name>", "a Grok model other than the bot's"),
             _option("reasoning", "low|high", "shows the model thinking"),
             _option("defer", "true|false", "the answer is posted when ready"),
+            _option("search", "auto|off|web|x", "live web and X search; auto: as the place allows"),
         ),
-        note="Attach a JPEG/PNG to ask about it.",
+        note="Attach a JPEG/PNG to ask about it. Answers that searched end with their sources.",
     ),
     CommandSpec(
         "imagine",
@@ -158,6 +159,19 @@ REGISTRY: tuple[CommandSpec, ...] = (
             Action("now", (_CHANNEL,)),
         ),
         note="`<when>`: `09:00`, `mon 09:00`, or cron `0 9 * * 1-5`.",
+    ),
+    CommandSpec(
+        "settings",
+        "admins: show or set this channel's (or the workspace's) system prompt, model and search tools",
+        options=(
+            _option("scope", "channel|workspace", "where the change applies"),
+            _option("tools", "web,x,code|none", "which tools Grok may use"),
+            _option("domains", "a.com,b.org|-a.com|none", "web domains to keep to, or (-) leave out"),
+            _option("handles", "xai,grok|none", "X accounts whose posts to keep to"),
+            _option("model", "<name>", "the default model"),
+            _option("prompt", "<text>", "the system prompt: the rest of the line"),
+        ),
+        note="Without options it shows them and where each comes from; `<option>:default` unsets one.",
     ),
     CommandSpec(
         "admin",

@@ -1,5 +1,5 @@
-"""The chat commands other than a question: help, imagine, usage, quota, digest, admin, reset, and
-the options of `ask`. Names and options come from bot/command_registry.py.
+"""The chat commands other than a question: help, imagine, usage, quota, digest, settings, admin,
+reset, and the options of `ask`. Names and options come from bot/command_registry.py.
 
 Each handler gets a `CommandContext` (what it may use, never the engine), validates its options (a
 BadInput says what is accepted) and answers through the Platform; errors propagate to the one
@@ -9,7 +9,7 @@ catch site, which alone tells them to the person.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -18,11 +18,16 @@ from typing import Protocol
 from bot.admin import Admin, SignIns, admin_link, usage_picture
 from bot.callers import Caller
 from bot.command_registry import REGISTRY, TEXT_OPTION, CommandSpec, spec_of
+from bot.conversation import DEFAULT_SYSTEM_PROMPT
 from bot.db import Sessions
 from bot.errors import BadInput, PermissionDenied
+from bot.grok import PriceBook
+from bot.help_text import command_help, help_text
 from bot.images import ImageMaker
+from bot.place_settings import Defaults, describe_settings, settings_change
 from bot.platform import Incoming, Place, Platform, PostsImagesPrivately
-from bot.quotas import Quotas, Subject, format_usd
+from bot.quotas import Quotas, Subject, UsageSummary, format_usd
+from bot.search import SEARCH_CHOICES
 from bot.settings import Settings, usd_to_ticks
 from bot.store import Conversations
 from bot.telling import Audience
@@ -35,9 +40,6 @@ __all__ = [
     "DigestBook",
     "Handler",
     "ask_options",
-    "command_help",
-    "command_list",
-    "help_text",
     "parse_bool",
 ]
 
@@ -68,6 +70,7 @@ class CommandContext:
     caller: Caller  # who pays, is an admin, is exempt from limits
     audience: Audience  # the platform the command came from, and where failures are told
     conversation_place: Callable[[Incoming], Awaitable[Place | None]]
+    prices: PriceBook  # the models `settings` accepts
 
     @property
     def platform(self) -> Platform:
@@ -78,50 +81,6 @@ class CommandContext:
 
 
 Handler = Callable[[CommandContext, Incoming], Awaitable[None]]
-
-
-# -- the help, from the registry --------------------------------------------------------------
-
-
-def help_text(registry: Sequence[CommandSpec] = REGISTRY) -> str:
-    """Every command of `registry`, how it is written, and each of its options."""
-    lines = ["**Grok commands**", *(_help_line(spec) for spec in registry)]
-    lines.append(
-        f"Options are written `name:value` before the text. {QUOTING} A question may start with "
-        "`ask`'s options: `defer:true why is the sky blue`. `help <command>` shows one command. "
-        "Mention me or reply to my messages to keep talking; threads I answer in are conversations."
-    )
-    return "\n".join(lines)
-
-
-QUOTING = 'A value with spaces is quoted: `schedule:"mon 09:00"`.'
-
-
-def command_help(spec: CommandSpec) -> str:
-    """One command: how it is written, what each of its options does, and how values are quoted."""
-    lines = [f"**{spec.name}** — {spec.about}.", f"Usage: {spec.usages}"]
-    for option in spec.all_options:
-        required = " (required)" if option.required else ""
-        about = f": {option.about}" if option.about else ""
-        lines.append(f"• `{option.written}`{required}{about}")
-    if spec.note:
-        lines.append(spec.note)
-    if spec.all_options:
-        lines.append(f"Options come before the text. {QUOTING}")
-    return "\n".join(lines)
-
-
-def _help_line(spec: CommandSpec) -> str:
-    line = f"• {' · '.join(f'`{form}`' for form in spec.forms())} — {spec.about}."
-    listed = [o for o in spec.options if not o.required]  # required ones are in the forms
-    if listed:
-        described = (f"`{o.written}`" + (f" ({o.about})" if o.about else "") for o in listed)
-        line += " Options: " + ", ".join(described) + "."
-    return f"{line} {spec.note}" if spec.note else line
-
-
-def command_list(registry: Sequence[CommandSpec] = REGISTRY) -> str:
-    return "Commands: " + ", ".join(spec.name for spec in registry) + "."
 
 
 # -- options ----------------------------------------------------------------------------------
@@ -165,6 +124,7 @@ class AskOptions:
     model: str  # "" for the bot's default
     reasoning: str | None  # "low" | "high"
     defer: bool
+    search: str = "auto"  # one of SEARCH_CHOICES
 
 
 def ask_options(incoming: Incoming) -> AskOptions:
@@ -181,7 +141,10 @@ def ask_options(incoming: Incoming) -> AskOptions:
     if reasoning is not None and reasoning not in REASONING:
         raise BadInput("reasoning accepts `low` or `high`.")
     defer = parse_bool(options.get("defer", "false"), name="defer")
-    return AskOptions(_text(incoming, options), options.get("model", ""), reasoning, defer)
+    search = options.get("search", "auto").lower()
+    if search not in SEARCH_CHOICES:
+        raise BadInput("`search` accepts `auto` (as this place allows), `off`, `web` or `x`.")
+    return AskOptions(_text(incoming, options), options.get("model", ""), reasoning, defer, search)
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -233,10 +196,7 @@ async def usage_command(ctx: CommandContext, incoming: Incoming) -> None:
             f"This month: {format_usd(summary.month_ticks)} spent"
             + _left(summary.month_ticks, summary.limits.monthly_ticks, summary.exempt)
         )
-    lines.append(
-        f"Tokens this month: {summary.prompt_tokens:,} in · {summary.completion_tokens:,} out"
-        f" · {summary.reasoning_tokens:,} reasoning"
-    )
+    lines += _month_counts(summary)
     if summary.exempt:
         lines.append("You are an admin: limits do not apply to you.")
     await _post_usage(
@@ -258,6 +218,16 @@ async def _post_usage(ctx: CommandContext, incoming: Incoming, text: str, *, dai
         await platform.post_images_privately(incoming.place, [picture], text=text, user_id=incoming.author.id)
     else:
         await platform.post_images(incoming.place, [picture], text=text)
+
+
+def _month_counts(summary: UsageSummary) -> list[str]:
+    """This month's tokens, and the searches and code runs with their part of the spend."""
+    return [
+        f"Tokens this month: {summary.prompt_tokens:,} in · {summary.completion_tokens:,} out"
+        f" · {summary.reasoning_tokens:,} reasoning",
+        f"Searches and code runs this month: {summary.tool_calls:,}"
+        f" ({format_usd(summary.tool_cost_ticks)} of the spend)",
+    ]
 
 
 def _left(used: int, limit: int, exempt: bool) -> str:
@@ -351,6 +321,24 @@ async def admin_command(ctx: CommandContext, incoming: Incoming) -> None:
     await ctx.answer_privately(incoming, text)
 
 
+async def settings_command(ctx: CommandContext, incoming: Incoming) -> None:
+    options = _options(incoming)
+    if not ctx.caller.is_admin:
+        raise PermissionDenied("Only admins can see or change Grok's settings for a channel or workspace.")
+    if "prompt" not in options and incoming.command and incoming.command.text:
+        raise BadInput("`settings` takes `name:value` options; write a system prompt after `prompt:`.")
+    prompt = _text(incoming, options) if "prompt" in options else ""
+    change = settings_change(options, prompt, ctx.prices)
+    if change.changes:
+        await ctx.conversations.change_settings(
+            incoming.place, change.changes, whole_workspace=change.whole_workspace, by=incoming.author.id
+        )
+    layers = await ctx.conversations.setting_layers(incoming.place)
+    platform = incoming.place.platform.title()
+    defaults = Defaults(ctx.settings.grokbot_model, DEFAULT_SYSTEM_PROMPT.format(platform=platform))
+    await ctx.answer_privately(incoming, describe_settings(layers, defaults, saved=change))
+
+
 async def digest_command(ctx: CommandContext, incoming: Incoming) -> None:
     if ctx.digests is None:
         raise BadInput("Channel digests are not available on this instance.")
@@ -365,5 +353,6 @@ HANDLERS: dict[str, Handler] = {
     "usage": usage_command,
     "quota": quota_command,
     "digest": digest_command,
+    "settings": settings_command,
     "admin": admin_command,
 }

@@ -19,6 +19,7 @@ DEFAULT_SYSTEM_PROMPT = (
 CHARS_PER_TOKEN = 3.5
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 1792  # the most one image can cost (xAI: 256 to 1,792 prompt tokens)
+HISTORY_SOURCES = 5  # of an earlier answer's sources, sent again with it
 
 
 def estimate_tokens(text: str) -> int:
@@ -27,6 +28,16 @@ def estimate_tokens(text: str) -> int:
 
 def speaker_line(name: str, text: str) -> str:
     return f"[{name}] {text}" if name else text
+
+
+def answer_text(turn: HistoryMessage) -> str:
+    """An earlier answer as the model reads it again: its text, which keeps its inline citations
+    `[[1]](url)`; where it cited none inline, a compact line of its first sources, so that a
+    follow-up ("what does the second source say?") can be answered."""
+    if not turn.sources or any(source.url in turn.text for source in turn.sources):
+        return turn.text
+    urls = " ".join(source.url for source in turn.sources[:HISTORY_SOURCES])
+    return f"{turn.text}\n\nSources: {urls}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ def build_prompt(
     kept: list[ChatMessage] = []
     used = 0
     for turn in reversed(history):
-        text = turn.text if turn.role == "assistant" else speaker_line(turn.author_name, turn.text)
+        text = answer_text(turn) if turn.role == "assistant" else speaker_line(turn.author_name, turn.text)
         cost = estimate_tokens(text)
         if used + cost > available:
             break

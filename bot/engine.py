@@ -21,22 +21,44 @@ from bot.callers import Caller
 from bot.conversation import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from bot.db import Sessions
 from bot.errors import BadInput
-from bot.grok import MAX_IMAGE_BYTES, ChatRequest, GrokClient, ImagePart, image_part, user_hash
+from bot.grok import (
+    MAX_IMAGE_BYTES,
+    ChatRequest,
+    GrokClient,
+    ImagePart,
+    PriceBook,
+    ResponseRequest,
+    Tools,
+    image_part,
+    user_hash,
+)
+from bot.help_text import command_list
 from bot.images import ImageMaker
 from bot.jobs import Deferrals
 from bot.platform import Command, Feedback, Incoming, Place, Platform
 from bot.quotas import Cap, Quotas, Reservation
+from bot.search import tools_for
 from bot.settings import Settings
+from bot.store import PlaceSettings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
+from bot.upstream import Upstream
 
-__all__ = ["ANSWER_TOKENS", "Engine", "reasoning_allowance", "utc_now"]
+__all__ = ["ANSWER_TOKENS", "MAX_TOOL_CALLS", "Engine", "reasoning_allowance", "tool_allowance", "utc_now"]
 
 FEEDBACK_VALUES = ("good", "bad")
+# Grok's agent turns with server-side tools: sent as max_turns and reserved for as that many tool
+# calls (parallel calls share a turn, so this bounds a typical answer, not the rarest one).
+MAX_TOOL_CALLS = 3
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def tool_allowance(prices: PriceBook, model: str, tools: Tools, prompt_tokens: int) -> int:
+    """What to reserve, beside the tokens' estimate, for the tool calls an answer may make."""
+    return prices.tool_allowance_ticks(model, tools, max_calls=MAX_TOOL_CALLS, prompt_tokens=prompt_tokens)
 
 
 class Engine:
@@ -65,8 +87,10 @@ class Engine:
         self.images = ImageMaker(
             grok=grok, quotas=quotas, model=settings.grokbot_image_model, zone=settings.zone, clock=clock
         )
+        self.upstream = Upstream(grok, api=settings.grokbot_xai_api)
         self.answers = Answers(
             grok=grok,
+            upstream=self.upstream,
             sessions=sessions,
             quotas=quotas,
             budgets=EditBudgets(clock=monotonic),
@@ -124,7 +148,7 @@ class Engine:
             return
         handler = commands.HANDLERS.get(command.name)
         if handler is None:
-            raise BadInput(f"Unknown command `{command.name}`. {commands.command_list()}")
+            raise BadInput(f"Unknown command `{command.name}`. {command_list()}")
         await handler(self._command_context(incoming, audience), incoming)
 
     async def _word_command(self, incoming: Incoming) -> Incoming:
@@ -151,6 +175,7 @@ class Engine:
             caller=Caller.of(incoming, self.settings),
             audience=audience,
             conversation_place=self.conversation_place,
+            prices=self.grok.prices,
         )
 
     # -- conversations ------------------------------------------------------------------------
@@ -178,9 +203,9 @@ class Engine:
             return None
         if not options.prompt and not incoming.attachments:
             raise BadInput("Ask me something: write a question after the command or the mention.")
-        default = self.settings.grokbot_reasoning_model if options.reasoning else self.settings.grokbot_model
-        model = options.model or default
-        return Question(incoming, place, options.prompt, model, options.reasoning, options.defer)
+        return Question(
+            incoming, place, options.prompt, options.model, options.reasoning, options.defer, options.search
+        )
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -210,16 +235,23 @@ class Engine:
         caller = Caller.of(question.incoming, self.settings)
         async with self._lock(question.place.key):
             context = await self.conversations.turn_context(question.place)
+            question = self._placed(question, context.settings)
+            tools = self._tools(question, context.settings)
             prompt = self._prompt(question, context, images, platform=audience.platform.name)
-            reservation, allowance, cut = await self._hold(question, prompt, caller)
+            question = self._placed(question, context.settings)
+            tools = self._tools(question, context.settings)
+            prompt = self._prompt(question, context, images, platform=audience.platform.name)
+            reservation, allowance, cut = await self._hold(question, prompt, caller, tools)
+            request = self._request(question, prompt, context.conversation.grok_conv_id, allowance)
             pending = Pending(
                 question,
-                self._request(question, prompt, context.conversation.grok_conv_id, allowance),
+                request,
                 reservation,
                 context.conversation.id,
                 _asked(question, images=len(images), now=self.clock()),
                 prompt.estimated_tokens,
                 cap=cut,
+                response=self._response(question, request, tools, allowance),
             )
             if question.defer:
                 await self._defer(pending, audience.platform)
@@ -227,19 +259,69 @@ class Engine:
                 await self.answers.stream(pending, audience)
 
     async def _hold(
-        self, question: Question, prompt: Prompt, caller: Caller
+        self, question: Question, prompt: Prompt, caller: Caller, tools: Tools
     ) -> tuple[Reservation, Allowance, Cap | None]:
-        """The quota hold of an answer: its whole allowance where the budget covers it, else the
-        allowance the budget buys; and the limit that cut its text, if one did."""
+        """The quota hold of an answer: its whole allowance (text, reasoning, tool calls) where the
+        budget covers it, else the allowance the budget buys; and the limit that cut it, if one did."""
         model = question.model
-        full = full_allowance(model, question.reasoning)
         prices = self.grok.prices.token_prices(model, prompt_tokens=prompt.estimated_tokens)
+        plain = full_allowance(model, question.reasoning)
+        full = plain
+        if tools:
+            ticks = tool_allowance(self.grok.prices, model, tools, prompt.estimated_tokens)
+            full = plain.with_tools(ticks, out_price=prices.completion)
         ask = answer_ask(model, prices, prompt_tokens=prompt.estimated_tokens, allowance=full)
         reservation = await self.quotas.reserve_up_to(caller.payer, ask, is_admin=caller.is_exempt)
         takes_effort = self.grok.takes_reasoning_effort(model)
         allowance = full.within(reservation.units, model=model, takes_effort=takes_effort)
+        if tools and not self._tool_calls(question, tools, allowance):
+            # Not one tool call fits what the budget bought: the answer gets it all, without tools.
+            allowance = plain.within(reservation.units, model=model, takes_effort=takes_effort)
         # A "length" finish is the budget's doing only where the budget cut the text.
-        return reservation, allowance, reservation.cap if allowance.answer < full.answer else None
+        return reservation, allowance, reservation.cap if allowance.answer < plain.answer else None
+
+    def _placed(self, question: Question, place: PlaceSettings) -> Question:
+        """The question with its model: asked for, else the reasoning model when it asks for
+        reasoning, else the place's default model, else the bot's."""
+        if question.model:
+            return question
+        settings = self.settings
+        model = (
+            settings.grokbot_reasoning_model if question.reasoning else place.model or settings.grokbot_model
+        )
+        return replace(question, model=model)
+
+    def _tools(self, question: Question, place: PlaceSettings) -> Tools:
+        """The server-side tools of the answer: as the place allows and the question asks, on
+        the Responses API only (Chat Completions and deferred answers have none)."""
+        if question.defer or not self.upstream.responses:
+            if question.search in ("web", "x"):
+                why = "deferred answers" if question.defer else "this bot's xAI endpoint"
+                raise BadInput(f"Live search is not available for {why}; ask without `search`.")
+            return Tools()
+        return tools_for(place, question.search)
+
+    def _response(
+        self, question: Question, request: ChatRequest, tools: Tools, allowance: Allowance
+    ) -> ResponseRequest | None:
+        """The answer's request on the Responses API, where it goes there: its output limit covers
+        the reasoning too (Chat Completions' max_tokens does not), and its turns the tool calls the
+        hold covers (none where the budget cut them away)."""
+        if question.defer or not self.upstream.responses:
+            return None
+        calls = self._tool_calls(question, tools, allowance)
+        output = allowance.answer + allowance.reasoning
+        response = ResponseRequest.of(request, tools=tools if calls else Tools(), max_output_tokens=output)
+        return replace(response, max_turns=calls) if calls else response
+
+    def _tool_calls(self, question: Question, tools: Tools, allowance: Allowance) -> int:
+        """How many tool calls the answer's hold covers, at most MAX_TOOL_CALLS."""
+        if not tools or not allowance.tools:
+            return 0
+        prices = self.grok.prices
+        one = prices.tool_allowance_ticks(question.model, tools, max_calls=1, prompt_tokens=0)
+        out = prices.token_prices(question.model, prompt_tokens=0).completion
+        return min(MAX_TOOL_CALLS, allowance.tool_ticks(out) // max(1, one))
 
     def _prompt(
         self, question: Question, context: store.TurnContext, images: list[ImagePart], *, platform: str

@@ -22,7 +22,8 @@ PLATFORMS = frozenset({"discord", "slack", "console"})
 
 @dataclass(frozen=True)
 class UsageRow:
-    """One user's ledger totals; a workspace-level charge (a digest) has user_id ""."""
+    """One user's ledger totals; a workspace-level charge (a digest) has user_id "". `tool_calls`
+    are the searches and code runs of their answers, `tool_cost_ticks` their part of `cost_ticks`."""
 
     platform: str
     workspace: str
@@ -34,6 +35,8 @@ class UsageRow:
     cached_tokens: int
     images: int
     cost_ticks: int
+    tool_calls: int = 0
+    tool_cost_ticks: int = 0
 
 
 async def usage_rows(sessions: Sessions, *, since: datetime, user: str | None = None) -> list[UsageRow]:
@@ -54,6 +57,8 @@ async def usage_rows(sessions: Sessions, *, since: datetime, user: str | None = 
             func.sum(UsageEvent.cached_tokens),
             func.sum(UsageEvent.images),
             cost,
+            func.sum(UsageEvent.tool_calls),
+            func.sum(UsageEvent.tool_cost_ticks),
         )
         .where(col(UsageEvent.created_at) >= since)
         .group_by(col(UsageEvent.platform), col(UsageEvent.workspace), col(UsageEvent.user_id))
@@ -86,10 +91,13 @@ def render(rows: list[UsageRow], fmt: str) -> str:
     raise BadInput(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-COUNTS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "images")
+COUNTS = (
+    *("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "images"),
+    "tool_calls",
+)
 HEADINGS = (
     *("PLATFORM", "WORKSPACE", "USER", "REQUESTS", "PROMPT", "COMPLETION", "REASONING", "CACHED"),
-    *("IMAGES", "COST"),
+    *("IMAGES", "TOOLS", "TOOL-COST", "COST"),
 )
 
 
@@ -97,11 +105,14 @@ def _table(rows: list[UsageRow]) -> str:
     lines = [list(HEADINGS)]
     for row in rows:
         counts = [f"{getattr(row, name):,}" for name in COUNTS]
-        lines.append(
-            [row.platform, row.workspace, row.user_id or "(workspace)", *counts, format_usd(row.cost_ticks)]
-        )
+        money = [format_usd(row.tool_cost_ticks), format_usd(row.cost_ticks)]
+        lines.append([row.platform, row.workspace, row.user_id or "(workspace)", *counts, *money])
     totals = [f"{sum(getattr(row, name) for row in rows):,}" for name in COUNTS]
-    lines.append(["TOTAL", "", "", *totals, format_usd(sum(row.cost_ticks for row in rows))])
+    spent = [
+        format_usd(sum(row.tool_cost_ticks for row in rows)),
+        format_usd(sum(row.cost_ticks for row in rows)),
+    ]
+    lines.append(["TOTAL", "", "", *totals, *spent])
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS))]
     text = []
     for line in lines:
@@ -117,7 +128,7 @@ def _table(rows: list[UsageRow]) -> str:
 def _csv(rows: list[UsageRow]) -> str:
     out = io.StringIO()
     names = [f.name for f in fields(UsageRow)]
-    writer = csv.DictWriter(out, fieldnames=[*names, "cost_usd"], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=[*names, "cost_usd", "tool_cost_usd"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(_record(row) for row in rows)
     return out.getvalue()
@@ -125,4 +136,8 @@ def _csv(rows: list[UsageRow]) -> str:
 
 def _record(row: UsageRow) -> dict[str, str | int]:
     # Dollars as an exact decimal string: a float would round, and ticks stay for machines.
-    return {**asdict(row), "cost_usd": f"{exact_usd(row.cost_ticks):.10f}"}
+    return {
+        **asdict(row),
+        "cost_usd": f"{exact_usd(row.cost_ticks):.10f}",
+        "tool_cost_usd": f"{exact_usd(row.tool_cost_ticks):.10f}",
+    }

@@ -40,6 +40,7 @@ ACCEPTED: dict[str, str] = {
     "grokbot_allowed_roles": "a comma list of Discord role ids",
     "grokbot_public_url": "the http(s) URL where people reach this server, e.g. https://grokbot.example.com",
     "grokbot_log_format": "text or json (one JSON object a line, for log collectors)",
+    "grokbot_xai_api": "responses (search tools, reasoning summaries) or chat (Chat Completions)",
 }
 
 
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
     grokbot_edit_interval_s: float | None = Field(default=None, ge=0.2, le=10)
     # The least time between two runs of one digest schedule that users may set.
     grokbot_digest_min_interval_s: int = Field(default=3600, ge=60)
+    # Which xAI API interactive answers use; deferred answers always use Chat Completions.
+    grokbot_xai_api: Literal["responses", "chat"] = "responses"
 
     grokbot_allowed_guilds: CommaList = ()
     grokbot_allowed_channels: CommaList = ()

@@ -68,6 +68,9 @@ class Turn(SQLModel, table=True):
     cached_tokens: int = Field(default=0, sa_type=BigInteger)
     cost_ticks: int = _ticks()
     finish_reason: str = Field(default="", max_length=32)
+    # The answer's sources, as JSON [{"url", "title"}] (None: it had none). Encrypted reasoning
+    # is never kept, here or anywhere.
+    sources: str | None = Field(default=None, sa_type=Text)
     created_at: datetime
 
 
@@ -86,7 +89,8 @@ class MessageRef(SQLModel, table=True):
 
 
 class PlaceSetting(SQLModel, table=True):
-    """Per workspace (channel "") or per channel settings, such as a system prompt."""
+    """Per workspace (channel "") or per channel settings: the system prompt, the default model,
+    the search tools ("web,x,code" or "none") and their filters. None: not set here."""
 
     __tablename__ = "place_setting"
     __table_args__ = (UniqueConstraint("platform", "workspace", "channel"),)
@@ -97,6 +101,10 @@ class PlaceSetting(SQLModel, table=True):
     channel: str = Field(default="", max_length=64)
     system_prompt: str | None = Field(default=None, sa_type=Text)
     model: str | None = Field(default=None, max_length=64)
+    tools: str | None = Field(default=None, max_length=32)
+    # Web search's domains: "a.com,b.org" allowed only, "-a.com,-b.org" excluded, "none": no filter.
+    search_domains: str | None = Field(default=None, max_length=400)
+    x_handles: str | None = Field(default=None, max_length=400)  # "xai,elonmusk", or "none"
     updated_by: str = Field(default="", max_length=64)
     updated_at: datetime
 
@@ -120,6 +128,9 @@ class UsageEvent(SQLModel, table=True):
     cached_tokens: int = Field(default=0, sa_type=BigInteger)
     images: int = 0
     cost_ticks: int = _ticks()
+    # Server-side tool calls (web and X searches, code runs) and their part of cost_ticks.
+    tool_calls: int = 0
+    tool_cost_ticks: int = _ticks()
     xai_request_id: str = Field(default="", max_length=128)
     created_at: datetime = Field(index=True)
 
@@ -332,8 +343,15 @@ class XaiSignal(SQLModel, table=True):
 
 # The admin pages sum the ledger per day by kind, by model and by workspace with one index range
 # per value and day: covering indexes, so a million rows are summed without touching the table.
+# The kind index also covers the tool spend, which the overview shows as its own series.
 _LEDGER = table_of(UsageEvent)
-Index("ix_usage_event_kind_time", _LEDGER.c.kind, _LEDGER.c.created_at, _LEDGER.c.cost_ticks)
+Index(
+    "ix_usage_event_kind_time",
+    _LEDGER.c.kind,
+    _LEDGER.c.created_at,
+    _LEDGER.c.cost_ticks,
+    _LEDGER.c.tool_cost_ticks,
+)
 Index("ix_usage_event_model_time", _LEDGER.c.model, _LEDGER.c.created_at, _LEDGER.c.cost_ticks)
 Index(
     "ix_usage_event_workspace_time",

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.fakes.xai import FakeXAI, ScriptedReply
+from tests.fakes.xai import FakeXAI, ScriptedResponse
 from tests.test_run import free_port, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ async def test_the_wheel_installed_as_the_dockerfile_does_migrates_checks_answer
     assert code == 0 and "Database is up to date" in output, output
     code, output = await grokbot("check", env=env, cwd=cwd)
     assert code == 0 and "✗" not in output and "schema up to date" in output, output
-    fake_xai.queue_reply(ScriptedReply(text="Hello from the installed wheel."))
+    fake_xai.queue_response(ScriptedResponse(text="Hello from the installed wheel."))
     code, output = await grokbot("console", env=env, cwd=cwd, stdin=b"hi there\n")
     assert code == 0 and "grok> Hello from the installed wheel." in output, output
     await runs_and_is_healthy(env, cwd)

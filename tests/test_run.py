@@ -14,7 +14,7 @@ import aiohttp
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.fakes.xai import FakeXAI, ScriptedReply
+from tests.fakes.xai import FakeXAI, ScriptedResponse
 
 
 def free_port() -> int:
@@ -67,7 +67,7 @@ async def test_grokbot_run_serves_slack_and_health_then_stops_on_sigterm(
                 for dependency in ("database", "scheduler", "slack"):
                     assert dependency in ready
 
-                fake_xai.queue_reply(ScriptedReply(text="Hello from Grok over Slack."))
+                fake_xai.queue_response(ScriptedResponse(text="Hello from Grok over Slack."))
                 sender = slack.sender(f"{base}/slack/events")
                 question, deliveries = await sender.mention("C1", "U1", "hello there")
                 assert all(d.status == 200 for d in deliveries)
@@ -125,7 +125,7 @@ async def test_grokbot_run_answers_a_discord_mention_then_stops_on_sigterm(
             async with aiohttp.ClientSession() as http:
                 ready = await wait_for_status(http, f"http://127.0.0.1:{port}/readyz", 200)
                 assert "discord" in ready
-            fake_xai.queue_reply(ScriptedReply(text="Hello from Grok on Discord."))
+            fake_xai.queue_response(ScriptedResponse(text="Hello from Grok on Discord."))
             asked = await discord.user_message(general, alice, "hello there", mention_bot=True)
             await discord.wait_until(
                 lambda: any(

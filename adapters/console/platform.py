@@ -1,6 +1,7 @@
 """The terminal platform: answers are written to a Screen as they stream in, rendered as Markdown
-on a terminal that asks for it and plain elsewhere; images are saved to files; Ctrl-C stops the
-answer being written (AnswerStopped, as Slack's stop button does).
+on a terminal that asks for it and plain elsewhere, their sources as a numbered list of titles and
+URLs; images are saved to files; Ctrl-C stops the answer being written (AnswerStopped, as Slack's
+stop button does).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TextIO
 from adapters.console.markdown import Renderer, finished_blocks
 from adapters.console.screen import DIM, RESET, Screen
 from bot.errors import AnswerStopped, BadInput
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place, SourceLink
+from bot.streaming import short_url
 
 CAPABILITIES = Capabilities(
     max_message_length=100_000,  # a terminal has no message size; keep one answer in one piece
@@ -41,6 +43,7 @@ class ConsoleReply:
         self._id = message_id
         self._text = ""  # everything received
         self._printed = 0  # characters of `_text` on the screen for good
+        self._sources: tuple[SourceLink, ...] = ()
         self.stopped = False
 
     @property
@@ -66,10 +69,20 @@ class ConsoleReply:
         if tail.strip():
             self._screen.status(f"✍️  {tail.strip()}")
 
+    async def sources(self, sources: Sequence[SourceLink]) -> None:
+        """Shown after the answer, numbered: each title (or a short form of its URL) and URL."""
+        self._sources = tuple(sources)
+
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
         self._check()
         self._text = text
         self._print(text, end="\n")
+        if self._sources:
+            listed = (
+                f"{MARGIN}{n}. {s.title or short_url(s.url)} — {s.url}\n"
+                for n, s in enumerate(self._sources, 1)
+            )
+            self._screen.write(f"{MARGIN}Sources\n" + "".join(listed))
         self._platform.save_images(images)
 
     async def fail(self, message: str) -> None:

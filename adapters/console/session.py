@@ -17,7 +17,8 @@ from typing import TextIO
 from adapters.console.platform import PLACE, ConsolePlatform
 from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
 from bot.engine import Engine
-from bot.platform import Attachment, Author, ChannelMessage, Command, Incoming, parse_command_text
+from bot.parsing import parse_command_text
+from bot.platform import Attachment, Author, ChannelMessage, Command, Incoming
 
 QUIT = {"/quit", "/exit", "quit", "exit"}
 HELP = {"/help", "help"}

@@ -1,4 +1,4 @@
-"""The slash commands (ask, imagine, usage, quota, digest, admin, reset, help) as discord.py app
+"""The slash commands (ask, imagine, usage, quota, digest, settings, admin, reset, help) as discord.py app
 commands, each turned into a `Command` value and handed to the adapter's runner; which of them answer
 privately.
 """
@@ -14,7 +14,7 @@ from discord import app_commands
 from bot.platform import Command
 
 # Answers only the caller should see: deferred as ephemeral, so the "thinking…" is private too.
-PRIVATE_COMMANDS = frozenset({"usage", "quota", "admin", "reset", "help"})
+PRIVATE_COMMANDS = frozenset({"usage", "quota", "settings", "admin", "reset", "help"})
 
 Interaction = discord.Interaction[Any]
 Tree = app_commands.CommandTree[Any]
@@ -55,6 +55,7 @@ def register_commands(tree: Tree, run: Runner) -> None:
     _register_usage(tree, run)
     _register_quota(tree, run)
     tree.add_command(_digest_group(run))
+    _register_settings(tree, run)
     _register_admin(tree, run)
     _register_reset_and_help(tree, run)
 
@@ -67,6 +68,7 @@ def _register_ask(tree: Tree, run: Runner) -> None:
         model="A Grok model name (default: the bot's model)",
         reasoning="Let the model think first, with low or high effort",
         defer="Send it as a deferred request; the answer is posted when ready",
+        search="Live web and X search (default auto: as this channel allows)",
     )
     async def ask(
         interaction: Interaction,
@@ -75,8 +77,9 @@ def _register_ask(tree: Tree, run: Runner) -> None:
         model: app_commands.Range[str, 1, 100] | None = None,
         reasoning: Literal["low", "high"] | None = None,
         defer: bool | None = None,
+        search: Literal["auto", "off", "web", "x"] | None = None,
     ) -> None:
-        options = _options(model=model, reasoning=reasoning, defer=defer)
+        options = _options(model=model, reasoning=reasoning, defer=defer, search=search)
         await run(interaction, Command("ask", options, text=prompt), attachments=[image] if image else [])
 
 
@@ -152,6 +155,31 @@ def _add_digest_subcommands(digest: app_commands.Group, run: Runner) -> None:
     @app_commands.describe(channel="The channel to summarise (default: this one)")
     async def digest_now(interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
         await run(interaction, Command("digest", _options(channel=channel), text="now"))
+
+
+def _register_settings(tree: Tree, run: Runner) -> None:
+    @tree.command(name="settings", description="Admins: Grok's system prompt, model and search tools here")
+    @app_commands.describe(
+        scope="This channel (default) or the whole server",
+        prompt="The system prompt (`default` unsets it, as for every option)",
+        model="The default Grok model",
+        tools="Which tools Grok may use: web,x,code or none",
+        domains="Web domains to keep to (a.com,b.org) or leave out (-a.com), or none",
+        handles="X handles whose posts to keep to (xai,grok), or none",
+    )
+    async def settings(
+        interaction: Interaction,
+        scope: Literal["channel", "workspace"] | None = None,
+        prompt: app_commands.Range[str, 1, 4000] | None = None,
+        model: app_commands.Range[str, 1, 64] | None = None,
+        tools: app_commands.Range[str, 1, 32] | None = None,
+        domains: app_commands.Range[str, 1, 400] | None = None,
+        handles: app_commands.Range[str, 1, 400] | None = None,
+    ) -> None:
+        options = _options(
+            scope=scope, prompt=prompt, model=model, tools=tools, domains=domains, handles=handles
+        )
+        await run(interaction, Command("settings", options))
 
 
 def _register_admin(tree: Tree, run: Runner) -> None:

@@ -12,6 +12,7 @@ PlatformError, without drawing 403s from Discord.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -213,6 +214,9 @@ class InteractionReply:
         self._fallback: ChannelReply | FollowupReply | None = None
         self._shown = ""
         self._status_at = float("-inf")
+        self._later: asyncio.Task[None] | None = None  # the latest status, once the interval allows
+        self._waiting = ""
+        self._answering = False
 
     @property
     def message_id(self) -> str:
@@ -226,12 +230,20 @@ class InteractionReply:
         return self._fallback
 
     async def status(self, text: str) -> None:
-        """A status line in the response (it replaces Discord's "thinking…"), at most once per interval."""
+        """A status line in the response (it replaces Discord's "thinking…"), at most once per
+        interval: a newer one waits for its turn, so that what Grok is searching shows."""
+        self._waiting = ""
         if self._fallback is not None:
             await self._fallback.status(text)
             return
         now = self._owner.monotonic()
-        if self._shown or now - self._status_at < self._owner.capabilities.edit_interval:
+        wait = self._status_at + self._owner.capabilities.edit_interval - now
+        if self._shown or self._answering:
+            return
+        if wait > 0:
+            self._waiting = text
+            if self._later is None or self._later.done():
+                self._later = asyncio.create_task(self._status_after(wait))
             return
         self._status_at = now
         try:
@@ -241,7 +253,16 @@ class InteractionReply:
         except PlatformError as exc:
             log.debug("status edit failed: %s", exc)  # cosmetic: the answer's edits follow
 
+    async def _status_after(self, wait: float) -> None:
+        """The newest waiting status once the interval allows, and any newer one that came meanwhile."""
+        while self._waiting:
+            await asyncio.sleep(wait)
+            if self._waiting:
+                await self.status(self._waiting)
+            wait = self._status_at + self._owner.capabilities.edit_interval - self._owner.monotonic()
+
     async def update(self, text: str) -> None:
+        self._answering = True  # a status waiting for its turn is not shown any more
         if self._fallback is None:
             try:
                 await self._webhook.edit_original(text + MARKER)
@@ -253,6 +274,7 @@ class InteractionReply:
         self._shown = text
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
+        self._answering = True
         if self._fallback is None:
             batches = upload_batches(images) if images else [[]]
             try:
@@ -271,6 +293,7 @@ class InteractionReply:
         await (await self._take_over()).finish(text, images=images)
 
     async def fail(self, message: str) -> None:
+        self._answering = True
         if self._fallback is None:
             content, note = failure_text(self._shown, message)
             try:

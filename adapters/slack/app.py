@@ -63,6 +63,7 @@ from adapters.slack.platform import SlackPlatform
 from adapters.slack.refusals import SlackRefused
 from adapters.slack.urls import Relay
 from bot.errors import PlatformError
+from bot.parsing import parse_command_text
 from bot.platform import (
     Author,
     Capabilities,
@@ -71,7 +72,6 @@ from bot.platform import (
     Incoming,
     Place,
     Platform,
-    parse_command_text,
 )
 from bot.settings import Settings
 from bot.web import WebServer

@@ -22,7 +22,7 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _INLINE = re.compile(
     r"(?P<code>(?P<ticks>`+)(?P<code_body>.+?)(?P=ticks))"
     r"|(?P<image>!\[(?P<alt>[^\]\n]*)\]\((?P<image_url>[^)\s]+)(?:\s+\"[^\"]*\")?\))"
-    r"|(?P<link>\[(?P<label>[^\]\n]+)\]\((?P<url>[^)\s]+)(?:\s+\"[^\"]*\")?\))"
+    r"|(?P<link>\[(?P<label>[^\]\n]+)\]\((?:<(?P<url_angled>[^<>\s]+)>|(?P<url>[^)\s]+))(?:\s+\"[^\"]*\")?\))"
     r"|(?P<slack><(?:[@#!][^<>\s][^<>]*|https?://[^<>\s]+|mailto:[^<>\s]+)>)"
     r"|(?P<bolditalic>\*\*\*(?=\S)(?P<bi_body>.+?)(?<=\S)\*\*\*)"
     r"|(?P<bold>\*\*(?=\S)(?P<bold_body>.+?)(?<=\S)\*\*|(?<!\w)__(?=\S)(?P<bold_body2>.+?)(?<=\S)__(?!\w))"
@@ -68,7 +68,8 @@ def inline(text: str) -> str:
             out.append(f"<{escape(groups['image_url'])}|{escape(groups['alt'] or 'image')}>")
         elif groups["link"]:
             label = _plain(groups["label"]).replace("|", "¦")
-            out.append(f"<{escape(groups['url'])}|{escape(label)}>")
+            url = groups["url"] or groups["url_angled"]  # `[label](<url>)`: CommonMark's <> form
+            out.append(f"<{escape(url)}|{escape(label)}>")
         elif groups["slack"]:
             out.append(groups["slack"])  # mentions, channel links and autolinks stay as they are
         elif groups["bolditalic"]:

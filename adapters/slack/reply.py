@@ -36,6 +36,8 @@ class SlackReply:
         self._lock = asyncio.Lock()
         self._status = ""
         self._status_at = float("-inf")
+        self._later: asyncio.Task[None] | None = None  # the latest status, once Slack's interval allows
+        self._waiting = ""
         self._done = False
 
     @property
@@ -45,14 +47,18 @@ class SlackReply:
     # -- the seam ----------------------------------------------------------------------------
 
     async def status(self, text: str) -> None:
-        """Slack's loading status in the thread; outside threads a placeholder message."""
+        """Slack's loading status in the thread (at most one every STATUS_EVERY_S: a newer one
+        waits for its turn, so what Grok is searching shows); outside threads a placeholder."""
         line = text.strip().split("\n", 1)[0][:100]
         async with self._lock:
+            self._waiting = ""
             if self._done or self._relaying or self._parts.current.shown or line == self._status:
                 return
             now = time.monotonic()
             if self._parts.thread_ts:
-                if now - self._status_at < STATUS_EVERY_S and self._status:
+                wait = self._status_at + STATUS_EVERY_S - now
+                if wait > 0 and self._status:
+                    self._status_later(line, wait)
                     return
                 if await self._api.set_status(self._parts.place, self._parts.thread_ts, line):
                     self._status, self._status_at = line, now
@@ -60,6 +66,19 @@ class SlackReply:
                 with self._refusals():
                     await self._parts.placeholder(f"_{line}_")
                     self._status, self._status_at = line, now
+
+    def _status_later(self, line: str, wait: float) -> None:
+        self._waiting = line
+        if self._later is None or self._later.done():
+            self._later = asyncio.create_task(self._status_after(wait))
+
+    async def _status_after(self, wait: float) -> None:
+        """The newest waiting status once the interval allows, and any newer one that came meanwhile."""
+        while self._waiting:
+            await asyncio.sleep(wait)
+            if self._waiting:
+                await self.status(self._waiting)
+            wait = self._status_at + STATUS_EVERY_S - time.monotonic()
 
     async def update(self, text: str) -> None:
         async with self._lock:
@@ -69,6 +88,8 @@ class SlackReply:
                 await self._parts.show(text)
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
+        if self._later is not None:
+            self._later.cancel()
         async with self._lock:
             if self._done:
                 return
@@ -80,6 +101,8 @@ class SlackReply:
             self._done = True
 
     async def fail(self, message: str) -> None:
+        if self._later is not None:
+            self._later.cancel()
         async with self._lock:
             if self._done:
                 return

@@ -14,7 +14,7 @@ from bot.quotas import exact_usd, format_usd
 # Colour-blind-safe (Okabe–Ito), in the order series are drawn.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 LIMIT_COLOUR = "#D55E00"
-# The ledger's kinds as the overview names them; tool costs arrive as their own kind.
+# The ledger's kinds as the overview names them; "search" is the tool spend of answers (ledger.by_kind).
 KIND_GROUPS = {
     "chat": "chat",
     "deferred": "chat",

@@ -117,13 +117,20 @@ def _day_table(days: Sequence[Day]) -> Subquery:
 
 
 async def daily_sums(
-    sessions: Sessions, days: Sequence[Day], series: dict[str, ColumnElement[bool]], scope: Scope | None
+    sessions: Sessions,
+    days: Sequence[Day],
+    series: dict[str, ColumnElement[bool]],
+    scope: Scope | None,
+    *,
+    amounts: dict[str, ColumnElement[int]] | None = None,
 ) -> DailySeries:
-    """Ticks per day for each series (a condition on the ledger); series that spent nothing are left out."""
+    """Ticks per day for each series (a condition on the ledger), summing its amount (the cost
+    unless `amounts` names another); series that spent nothing are left out."""
     names = list(series)
     table = _day_table(days)
+    amount = amounts or {}
     columns = [
-        select(func.coalesce(func.sum(LEDGER.c.cost_ticks), 0))
+        select(func.coalesce(func.sum(amount.get(name, LEDGER.c.cost_ticks)), 0))
         .where(
             series[name], _scoped(scope), LEDGER.c.created_at >= table.c.s, LEDGER.c.created_at < table.c.e
         )
@@ -147,6 +154,18 @@ async def by_column(
     """Ticks per day for each value of `column` (kind or model)."""
     values = await distinct_values(sessions, column)
     return await daily_sums(sessions, days, {value: column == value for value in values}, scope)
+
+
+async def by_kind(sessions: Sessions, days: Sequence[Day], scope: Scope | None) -> DailySeries:
+    """Ticks per day for each kind, with what answers spent on tools apart, as the kind "search"
+    (tools run only in chat answers: the kind index covers their cost)."""
+    kinds = await distinct_values(sessions, LEDGER.c.kind)
+    series = {kind: LEDGER.c.kind == kind for kind in kinds}
+    amounts = {kind: LEDGER.c.cost_ticks - LEDGER.c.tool_cost_ticks for kind in kinds}
+    if "chat" in kinds:
+        series["search"] = LEDGER.c.kind == "chat"
+        amounts["search"] = LEDGER.c.tool_cost_ticks
+    return await daily_sums(sessions, days, series, scope, amounts=amounts)
 
 
 async def workspaces(sessions: Sessions, scope: Scope | None) -> list[Scope]:

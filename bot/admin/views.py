@@ -28,7 +28,7 @@ PERIODS = {"today": 0, "week": 6, "month": -1, "quarter": 89}  # days back; -1: 
 async def overview(site: Site, request: web.Request, admin: Admin) -> web.StreamResponse:
     now, zone, scope = site.clock(), site.settings.zone, scope_of(admin)
     days = ledger.local_days(now, zone, OVERVIEW_DAYS)
-    kinds = await ledger.by_column(site.sessions, LEDGER.c.kind, days, scope)
+    kinds = await ledger.by_kind(site.sessions, days, scope)
     models = await ledger.by_column(site.sessions, LEDGER.c.model, days, scope)
     since_month = month_start(now, zone)
     month_days = tuple(day for day in days if day.start >= since_month)
@@ -232,7 +232,7 @@ def _per_workspace(rows: list[UsageRow]) -> list[UsageRow]:
     """`grokbot usage`'s rows summed per workspace (user "" stands for all of its users)."""
     sums: dict[tuple[str, str], list[int]] = {}
     for row in rows:
-        into = sums.setdefault((row.platform, row.workspace), [0] * 7)
+        into = sums.setdefault((row.platform, row.workspace), [0] * 9)
         for i, value in enumerate(_counts(row)):
             into[i] += value
     merged = [UsageRow(platform, workspace, "", *counts) for (platform, workspace), counts in sums.items()]
@@ -248,6 +248,8 @@ def _counts(row: UsageRow) -> tuple[int, ...]:
         row.cached_tokens,
         row.images,
         row.cost_ticks,
+        row.tool_calls,
+        row.tool_cost_ticks,
     )
 
 

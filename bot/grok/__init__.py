@@ -7,7 +7,7 @@ from bot.grok.client import Gathering, GrokClient, http_client
 from bot.grok.images import IMAGE_TYPES, MAX_IMAGE_BYTES, image_part, user_hash
 from bot.grok.pacing import Budget, Pacing, Permit, RetryPolicy
 from bot.grok.pricing import PriceBook, TokenPrices
-from bot.grok.tools import Tools, WebSearch, XSearch
+from bot.grok.tools import MAX_DOMAINS, MAX_X_HANDLES, Tools, WebSearch, XSearch
 from bot.grok.transport import Observer, Timeouts
 from bot.grok.types import (
     ApiKeyInfo,
@@ -38,7 +38,9 @@ from bot.grok.types import (
 
 __all__ = [
     "IMAGE_TYPES",
+    "MAX_DOMAINS",
     "MAX_IMAGE_BYTES",
+    "MAX_X_HANDLES",
     "ApiKeyInfo",
     "Budget",
     "ChatMessage",

@@ -130,7 +130,7 @@ class Quotas:
         ]
         async with self._sessions() as session:
             used = await sql.used(session, keys)
-            requests, prompt, completion, reasoning = await sql.ledger_totals(
+            requests, prompt, completion, reasoning, tool_calls, tool_ticks = await sql.ledger_totals(
                 session, subject, since=month_start(now, zone)
             )
         return UsageSummary(
@@ -143,6 +143,8 @@ class Quotas:
             prompt_tokens=prompt,
             completion_tokens=completion,
             reasoning_tokens=reasoning,
+            tool_calls=tool_calls,
+            tool_cost_ticks=tool_ticks,
             workspace_month_ticks=used.get(keys[3], 0),
             workspace_monthly_limit=usd_to_ticks(self._settings.grokbot_workspace_monthly_usd),
             day_resets_at=next_day_start(now, zone),

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, bindparam, delete, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -195,6 +196,8 @@ async def record(session: AsyncSession, subject: Subject, charge: Charge, now: d
         "cached_tokens": charge.cached_tokens,
         "images": charge.images,
         "cost_ticks": charge.cost_ticks,
+        "tool_calls": charge.tool_calls,
+        "tool_cost_ticks": charge.tool_cost_ticks,
         "xai_request_id": charge.xai_request_id,
         "created_at": now,
     }
@@ -212,12 +215,15 @@ async def used(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple
 
 
 async def ledger_totals(session: AsyncSession, subject: Subject, *, since: datetime) -> tuple[int, ...]:
-    """(requests, prompt, completion, reasoning tokens) of the subject's ledger rows since `since`."""
-    query = select(
+    """(requests, prompt, completion, reasoning tokens, tool calls, tool cost) of the subject's
+    ledger rows since `since`."""
+    query = sa_select(
         func.count(),
         func.coalesce(func.sum(UsageEvent.prompt_tokens), 0),
         func.coalesce(func.sum(UsageEvent.completion_tokens), 0),
         func.coalesce(func.sum(UsageEvent.reasoning_tokens), 0),
+        func.coalesce(func.sum(UsageEvent.tool_calls), 0),
+        func.coalesce(func.sum(UsageEvent.tool_cost_ticks), 0),
     ).where(
         col(UsageEvent.platform) == subject.platform,
         col(UsageEvent.workspace) == subject.workspace,
@@ -225,7 +231,9 @@ async def ledger_totals(session: AsyncSession, subject: Subject, *, since: datet
         col(UsageEvent.created_at) >= since,
     )
     # PostgreSQL sums BIGINT into NUMERIC (a Decimal): back to int.
-    return tuple(int(value) for value in (await session.exec(query)).one())
+    # Core on the session's connection: sqlmodel's exec() types at most 4 columns.
+    row = (await (await session.connection()).execute(query)).one()
+    return tuple(int(value) for value in row)
 
 
 async def find_override(session: AsyncSession, subject: Subject) -> QuotaOverride | None:

@@ -108,12 +108,16 @@ class Charge:
     images: int = 0
     xai_request_id: str = ""
     conversation_key: str = ""
+    tool_calls: int = 0  # server-side tool calls (searches, code runs)
+    tool_cost_ticks: int = 0  # their part of cost_ticks
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"charge kind {self.kind!r} is not one of {sorted(KINDS)}")
-        if self.cost_ticks < 0 or self.images < 0:
+        if min(self.cost_ticks, self.images, self.tool_calls, self.tool_cost_ticks) < 0:
             raise ValueError("a charge is never negative")
+        if self.tool_cost_ticks > self.cost_ticks:
+            raise ValueError("a charge's tool cost is part of its cost")
         if not self.idempotency_key:
             raise ValueError("a charge needs an idempotency key")
         # Checked here because PostgreSQL rejects over-long strings that SQLite would store.
@@ -136,6 +140,8 @@ class UsageSummary:
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
+    tool_calls: int  # this month: searches and code runs
+    tool_cost_ticks: int  # their part of the month's spend
     workspace_month_ticks: int
     workspace_monthly_limit: int  # 0 = no pool
     day_resets_at: datetime

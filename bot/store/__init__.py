@@ -17,7 +17,7 @@ from bot.store.conversations import (
     link_messages,
 )
 from bot.store.events import EVENT_RETENTION, claim_event, prune_events, record_feedback
-from bot.store.places import PlaceSettings
+from bot.store.places import PlaceSettings, SettingLayers
 
 __all__ = [
     "EVENT_RETENTION",
@@ -26,6 +26,7 @@ __all__ = [
     "HistoryMessage",
     "Links",
     "PlaceSettings",
+    "SettingLayers",
     "TurnContext",
     "add_turns",
     "assistant_turn",

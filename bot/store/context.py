@@ -5,7 +5,7 @@ first use), its recent history and the place's settings. What rarely changes is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -22,7 +22,13 @@ from bot.store.conversations import (
     read_conversation,
     read_history,
 )
-from bot.store.places import PlaceSettings, read_place_settings
+from bot.store.places import (
+    PlaceSettings,
+    SettingLayers,
+    read_place_settings,
+    read_setting_layers,
+    set_place_settings,
+)
 
 __all__ = ["Conversations", "TurnContext"]
 
@@ -97,6 +103,25 @@ class Conversations:
     async def forget(self, place: Place) -> int:
         """Delete the history of the conversation at `place` (reset); how many messages went."""
         return await forget_conversation(self._sessions, place)
+
+    async def setting_layers(self, place: Place) -> SettingLayers:
+        """`place`'s settings as set for its channel and for its workspace, read now."""
+        async with self._sessions() as session:
+            return await read_setting_layers(session, place)
+
+    async def change_settings(
+        self, place: Place, changes: Mapping[str, str | None], *, whole_workspace: bool, by: str
+    ) -> None:
+        """Store an admin's change; this process sees it at once, the others within SETTINGS_TTL_S."""
+        await set_place_settings(
+            self._sessions, place, changes, whole_workspace=whole_workspace, by=by, now=self._clock()
+        )
+        if not whole_workspace:
+            self._settings.pop(_channel_key(place), None)
+            return
+        workspace = f"{place.platform}:{place.workspace}:"
+        for key in [key for key in self._settings if key.startswith(workspace)]:
+            del self._settings[key]
 
     def _fresh_settings(self, place: Place) -> PlaceSettings | None:
         cached = self._settings.get(_channel_key(place))

@@ -6,18 +6,19 @@ bot.store. The statements every answer runs are built once, with bound parameter
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import RowMapping, bindparam, delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import Sessions
-from bot.grok import Completion, Usage
+from bot.grok import Completion, Source, Usage
 from bot.platform import Place
 from bot.tables import Conversation, MessageRef, Turn, table_of
 
@@ -97,6 +98,7 @@ class HistoryMessage:
     cost_ticks: int = 0
     finish_reason: str = ""
     created_at: datetime | None = None
+    sources: tuple[Source, ...] = ()  # an answer's sources, as shown after it
 
 
 async def conversation_for(sessions: Sessions, place: Place, *, now: datetime) -> ConversationRef:
@@ -199,6 +201,7 @@ def assistant_turn(completion: Completion, *, model: str, usage: Usage, cost_tic
         cached_tokens=usage.cached_tokens,
         cost_ticks=cost_ticks,
         finish_reason=completion.finish_reason,
+        sources=completion.sources,
     )
 
 
@@ -234,8 +237,33 @@ async def add_turns(
 
 def _row(message: HistoryMessage, conversation_id: int, now: datetime) -> dict[str, object]:
     row = {name: getattr(message, name) for name in _COLUMNS}
-    row.update(conversation_id=conversation_id, created_at=message.created_at or now)
+    row.update(
+        conversation_id=conversation_id,
+        created_at=message.created_at or now,
+        sources=_sources_json(message.sources),
+    )
     return row
+
+
+def _sources_json(sources: tuple[Source, ...]) -> str | None:
+    """The sources column: JSON, compact; titles only where known."""
+    if not sources:
+        return None
+    listed = [{"url": s.url, **({"title": s.title} if s.title else {})} for s in sources]
+    return json.dumps(listed, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sources_of(raw: object) -> tuple[Source, ...]:
+    if not isinstance(raw, str) or not raw:
+        return ()
+    listed = json.loads(raw)
+    return tuple(Source(str(s["url"]), s.get("title")) for s in listed if isinstance(s, dict) and "url" in s)
+
+
+def _message(mapping: RowMapping) -> HistoryMessage:
+    values = {name: mapping[name] for name in _COLUMNS}
+    values["sources"] = _sources_of(values["sources"])
+    return HistoryMessage(**values)
 
 
 async def _link(session: AsyncSession, conversation_id: int, links: Links, now: datetime) -> None:
@@ -269,7 +297,7 @@ async def read_history(
     """`recent_turns`, read in `session` (one SELECT)."""
     connection = await session.connection()  # a Core select: rows, not ORM objects
     rows = (await connection.execute(_RECENT_TURNS, {"w_id": conversation_id, "w_limit": limit})).all()
-    return [HistoryMessage(**{name: r._mapping[name] for name in _COLUMNS}) for r in reversed(rows)]
+    return [_message(r._mapping) for r in reversed(rows)]
 
 
 async def forget_conversation(sessions: Sessions, place: Place) -> int:

@@ -43,6 +43,18 @@ def open_fence(text: str) -> Fence | None:
     return current
 
 
+def settled(text: str) -> int:
+    """How much of a streamed text may be shown now: all of it, except a Markdown link (such as a
+    citation marker `[[1]](url)`) still being written at its end, which waits until it is whole."""
+    line = text.rfind("\n") + 1  # a link spans no line end
+    at = text.find("[", line)
+    while at >= 0:
+        if LINK_SO_FAR.match(text, at):
+            return at
+        at = text.find("[", at + 1)
+    return len(text)
+
+
 def cut_point(text: str, limit: int) -> int:
     """Where to cut `text` so the first part is at most `limit` long: a paragraph, line or word end
     (or else just before a link that crosses `limit`) outside every Markdown link; failing that,
@@ -176,6 +188,7 @@ class Layout:
         self.limit = limit
         self.page = Page()
         self._prefix = ""  # shown before the streamed text (e.g. "Thought for 3 s")
+        self._suffix = ""  # shown after it, once it is complete (code runs, sources)
         self._pieces: list[str] = []  # deltas not yet joined: appending is the hot path
         self._text = ""
 
@@ -186,6 +199,10 @@ class Layout:
         """Text shown before the answer; only settable before the first delta."""
         if not self.text:
             self._prefix = prefix
+
+    def set_suffix(self, suffix: str) -> None:
+        """Text shown after the answer once the stream has ended (the code it ran, its sources)."""
+        self._suffix = suffix
 
     @property
     def text(self) -> str:
@@ -207,17 +224,19 @@ class Layout:
 
     def overflow(self) -> Part | None:
         """The current message, closed, when the text has outgrown it; else None."""
-        full = self._prefix + self.text
+        full = self._prefix + self.text + self._suffix
         return None if self.page.fits(full, self.limit) else self.page.seal(full, self.limit)
 
     def interim(self) -> str | None:
-        """The body an interim edit shows, or None when it would show nothing new."""
-        body = self.final()
+        """The body an interim edit shows, or None when it would show nothing new: everything
+        received but a link still being written at the end (a half citation never shows)."""
+        full = self._prefix + self.text
+        body = self.page.body(full[: max(settled(full), self.page.start)])
         return body if body != self.page.shown and body.strip() else None
 
     def final(self) -> str:
         """The body of the current message with everything received (call `overflow` first)."""
-        return self.page.body(self._prefix + self.text)
+        return self.page.body(self._prefix + self.text + self._suffix)
 
     def sealed(self, part: Part) -> None:
         """The chat took `part` as a finished message: go on with the next one."""

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from bot.errors import AnswerStopped, PlatformError, PlatformRateLimited
-from bot.platform import Image, Place, Platform, Reply
+from bot.platform import Activity, Image, Place, Platform, Reply, ShowsActivities, ShowsSources, SourceLink
+from bot.streaming.activities import Activities
+from bot.streaming.appendix import sources_markdown
 from bot.streaming.budgets import EditBudgets
 from bot.streaming.layout import Layout, Part
 from bot.streaming.pacing import Pacer
@@ -58,6 +60,9 @@ class StreamWriter:
         self._replies: list[Reply] = []  # every message of the answer; the last one is being written
         self._flusher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # left-behind messages being closed
+        self._status = ""  # the last status asked for (thinking, writing)
+        self._activities = Activities()  # Grok's tool calls, shown in the status line
+        self._sources: tuple[SourceLink, ...] = ()
         self.stopped = False  # the person stopped the answer in the chat (AnswerStopped)
 
     @property
@@ -79,13 +84,35 @@ class StreamWriter:
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"stream:{self._place.key}")
 
     async def status(self, text: str) -> None:
-        """A transient status before any text (e.g. thinking for N s). A platform may report here
-        that the person stopped the answer (the console's Ctrl-C while the model thinks)."""
+        """A transient status before any text (e.g. thinking for N s); an activity in progress
+        is shown instead where the reply has no way of its own to show activities. A platform may
+        report here that the person stopped the answer (the console's Ctrl-C while the model thinks)."""
+        self._status = text
         if self._replies and not self._layout.started:
+            reply = self._replies[-1]
+            current = None if isinstance(reply, ShowsActivities) else self._activities.current()
+            line = current.title if current is not None else text
+            if not line:
+                return
             try:
-                await self._replies[-1].status(text)
+                await reply.status(line)
             except AnswerStopped:
                 self.stopped = True
+
+    async def activity(self, activity: Activity) -> None:
+        """A tool call began, changed or ended: shown by a reply that shows activities itself,
+        else as the status line (the latest one in progress) until the answer's text starts."""
+        self._activities.update(activity)
+        reply = self._replies[-1] if self._replies else None
+        if not isinstance(reply, ShowsActivities):
+            await self.status(self._status)
+            return
+        try:
+            await reply.activity(activity)
+        except AnswerStopped:
+            self.stopped = True
+        except PlatformError as exc:  # what Grok does is shown as a courtesy: the answer goes on
+            log.info("an activity could not be shown in %s: %s", self._place.key, type(exc).__name__)
 
     def set_prefix(self, prefix: str) -> None:
         """Text shown before the answer; only settable before the first delta."""
@@ -125,7 +152,10 @@ class StreamWriter:
             return
         await self._budget.acquire()
         if final:
-            await self._replies[-1].finish(body, images=images)
+            reply = self._replies[-1]
+            if self._sources and isinstance(reply, ShowsSources):
+                await reply.sources(self._sources)
+            await reply.finish(body, images=images)
         else:
             await self._replies[-1].update(body)
         self._layout.showed(body)
@@ -179,11 +209,19 @@ class StreamWriter:
         if self._flusher is not None:
             await self._flusher
 
-    async def finish(self, *, images: Sequence[Image] = ()) -> None:
-        """Show the whole answer as final. Retries rate-limited and failed edits; a message that
-        keeps refusing is left and the rest goes to a new one, so the final text always lands.
-        AnswerStopped when the person stopped the answer (now or before)."""
+    async def finish(
+        self, *, images: Sequence[Image] = (), sources: Sequence[SourceLink] = (), appendix: str = ""
+    ) -> None:
+        """Show the whole answer as final, followed by `appendix` (Markdown: the code Grok ran)
+        and its `sources` (by the reply where it shows them itself, else as a numbered list).
+        Retries rate-limited and failed edits; a message that keeps refusing is left and the rest
+        goes to a new one, so the final text always lands. AnswerStopped when the person stopped
+        the answer (now or before)."""
         await self._stop_flusher()
+        self._sources = tuple(sources)
+        native = bool(self._replies) and isinstance(self._replies[-1], ShowsSources)
+        listed = sources_markdown(self._sources) if self._sources and not native else ""
+        self._layout.set_suffix(appendix + (f"\n\n{listed}" if listed else ""))
         refused = 0
         for attempt in range(FINAL_ATTEMPTS):
             if self.stopped:

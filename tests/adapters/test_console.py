@@ -17,7 +17,7 @@ from adapters.console.session import run_console
 from bot.grok import GrokClient
 from bot.platform import Author
 from tests.bot.engine_env import build
-from tests.fakes.xai import FakeXAI, ScriptedReply
+from tests.fakes.xai import FakeXAI, ScriptedReply, ScriptedResponse
 
 ME = Author("me", "me", is_admin=True)
 
@@ -107,7 +107,7 @@ def platform_place() -> Any:
 
 
 async def test_the_grokbot_console_process_answers_on_stdin(fake_xai: FakeXAI, tmp_path: Path) -> None:
-    fake_xai.queue_reply(ScriptedReply(text="Hello from the fake Grok."))
+    fake_xai.queue_response(ScriptedResponse(text="Hello from the fake Grok."))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_"))},
         "XAI_API_KEY": fake_xai.api_key,

@@ -55,6 +55,7 @@ async def console(fake_xai: FakeXAI, tmp_path: Path) -> AsyncIterator[Console]:
         "XAI_API_KEY": fake_xai.api_key,
         "XAI_BASE_URL": fake_xai.base_url,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
+        "GROKBOT_XAI_API": "chat",  # these script Chat Completions; search answers: test_console_search
         "HOME": str(tmp_path),
         "TERM": "xterm",
     }

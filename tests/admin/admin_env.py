@@ -78,6 +78,7 @@ class AdminEnv:
         model: str = "grok-4.3",
         ticks: int = USD // 100,
         request_id: str = "",
+        tools: int = 0,  # the part of `ticks` spent on search tools
     ) -> None:
         async with self.sessions.begin() as session:
             session.add(
@@ -85,7 +86,7 @@ class AdminEnv:
                     idempotency_key=f"k-{at.isoformat()}-{user}-{kind}-{model}-{ticks}",
                     platform=platform, workspace=workspace, user_id=user, kind=kind, model=model,
                     cost_ticks=ticks, prompt_tokens=10, completion_tokens=5, xai_request_id=request_id,
-                    created_at=at,
+                    created_at=at, tool_calls=1 if tools else 0, tool_cost_ticks=tools,
                 )
             )  # fmt: skip
 

@@ -11,6 +11,7 @@ import pytest
 
 from bot.__main__ import main
 from bot.admin import ledger
+from bot.admin.charts import by_kind
 from bot.admin.ledger import LEDGER, Scope
 from bot.db import Sessions
 from tests.admin.admin_env import serve
@@ -55,6 +56,19 @@ async def test_daily_sums_match_a_sum_by_hand_in_local_days(sessions: Sessions) 
             f"slack:{name}": values for name, values in by_hand(3).items()
         }
         assert await ledger.distinct_values(sessions, LEDGER.c.kind) == ["chat", "digest", "image"]
+
+
+async def test_the_tool_spend_of_answers_is_its_own_series_of_the_kinds_chart(sessions: Sessions) -> None:
+    async with serve(sessions) as env:
+        now = env.clock()
+        await env.charge(now - timedelta(hours=1), ticks=900, tools=600)
+        await env.charge(now - timedelta(hours=2), ticks=100)
+        await env.charge(now - timedelta(days=1), kind="image", ticks=50)
+        days = ledger.local_days(now, ZoneInfo("UTC"), 2)
+        kinds = await ledger.by_kind(sessions, days, None)
+        assert kinds.series == {"chat": (0, 400), "image": (50, 0), "search": (0, 600)}
+        assert kinds.total() == 1050  # every tick once
+        assert by_kind(kinds) == {"chat": (0, 400), "images": (50, 0), "search tools": (0, 600)}
 
 
 async def test_a_users_days_and_recent_requests_with_fingerprints(sessions: Sessions) -> None:

@@ -95,6 +95,8 @@ def burst_settings(xai_base_url: str, *, model: str, daily_ticks: int) -> Settin
         "grokbot_edit_interval_s": 0.2,
         "grokbot_user_daily_usd": Decimal(daily_ticks) / TICKS_PER_USD,
         "grokbot_user_monthly_usd": Decimal(0),
+        # The fake answers at the requested cap on Chat Completions (ScriptedReply.at_cap).
+        "grokbot_xai_api": "chat",
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

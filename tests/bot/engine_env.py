@@ -31,6 +31,8 @@ def settings_for(fake: FakeXAI, **overrides: Any) -> Settings:
         "grokbot_reasoning_model": "grok-3-mini",
         "grokbot_image_model": "grok-imagine-image",
         "grokbot_edit_interval_s": 0.2,
+        # These stacks script Chat Completions (queue_reply); search answers set "responses".
+        "grokbot_xai_api": "chat",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from bot.command_registry import REGISTRY, spec_of, suggest
-from bot.commands import command_help
 from bot.grok import GrokClient
-from bot.platform import Author, Command, parse_command_text
+from bot.help_text import command_help
+from bot.parsing import parse_command_text
+from bot.platform import Author, Command
 from tests.bot.engine_env import ALICE, EngineEnv, build, with_deferrals
 from tests.fakes.xai import FakeXAI, ScriptedReply
 

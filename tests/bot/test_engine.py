@@ -17,11 +17,13 @@ from sqlmodel import col
 
 from bot import store
 from bot.command_registry import REGISTRY, CommandSpec, OptionSpec
-from bot.commands import HANDLERS, help_text
+from bot.commands import HANDLERS
 from bot.errors import PlatformError
 from bot.grok import GrokClient
 from bot.grok.net import AsyncioTransport
-from bot.platform import Attachment, Author, Command, Feedback, Place, parse_command_text
+from bot.help_text import help_text
+from bot.parsing import parse_command_text
+from bot.platform import Attachment, Author, Command, Feedback, Place
 from bot.quotas import Subject
 from bot.settings import usd_to_ticks
 from bot.store.conversations import find_conversation, recent_turns

@@ -38,7 +38,17 @@ async def filled(sessions: Sessions) -> Sessions:
         session.add_all(
             [
                 event("old", "slack", "U1", days=-3, cost=500 * CENT, prompt_tokens=9),
-                event("a1", "slack", "U1", days=1, cost=3 * CENT, prompt_tokens=100, completion_tokens=20),
+                event(
+                    "a1",
+                    "slack",
+                    "U1",
+                    days=1,
+                    cost=3 * CENT,
+                    prompt_tokens=100,
+                    completion_tokens=20,
+                    tool_calls=2,
+                    tool_cost_ticks=CENT,
+                ),
                 event("a2", "slack", "U1", days=2, cost=4 * CENT, prompt_tokens=50, reasoning_tokens=7),
                 event("a3", "slack", "U1", days=2, cost=70 * CENT, images=2),
                 event("b1", "discord", "U1", days=1, cost=1, prompt_tokens=1, cached_tokens=1),
@@ -52,12 +62,12 @@ async def test_rows_sum_the_ledger_per_user_since_a_date(filled: Sessions) -> No
     rows = await usage_rows(filled, since=START)
     assert rows == [
         UsageRow("slack", "W1", "U2", 1, 0, 4, 0, 0, 0, 3 * TICKS_PER_USD),
-        UsageRow("slack", "W1", "U1", 3, 150, 20, 7, 0, 2, 77 * CENT),
+        UsageRow("slack", "W1", "U1", 3, 150, 20, 7, 0, 2, 77 * CENT, 2, CENT),
         UsageRow("discord", "W1", "U1", 1, 1, 0, 0, 1, 0, 1),
     ]
     # The row from before `since` counts once `since` moves back.
     earlier = await usage_rows(filled, since=START - timedelta(days=7))
-    assert earlier[0] == UsageRow("slack", "W1", "U1", 4, 159, 20, 7, 0, 2, 577 * CENT)
+    assert earlier[0] == UsageRow("slack", "W1", "U1", 4, 159, 20, 7, 0, 2, 577 * CENT, 2, CENT)
     assert await usage_rows(filled, since=START + timedelta(days=30)) == []
 
 
@@ -71,7 +81,7 @@ async def test_user_filter_takes_platform_user_or_a_bare_id(filled: Sessions) ->
 
 ROWS = [
     UsageRow("slack", "T0123", "U2", 1, 0, 4, 0, 0, 0, 3 * TICKS_PER_USD),
-    UsageRow("discord", "1234567890", "42", 12, 15_000, 2_000, 700, 300, 2, 77 * CENT),
+    UsageRow("discord", "1234567890", "42", 12, 15_000, 2_000, 700, 300, 2, 77 * CENT, 3, 5 * CENT),
     UsageRow("discord", "1234567890", "", 1, 10, 0, 0, 0, 0, 1),
 ]
 
@@ -80,18 +90,18 @@ def test_table_is_aligned_and_totals_every_column() -> None:
     lines = render(ROWS, "table").splitlines()
     assert lines[0].split() == [
         *("PLATFORM", "WORKSPACE", "USER", "REQUESTS", "PROMPT", "COMPLETION", "REASONING"),
-        *("CACHED", "IMAGES", "COST"),
+        *("CACHED", "IMAGES", "TOOLS", "TOOL-COST", "COST"),
     ]
     assert len({len(line) for line in lines}) == 1  # numbers right-aligned to one edge
     assert lines[2].split() == [
-        *("discord", "1234567890", "42", "12", "15,000", "2,000", "700", "300", "2", "$0.77"),
+        *("discord", "1234567890", "42", "12", "15,000", "2,000", "700", "300", "2", "3", "$0.05", "$0.77"),
     ]
     assert lines[3].split()[2] == "(workspace)"
-    assert lines[-1].split() == ["TOTAL", "14", "15,010", "2,004", "700", "300", "2", "$3.77"]
+    assert lines[-1].split() == ["TOTAL", "14", "15,010", "2,004", "700", "300", "2", "3", "$0.05", "$3.77"]
 
 
 def test_table_of_nothing_still_has_a_zero_total() -> None:
-    assert render([], "table").splitlines()[-1].split() == ["TOTAL", *["0"] * 6, "$0.00"]
+    assert render([], "table").splitlines()[-1].split() == ["TOTAL", *["0"] * 7, "$0.00", "$0.00"]
 
 
 def test_csv_parses_back() -> None:
@@ -108,7 +118,10 @@ def test_csv_parses_back() -> None:
         "cached_tokens": "300",
         "images": "2",
         "cost_ticks": str(77 * CENT),
+        "tool_calls": "3",
+        "tool_cost_ticks": str(5 * CENT),
         "cost_usd": "0.7700000000",
+        "tool_cost_usd": "0.0500000000",
     }
     assert parsed[2]["cost_usd"] == "0.0000000001"
 

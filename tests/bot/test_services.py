@@ -97,19 +97,6 @@ async def test_an_implausible_listed_price_is_reported_as_ignored_with_the_price
     assert ": $2000000.00 per image" not in report  # never shown as the price
 
 
-async def test_check_says_whether_the_endpoint_serves_the_responses_api(
-    fake_xai: FakeXAI, tmp_path: Path
-) -> None:
-    settings = settings_for(fake_xai, database_url=await sqlite_url(tmp_path))
-    served = io.StringIO()
-    assert await check(settings, out=served) is True
-    assert "✓ the endpoint serves the Responses API (/v1/responses)" in served.getvalue()
-    fake_xai.serve_responses = False
-    chat_only = io.StringIO()
-    assert await check(settings, out=chat_only) is True  # answers use Chat Completions
-    assert "– the endpoint does not serve the Responses API" in chat_only.getvalue()
-
-
 async def test_platform_checks_are_written_after_the_core_and_their_failure_fails_the_check(
     fake_xai: FakeXAI, tmp_path: Path
 ) -> None:
@@ -147,3 +134,20 @@ async def test_usage_report_reads_the_ledger(fake_xai: FakeXAI, tmp_path: Path) 
     settings = settings_for(fake_xai, database_url=await sqlite_url(tmp_path))
     text = await usage_report(settings, since="2026-01-01", user=None, fmt="csv")
     assert text.splitlines()[0].startswith("platform")
+
+
+async def test_check_says_whether_the_endpoint_serves_the_responses_api(
+    fake_xai: FakeXAI, tmp_path: Path
+) -> None:
+    url = await sqlite_url(tmp_path)
+    served = io.StringIO()
+    assert await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="responses"), out=served)
+    assert "✓ the endpoint serves the Responses API (/v1/responses)" in served.getvalue()
+    fake_xai.serve_responses = False  # an xAI-compatible endpoint with Chat Completions only
+    missing = io.StringIO()
+    assert not await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="responses"), out=missing)
+    assert "✗ the endpoint does not serve the Responses API (/v1/responses)" in missing.getvalue()
+    assert "→ set GROKBOT_XAI_API=chat" in missing.getvalue()
+    told = io.StringIO()
+    assert await check(settings_for(fake_xai, database_url=url, grokbot_xai_api="chat"), out=told)
+    assert "– answers use Chat Completions (GROKBOT_XAI_API=chat)" in told.getvalue()

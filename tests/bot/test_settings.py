@@ -15,6 +15,7 @@ CONTRACT_VARIABLES = {
     "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PORT",
     "GROKBOT_USER_DAILY_USD", "GROKBOT_USER_MONTHLY_USD", "GROKBOT_USER_DAILY_IMAGES",
     "GROKBOT_WORKSPACE_MONTHLY_USD", "GROKBOT_ADMINS", "GROKBOT_TIMEZONE", "GROKBOT_EDIT_INTERVAL_S",
+    "GROKBOT_XAI_API",
 }  # fmt: skip
 
 
@@ -99,3 +100,12 @@ def test_invalid_values_name_the_variable_and_what_is_accepted(
 def test_usd_to_ticks() -> None:
     assert usd_to_ticks(Decimal("1.00")) == 10_000_000_000
     assert usd_to_ticks(Decimal("0.0000000001")) == 1
+
+
+def test_interactive_answers_use_the_responses_api_unless_told_chat(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().grokbot_xai_api == "responses"
+    monkeypatch.setenv("GROKBOT_XAI_API", "chat")
+    assert load_settings().grokbot_xai_api == "chat"
+    monkeypatch.setenv("GROKBOT_XAI_API", "grpc")
+    with pytest.raises(SettingsError, match=r"GROKBOT_XAI_API.*responses .*or chat"):
+        load_settings()

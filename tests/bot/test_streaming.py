@@ -370,7 +370,7 @@ async def test_a_message_blocked_before_it_showed_text_says_where_the_answer_wen
 
 
 def test_option_only_commands_followed_by_words_are_questions() -> None:
-    from bot.platform import parse_command_text
+    from bot.parsing import parse_command_text
 
     assert parse_command_text("help me write a poem").name == "ask"
     assert parse_command_text("help me write a poem").text == "help me write a poem"

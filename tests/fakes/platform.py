@@ -1,7 +1,9 @@
 """A recording Platform for engine and job tests: every message, edit and upload, with timestamps.
 
 It satisfies bot.platform.Platform structurally. It can inject a 429 on the next edits and
-simulates a per-scope rate limit so that tests can assert edits stayed inside the budget.
+simulates a per-scope rate limit so that tests can assert edits stayed inside the budget. With
+`native=True` its replies show activities and sources themselves (the seam's ShowsActivities and
+ShowsSources), as a platform with task cards and a sources element would.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.errors import PlatformRateLimited
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Activity, Attachment, Capabilities, ChannelMessage, Image, Place, SourceLink
 
 DEFAULT_CAPABILITIES = Capabilities(
     max_message_length=2000,
@@ -28,7 +30,7 @@ DEFAULT_CAPABILITIES = Capabilities(
 
 @dataclass
 class Event:
-    kind: str  # post | status | update | finish | fail | images | private | direct
+    kind: str  # post | status | update | finish | fail | images | private | direct | activity | sources
     message_id: str
     text: str
     at: float  # time.perf_counter()
@@ -47,6 +49,8 @@ class FakeMessage:
     images: tuple[Image, ...] = ()
     edits: int = 0
     private_to: str = ""
+    activities: list[Activity] = field(default_factory=list)  # native replies only
+    sources: tuple[SourceLink, ...] = ()  # native replies only
 
 
 class FakeReply:
@@ -86,6 +90,18 @@ class FakeReply:
         self._platform.record("fail", self._message, message)
 
 
+class NativeReply(FakeReply):
+    """A reply that shows Grok's activities and an answer's sources itself."""
+
+    async def activity(self, activity: Activity) -> None:
+        self._message.activities.append(activity)
+        self._platform.record("activity", self._message, f"{activity.status}: {activity.title}")
+
+    async def sources(self, sources: Sequence[SourceLink]) -> None:
+        self._message.sources = tuple(sources)
+        self._platform.record("sources", self._message, "\n".join(s.url for s in sources))
+
+
 @dataclass
 class FakePlatform:
     """Records what the engine did. `messages` in posting order; `events` in time order."""
@@ -102,6 +118,7 @@ class FakePlatform:
     enforce_scope_budget: bool = False
     history_page_size: int = 100
     history_calls: int = 0
+    native: bool = False  # replies show activities and sources themselves (NativeReply)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _scope_edits: dict[str, list[float]] = field(default_factory=dict)
     _watchers: list[asyncio.Event] = field(default_factory=list)  # woken by each recorded event
@@ -113,7 +130,7 @@ class FakePlatform:
         message = FakeMessage(id=f"m{next(self._ids)}", place=place, reply_to=reply_to)
         self.messages.append(message)
         self.record("post", message, "")
-        return FakeReply(self, message)
+        return NativeReply(self, message) if self.native else FakeReply(self, message)
 
     async def post_text(self, place: Place, text: str, *, private_to: str = "") -> str:
         message = FakeMessage(id=f"m{next(self._ids)}", place=place, reply_to="", text=text, final=True)

@@ -32,6 +32,8 @@ def discord_settings(
         "grokbot_reasoning_model": "grok-3-mini",
         "grokbot_image_model": "grok-imagine-image",
         "grokbot_edit_interval_s": 0.2,
+        # These stacks script Chat Completions (queue_reply); search answers set "responses".
+        "grokbot_xai_api": "chat",
         "discord_token": fake.token,
         "discord_api_base_url": fake.rest_url,
         "discord_gateway_url": fake.gateway_url,

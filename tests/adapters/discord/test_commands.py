@@ -188,7 +188,7 @@ async def test_commands_are_synced_to_the_guild_only_when_they_changed(stack: St
     puts = fake.requests_to("PUT /applications")
     assert [r.path for r in puts] == [f"/applications/{fake.application_id}/guilds/{world.guild}/commands"]
     names = sorted(c["name"] for c in fake.commands[world.guild])
-    assert names == ["admin", "ask", "digest", "help", "imagine", "quota", "reset", "usage"]
+    assert names == ["admin", "ask", "digest", "help", "imagine", "quota", "reset", "settings", "usage"]
 
     again = await stack.new_adapter()
     await again.start()

@@ -31,6 +31,8 @@ def slack_settings(slack: FakeSlack, xai: FakeXAI, **overrides: Any) -> Settings
         "grokbot_reasoning_model": "grok-3-mini",
         "grokbot_image_model": "grok-imagine-image",
         "grokbot_edit_interval_s": 0.2,
+        # These stacks script Chat Completions (queue_reply); search answers set "responses".
+        "grokbot_xai_api": "chat",
         "slack_bot_token": slack.bot_token,
         "slack_signing_secret": slack.signing_secret,
         "slack_api_url": slack.api_url,

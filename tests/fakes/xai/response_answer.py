@@ -4,6 +4,7 @@ annotations after the last text delta, and usage with the server-side tools and 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -23,13 +24,16 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 TOOL_TICKS = {"web": 50_000_000, "code": 50_000_000}  # per call; X search: per post
 X_POST_TICKS = 50_000_000
 X_NAMES = {"x": "x_keyword_search", "web": "web_search", "code": "code_execution"}
+TOOL_ITEMS = ("web_search_call", "custom_tool_call", "code_interpreter_call")
 
 
 class Pause:
-    """A quiet stretch of the stream (a tool running): keep-alives only."""
+    """A quiet stretch of the stream (a tool running): keep-alives only, for `seconds`, then until
+    every one of `holds` is set."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, holds: tuple[asyncio.Event, ...] = ()) -> None:
         self.seconds = seconds
+        self.holds = holds
 
 
 class ResponseAnswer:
@@ -169,12 +173,14 @@ class ResponseAnswer:
         if not self.reply.parallel:
             for index, tool in tools:
                 yield from self._tool_start(tool, index)
-                yield Pause(tool.seconds)
+                yield Pause(tool.seconds, (tool.hold,) if tool.hold else ())
                 yield from self._tool_end(tool, index)
             return
         for index, tool in tools:
             yield from self._tool_start(tool, index)
-        yield Pause(max((t.seconds for _, t in tools), default=0.0))
+        yield Pause(
+            max((t.seconds for _, t in tools), default=0.0), tuple(t.hold for _, t in tools if t.hold)
+        )
         for index, tool in reversed(tools):  # they end out of order
             yield from self._tool_end(tool, index)
 
@@ -319,11 +325,25 @@ class _Writer:
         reply = answer.reply
         self.gap = 1.0 / reply.tokens_per_second if reply.tokens_per_second else 0.0
         self.paced = bool(self.gap) or reply.fault is not None
+        self.conv = str(answer.body.get("prompt_cache_key") or "")  # the engine's conversation id
+        self.chars = 0  # answer text sent so far
+        self.tool_started = False  # a tool call's first event is in the buffer
 
     async def flush(self) -> None:
         if self.buffer:
             data, self.buffer = b"".join(self.buffer), []
+            at = time.perf_counter()
             await self.response.write(data)
+            self.log(at)
+
+    def log(self, at: float) -> None:
+        """Benchmarks: when each write started, with the answer text sent so far (send_log, as
+        chat's), and when a write carried a tool call's start (tool_log)."""
+        if self.fake.send_log is not None:
+            self.fake.send_log.setdefault(self.conv, []).append((at, self.chars))
+        if self.tool_started and self.fake.tool_log is not None:
+            self.fake.tool_log.setdefault(self.conv, []).append(at)
+        self.tool_started = False
 
     async def run(self, events: Any) -> bool:
         """False when a fault dropped the connection."""
@@ -333,13 +353,18 @@ class _Writer:
             if isinstance(event, Pause):
                 await self.flush()
                 await self.keep_alive(event.seconds)
+                for hold in event.holds:
+                    await hold.wait()
                 continue
             due = reply.fault is not None and self.fault_due(event["type"], chunks)
             if due and reply.fault is not None and not await self.fault(reply.fault):
                 return False
             delta = event["type"] == "response.output_text.delta"
             self.buffer.append(self.answer.frame(event))
+            if event["type"] == "response.output_item.added" and event["item"]["type"] in TOOL_ITEMS:
+                self.tool_started = True
             if delta:
+                self.chars += len(event["delta"])
                 chunks += 1
                 if self.paced or chunks == 1 or len(self.buffer) >= 64:
                     await self.flush()

@@ -70,6 +70,7 @@ class ScriptedTool:
     name: str | None = None  # the sub-tool (default web_search, x_keyword_search, code_execution)
     status: str = "completed"  # "failed": not billed
     posts: int = 20  # X: posts fetched (billed per post)
+    hold: asyncio.Event | None = None  # the call also runs until this is set (event-driven tests)
 
 
 @dataclass(frozen=True)

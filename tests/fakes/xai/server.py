@@ -69,6 +69,9 @@ class FakeXAI(ChatRoutes, ResponseRoutes, ImageRoutes, ListingRoutes):
         # Benchmarks: when a dict, each streamed write is logged under the request's x-grok-conv-id
         # as (time.perf_counter() as the write starts, answer characters sent with it).
         self.send_log: dict[str, list[tuple[float, int]]] | None = None
+        # Benchmarks: when a dict, the write of each tool call's start on /v1/responses, by the
+        # request's prompt_cache_key (time.perf_counter() as the write starts).
+        self.tool_log: dict[str, list[float]] | None = None
         self.report_cost = True
         self.cached_tokens = 0
         self.credits_exhausted: int | None = None
