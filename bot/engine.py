@@ -43,6 +43,7 @@ from bot.store import PlaceSettings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
 from bot.upstream import Upstream
+from bot.wording import budget_shortened
 
 __all__ = ["ANSWER_TOKENS", "MAX_TOOL_CALLS", "Engine", "reasoning_allowance", "tool_allowance", "utc_now"]
 
@@ -238,9 +239,6 @@ class Engine:
             question = self._placed(question, context.settings)
             tools = self._tools(question, context.settings)
             prompt = self._prompt(question, context, images, platform=audience.platform.name)
-            question = self._placed(question, context.settings)
-            tools = self._tools(question, context.settings)
-            prompt = self._prompt(question, context, images, platform=audience.platform.name)
             reservation, allowance, cut = await self._hold(question, prompt, caller, tools)
             request = self._request(question, prompt, context.conversation.grok_conv_id, allowance)
             pending = Pending(
@@ -365,11 +363,13 @@ class Engine:
             await self.quotas.release(reservation)
             raise
         await store.add_turns(self.sessions, pending.conversation_id, [pending.asked], now=self.clock())
-        await platform.post_text(
-            question.incoming.place,
+        told = (
             "⏳ Your question went to Grok as a deferred request. I'll post the answer here when "
-            "it is ready (usually within a few minutes).",
+            "it is ready (usually within a few minutes)."
         )
+        if pending.cap is not None:
+            told += " " + budget_shortened(pending.cap, zone=self.settings.zone, now=self.clock())
+        await platform.post_text(question.incoming.place, told)
 
 
 def _budget(question: Question) -> int:
