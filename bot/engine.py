@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot import commands, store
+from bot.admission import Admission, Ticket
 from bot.allowance import ANSWER_TOKENS, Allowance, answer_ask, full_allowance, reasoning_allowance
 from bot.answers import Answers, Pending, Question
 from bot.callers import Caller
@@ -101,16 +102,18 @@ class Engine:
             monotonic=monotonic,
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._arrivals = Admission()  # what is said in one place is taken up in the order it was said
 
     # -- entry points -------------------------------------------------------------------------
 
     async def handle(self, incoming: Incoming, platform: Platform) -> bool:
         """Answer one message or command from a person. Never raises: failures are told to them.
         False when the delivery was a repeat of one already answered (`Incoming.deduplicate`)."""
-        async with self._telling(Audience(platform, incoming.place, incoming.author.id)) as audience:
-            if incoming.deduplicate and incoming.event_id and not await self._first_delivery(incoming):
-                return False
-            await self._route(incoming, audience)
+        with self._arrivals.take(incoming.place.key) as ticket:
+            async with self._telling(Audience(platform, incoming.place, incoming.author.id)) as audience:
+                if incoming.deduplicate and incoming.event_id and not await self._first_delivery(incoming):
+                    return False
+                await self._route(incoming, audience, ticket)
         return True
 
     async def feedback(self, feedback: Feedback, platform: Platform) -> None:
@@ -137,7 +140,7 @@ class Engine:
             self.sessions, platform=incoming.place.platform, event_id=incoming.event_id, now=self.clock()
         )
 
-    async def _route(self, incoming: Incoming, audience: Audience) -> None:
+    async def _route(self, incoming: Incoming, audience: Audience, ticket: Ticket) -> None:
         incoming = await self._word_command(incoming)
         command = incoming.command
         if command is not None and command.error:
@@ -145,11 +148,12 @@ class Engine:
         if command is None or command.name == "ask":
             question = await self._question(incoming)
             if question is not None:
-                await self._converse(question, audience)
+                await self._converse(question, audience, ticket)
             return
         handler = commands.HANDLERS.get(command.name)
         if handler is None:
             raise BadInput(f"Unknown command `{command.name}`. {command_list()}")
+        await ticket.turn()  # a command runs whole before what was said after it (reset, then ask)
         await handler(self._command_context(incoming, audience), incoming)
 
     async def _word_command(self, incoming: Incoming) -> Incoming:
@@ -230,11 +234,14 @@ class Engine:
                 raise BadInput(f"`{attachment.filename}`: {exc}") from None
         return parts
 
-    async def _converse(self, question: Question, audience: Audience) -> None:
-        """One turn: the conversation's context, the prompt, the quota hold, then the answer."""
+    async def _converse(self, question: Question, audience: Audience, ticket: Ticket) -> None:
+        """One turn: the conversation's context, the prompt, the quota hold, then the answer. It
+        queues on the conversation's lock in arrival order, then lets the next message go."""
         images = await self._image_parts(question.incoming, audience.platform)
         caller = Caller.of(question.incoming, self.settings)
+        await ticket.turn()
         async with self._lock(question.place.key):
+            ticket.admit()
             context = await self.conversations.turn_context(question.place)
             question = self._placed(question, context.settings)
             tools = self._tools(question, context.settings)
