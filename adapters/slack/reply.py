@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 
 from adapters.slack.messages import SlackMessages
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
+from adapters.slack.native import task_chunk
 from adapters.slack.parts import FALLBACK_CHARS, Parts
 from adapters.slack.refusals import NotAMember, StoppedByUser
 from adapters.slack.urls import Relay
 from bot.errors import PlatformError
-from bot.platform import Image
+from bot.platform import Activity, Image, SourceLink
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,24 @@ class SlackReply:
             if self._waiting:
                 await self.status(self._waiting)
             wait = self._status_at + STATUS_EVERY_S - time.monotonic()
+
+    async def activity(self, activity: Activity) -> bool:
+        """A task card in the answer's native stream (ShowsActivities); False where the answer
+        is posted and edited instead, so that the status line says what is being searched."""
+        async with self._lock:
+            if self._done or self._relaying:
+                return False
+            with self._refusals():
+                return await self._parts.task(task_chunk(activity))
+            return False  # refused here: the answer goes through the command's response_url
+
+    async def sources(self, sources: Sequence[SourceLink]) -> None:
+        """The answer's sources, as a context block of links under its text (ShowsSources)."""
+        self._parts.sources = tuple(sources)
+
+    async def reasoning(self, text: str) -> None:
+        """The reasoning summary, behind a button under the answer (KeepsReasoning)."""
+        self._parts.reasoning = text
 
     async def update(self, text: str) -> None:
         async with self._lock:
@@ -149,7 +168,9 @@ class SlackReply:
             )
         if not text.strip() or self._relay is None:
             return
-        blocks = [block.to_dict() for block in self._api.final_blocks(text, feedback=False)]
+        parts = self._parts
+        found = self._api.final_blocks(text, feedback=False, sources=parts.sources, reasoning=parts.reasoning)
+        blocks = [block.to_dict() for block in found]
         payload = {
             "response_type": "in_channel",
             "text": truncate(markdown_to_mrkdwn(text), FALLBACK_CHARS),
