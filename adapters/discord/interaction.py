@@ -26,6 +26,8 @@ from adapters.discord.messages import (
     StreamedMessage,
     failure_text,
     image_files,
+    no_previews,
+    reasoning_messages,
     upload_batches,
 )
 from adapters.discord.places import is_thread
@@ -217,6 +219,7 @@ class InteractionReply:
         self._later: asyncio.Task[None] | None = None  # the latest status, once the interval allows
         self._waiting = ""
         self._answering = False
+        self._reasoning = ""
 
     @property
     def message_id(self) -> str:
@@ -261,11 +264,29 @@ class InteractionReply:
                 await self.status(self._waiting)
             wait = self._status_at + self._owner.capabilities.edit_interval - self._owner.monotonic()
 
+    async def reasoning(self, text: str) -> None:
+        """The reasoning summary: hidden in spoilers after the final text (KeepsReasoning)."""
+        self._reasoning = text
+
+    async def _post_reasoning(self) -> None:
+        """The kept reasoning in follow-up messages: private where the response is."""
+        reasoning, self._reasoning = self._reasoning, ""
+        try:
+            for piece in reasoning_messages(reasoning):
+                if self._webhook.ephemeral:
+                    await self._webhook.send_followup(piece)
+                else:
+                    await self._owner.extra_message(
+                        self._place, content=piece, reply_to=self.message_id, ping=False
+                    )
+        except (PlatformError, TokenExpired) as exc:  # the answer is delivered: this is a courtesy
+            log.info("the reasoning could not be posted: %s", type(exc).__name__)
+
     async def update(self, text: str) -> None:
         self._answering = True  # a status waiting for its turn is not shown any more
         if self._fallback is None:
             try:
-                await self._webhook.edit_original(text + MARKER)
+                await self._webhook.edit_original(no_previews(text) + MARKER)
                 self._shown = text
                 return
             except TokenExpired:
@@ -279,7 +300,7 @@ class InteractionReply:
             batches = upload_batches(images) if images else [[]]
             try:
                 await self._webhook.edit_original(
-                    text or ("" if images else "…"), files=image_files(batches[0])
+                    no_previews(text) or ("" if images else "…"), files=image_files(batches[0])
                 )
             except TokenExpired:
                 pass
@@ -289,13 +310,16 @@ class InteractionReply:
                     await self._owner.extra_message(
                         self._place, content=None, files=image_files(batch), reply_to=self.message_id
                     )
+                await self._post_reasoning()
                 return
-        await (await self._take_over()).finish(text, images=images)
+        fallback = await self._take_over()
+        await fallback.reasoning(self._reasoning)
+        await fallback.finish(text, images=images)
 
     async def fail(self, message: str) -> None:
         self._answering = True
         if self._fallback is None:
-            content, note = failure_text(self._shown, message)
+            content, note = failure_text(no_previews(self._shown), message)
             try:
                 await self._webhook.edit_original(content)
                 if note:
