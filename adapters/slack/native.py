@@ -19,7 +19,7 @@ from slack_sdk.models.messages.chunk import TaskUpdateChunk
 
 from adapters.slack.mrkdwn import escape, truncate
 from bot.platform import Activity, SourceLink
-from bot.streaming.activities import short_url
+from bot.streaming import short_url
 
 __all__ = ["REASONING_ACTION", "reasoning_blocks", "reasoning_text", "sources_blocks", "task_chunk"]
 
