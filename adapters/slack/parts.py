@@ -27,7 +27,7 @@ from adapters.slack.refusals import (
 from adapters.slack.streams import Streams
 from bot.errors import PlatformError
 from bot.platform import Image, Place, SourceLink
-from bot.streaming import cut_point
+from bot.streaming import cut_point, sources_markdown
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class Parts:
                 part.ts = await self._api.post_blocks(self.place, self.thread_ts, blocks, fallback)
         except BlocksRefused as exc:
             log.warning("Slack refused the answer's blocks (%s); sending plain markdown", exc.error)
-            await self._markdown(part, want)
+            await self._markdown(part, want + self._listed())
 
     # -- streams and messages -------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ class Parts:
                 if not blocks:
                     raise
                 log.warning("Slack refused the answer's end blocks (%s); stopping without", exc.error)
-                await self._api.stop_stream(self.place, part.ts, text)
+                await self._api.stop_stream(self.place, part.ts, text + self._listed())
         except StreamGone:
             self._ended(part)
             return False
@@ -303,6 +303,10 @@ class Parts:
             await self._api.update_markdown(self.place, part.ts, text)
         else:
             part.ts = await self._api.post_markdown(self.place, self.thread_ts, text)
+
+    def _listed(self) -> str:
+        """The sources as a Markdown list after the text, where Slack refused their block."""
+        return f"\n\n{sources_markdown(self.sources)}" if self.sources else ""
 
     def _recipient_of(self) -> dict[str, str]:
         if not self._recipient:

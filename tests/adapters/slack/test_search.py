@@ -119,6 +119,26 @@ async def test_without_streams_the_status_says_what_is_searched_and_the_sources_
     ]
 
 
+@pytest.mark.parametrize("method", ["chat.stopStream", "chat.postMessage"])
+async def test_sources_refused_as_a_block_are_listed_under_the_text_instead(
+    make_stack: StackFactory, method: str
+) -> None:
+    stack = await make_stack(grokbot_xai_api="responses")
+    stack.slack.fail[method].append("invalid_blocks")  # Slack refuses the end blocks once
+    streamed = method == "chat.stopStream"  # slow enough to stream, else posted whole at the end
+    stack.xai.queue_response(
+        ScriptedResponse(text=ANSWER, citations=CITATIONS, tokens_per_second=20 if streamed else None)
+    )
+    message, _ = await stack.sender.mention(GENERAL, ANA, "what shipped?")
+    await stack.settle()
+    (answer,) = stack.answers(GENERAL, message.ts)
+    assert bool(stack.slack.calls_to("chat.startStream")) is streamed
+    listed = (
+        "\n\n**Sources**\n1. [xAI news](<https://x.ai/news>)\n2. [@xai on X](<https://x.com/xai/status/1>)"
+    )
+    assert answer.content == ANSWER + listed and not answer.blocks and not answer.streaming
+
+
 async def test_reasoning_stays_behind_a_button_that_shows_it_to_whoever_asks(
     make_stack: StackFactory,
 ) -> None:
