@@ -40,6 +40,9 @@ class SlackReply:
         self._later: asyncio.Task[None] | None = None  # the latest status, once Slack's interval allows
         self._waiting = ""
         self._done = False
+        # A tool call began that this reply cannot show as a task card: the status line that says
+        # so goes at once instead of waiting for the status interval (Slack's own limits still hold).
+        self._activity_due = False
 
     @property
     def message_id(self) -> str:
@@ -49,21 +52,23 @@ class SlackReply:
 
     async def status(self, text: str) -> None:
         """Slack's loading status in the thread (at most one every STATUS_EVERY_S: a newer one
-        waits for its turn, so what Grok is searching shows); outside threads a placeholder."""
+        waits for its turn, so what Grok is searching shows); outside threads a placeholder. A search
+        this reply cannot show as a task card goes at once (`_activity_due`)."""
         line = text.strip().split("\n", 1)[0][:100]
         async with self._lock:
             self._waiting = ""
             if self._done or self._relaying or self._parts.current.shown or line == self._status:
                 return
             now = time.monotonic()
+            due, self._activity_due = self._activity_due, False
             if self._parts.thread_ts:
                 wait = self._status_at + STATUS_EVERY_S - now
-                if wait > 0 and self._status:
+                if wait > 0 and self._status and not due:
                     self._status_later(line, wait)
                     return
                 if await self._api.set_status(self._parts.place, self._parts.thread_ts, line):
                     self._status, self._status_at = line, now
-            elif not self._parts.current.ts or now - self._status_at >= PLACEHOLDER_EVERY_S:
+            elif not self._parts.current.ts or now - self._status_at >= PLACEHOLDER_EVERY_S or due:
                 with self._refusals():
                     await self._parts.placeholder(f"_{line}_")
                     self._status, self._status_at = line, now
@@ -88,8 +93,10 @@ class SlackReply:
             if self._done or self._relaying:
                 return False
             with self._refusals():
-                return await self._parts.task(task_chunk(activity))
-            return False  # refused here: the answer goes through the command's response_url
+                if await self._parts.task(task_chunk(activity)):
+                    return True
+            self._activity_due = activity.status == "in_progress"  # the status line says it now
+            return False
 
     async def sources(self, sources: Sequence[SourceLink]) -> None:
         """The answer's sources, as a context block of links under its text (ShowsSources)."""

@@ -119,6 +119,32 @@ async def test_without_streams_the_status_says_what_is_searched_and_the_sources_
     ]
 
 
+@pytest.mark.parametrize("where", ["thread", "top level"])
+async def test_without_a_stream_a_search_is_said_at_once_not_after_the_status_interval(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.setattr("adapters.slack.reply.STATUS_EVERY_S", 60.0)  # statuses paced far apart…
+    monkeypatch.setattr("adapters.slack.reply.PLACEHOLDER_EVERY_S", 60.0)
+    stack = await make_stack(grokbot_xai_api="responses")
+    stack.slack.fail["chat.startStream"].append("unknown_method")
+    shown = asyncio.Event()
+    search = ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=1, hold=shown)
+    stack.xai.queue_response(ScriptedResponse(text=ANSWER, tools=(search,), citations=CITATIONS))
+    if where == "thread":
+        await stack.sender.mention(GENERAL, ANA, "what shipped?")
+    else:
+        await stack.sender.command("ask what shipped?", user=ANA, channel=GENERAL)
+
+    def said() -> bool:  # …yet the search is said right after the first status ("✍️ Writing…")
+        statuses = [c.args.get("status", "") for c in stack.slack.calls_to("assistant.threads.setStatus")]
+        placeholders = [v for m in stack.slack.bot_messages(GENERAL) for _, v in m.versions]
+        return "🔎 Searching the web" in statuses or "_🔎 Searching the web_" in placeholders
+
+    await stack.slack.wait_until(said, within=5)
+    shown.set()
+    await stack.settle()
+
+
 @pytest.mark.parametrize("method", ["chat.stopStream", "chat.postMessage"])
 async def test_sources_refused_as_a_block_are_listed_under_the_text_instead(
     make_stack: StackFactory, method: str
