@@ -24,7 +24,24 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 3.0
 PLACEHOLDER_EVERY_S = 10.0
+STATUS_CHARS = 100  # of the thread's status line (Slack publishes no limit)
 NO_UPLOADS = "I cannot upload images to a conversation I am not in; invite me with `/invite @Grok`."
+
+
+def status_line(text: str) -> str:
+    """A status as the thread's one-line status: its first line, and the latest line of Grok's
+    reasoning after it where the status quotes one ("💭 Thinking… 6 s · weighing…")."""
+    first, _, rest = text.strip().partition("\n")
+    quoted = rest.strip().removeprefix(">").strip()
+    line = f"{first} · {quoted}" if quoted else first
+    return line if len(line) <= STATUS_CHARS else line[: STATUS_CHARS - 1] + "…"
+
+
+def status_placeholder(text: str) -> str:
+    """A status as a placeholder message (outside threads): its first line in italics, then the
+    quoted line of reasoning, if any, as it is."""
+    first, _, rest = text.strip().partition("\n")
+    return f"_{first}_" + (f"\n{rest.strip()}" if rest.strip() else "")
 
 
 class SlackReply:
@@ -54,7 +71,7 @@ class SlackReply:
         """Slack's loading status in the thread (at most one every STATUS_EVERY_S: a newer one
         waits for its turn, so what Grok is searching shows); outside threads a placeholder. A search
         this reply cannot show as a task card goes at once (`_activity_due`)."""
-        line = text.strip().split("\n", 1)[0][:100]
+        line = status_line(text)
         async with self._lock:
             self._waiting = ""
             if self._done or self._relaying or self._parts.current.shown or line == self._status:
@@ -70,7 +87,7 @@ class SlackReply:
                     self._status, self._status_at = line, now
             elif not self._parts.current.ts or now - self._status_at >= PLACEHOLDER_EVERY_S or due:
                 with self._refusals():
-                    await self._parts.placeholder(f"_{line}_")
+                    await self._parts.placeholder(status_placeholder(text))
                     self._status, self._status_at = line, now
 
     def _status_later(self, line: str, wait: float) -> None:

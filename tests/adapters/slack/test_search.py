@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlmodel import select
 
+from adapters.slack.reply import status_line, status_placeholder
 from bot.platform import Capabilities
 from bot.tables import UsageEvent
 from tests.adapters.slack.conftest import ANA, BO, CY, GENERAL, StackFactory
@@ -221,3 +222,14 @@ async def test_search_off_in_a_channel_sends_no_tools_and_only_admins_may_say_so
     await stack.settle()
     (request,) = stack.xai.responses_requests()
     assert "tools" not in request.json and request.json["store"] is False
+
+
+def test_a_status_quoting_reasoning_keeps_its_latest_line_on_slack() -> None:
+    thinking = "💭 Thinking… 6 s\n> weighing the two sources against each other"
+    # The thread's one-line status: the seconds, then what Grok is thinking now.
+    assert status_line(thinking) == "💭 Thinking… 6 s · weighing the two sources against each other"
+    assert len(status_line(thinking + " at length" * 20)) == 100
+    assert status_line("🔎 Searching the web") == "🔎 Searching the web"
+    # A placeholder message (outside threads) shows both lines.
+    assert status_placeholder(thinking) == "_💭 Thinking… 6 s_\n> weighing the two sources against each other"
+    assert status_placeholder("✍️ Writing…") == "_✍️ Writing…_"
