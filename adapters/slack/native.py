@@ -61,7 +61,7 @@ def sources_blocks(sources: Sequence[SourceLink]) -> list[Block]:
     texts = ["*Sources*"]
     for number, link in enumerate(sources, 1):
         line = _mrkdwn_link(number, link)
-        if len(texts[-1]) + 3 + len(line) <= CONTEXT_TEXT:
+        if len(texts[-1]) + 5 + len(line) <= CONTEXT_TEXT:
             texts[-1] += "  ·  " + line if number > 1 else "  " + line
         elif len(texts) < CONTEXT_ELEMENTS - 1:
             texts.append(line)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from adapters.discord.messages import no_previews
 from adapters.discord.platform import CAPABILITIES
 from bot.streaming.layout import settled
 from tests.adapters.discord.conftest import Stack
@@ -172,3 +173,16 @@ async def test_settings_are_refused_to_members_and_search_off_sends_no_tools(
     )
     (request,) = stack.xai.responses_requests()
     assert "tools" not in request.json
+
+
+def test_links_lose_their_previews_but_not_inside_code_nor_past_the_limit() -> None:
+    text = "See [[1]](https://x.ai/news) and [docs](<https://docs.x.ai>).\n```\n[a](https://in.code)\n```\n[b](http://b.c)"
+    assert no_previews(text) == (
+        "See [[1]](<https://x.ai/news>) and [docs](<https://docs.x.ai>).\n```\n[a](https://in.code)\n```\n"
+        "[b](<http://b.c>)"
+    )
+    links = " ".join(f"[{n}](https://e.x/{n})" for n in range(3))
+    assert (
+        no_previews(links, limit=len(links) + 4)
+        == "[0](<https://e.x/0>) [1](<https://e.x/1>) [2](https://e.x/2)"
+    )

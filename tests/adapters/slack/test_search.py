@@ -9,8 +9,9 @@ import re
 import pytest
 from sqlmodel import select
 
+from adapters.slack.native import sources_blocks
 from adapters.slack.reply import status_line, status_placeholder
-from bot.platform import Capabilities
+from bot.platform import Capabilities, SourceLink
 from bot.tables import UsageEvent
 from tests.adapters.slack.conftest import ANA, BO, CY, GENERAL, StackFactory
 from tests.fakes.slack import FakeMessage
@@ -233,3 +234,21 @@ def test_a_status_quoting_reasoning_keeps_its_latest_line_on_slack() -> None:
     # A placeholder message (outside threads) shows both lines.
     assert status_placeholder(thinking) == "_💭 Thinking… 6 s_\n> weighing the two sources against each other"
     assert status_placeholder("✍️ Writing…") == "_✍️ Writing…_"
+
+
+def test_the_sources_block_escapes_titles_and_fits_block_kit() -> None:
+    odd = SourceLink("https://example.com/a|b", title="Tom & <Jerry> | the | pipes")
+    (block,) = sources_blocks([odd])
+    assert block.to_dict()["elements"][0]["text"] == (
+        "*Sources*  1. <https://example.com/a%7Cb|Tom &amp; &lt;Jerry&gt; ¦ the ¦ pipes>"
+    )
+    many = [
+        SourceLink(f"https://example.com/{n}/" + "p" * 100, title=f"Page {n} " + "t" * 100)
+        for n in range(300)
+    ]
+    (block,) = sources_blocks(many)
+    texts = [e["text"] for e in block.to_dict()["elements"]]
+    assert len(texts) == 10 and all(len(t) <= 3000 for t in texts)
+    numbers = [int(n) for n in re.findall(r"(?:^|\s)(\d+)\. <", " ".join(texts))]
+    assert numbers == list(range(1, len(numbers) + 1))  # in order, none skipped
+    assert texts[-1] == f"… and {300 - len(numbers)} more"
