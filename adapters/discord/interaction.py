@@ -35,7 +35,7 @@ from adapters.discord.platform import ChannelReply, DiscordPlatform
 from adapters.discord.refusals import CANNOT_FINISH
 from adapters.discord.webhook import InteractionWebhook, TokenExpired
 from bot.errors import PlatformError
-from bot.platform import Image, Place
+from bot.platform import Activity, Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,7 @@ class InteractionReply:
         self._waiting = ""
         self._answering = False
         self._reasoning = ""
+        self._activity_due = False  # a search began: its status goes without waiting its turn
 
     @property
     def message_id(self) -> str:
@@ -232,18 +233,27 @@ class InteractionReply:
             self._fallback = await self._owner.continuation(self._place, reply_to=self._webhook.original_id)
         return self._fallback
 
+    async def activity(self, activity: Activity) -> bool:
+        """Not shown natively (ShowsActivities): the status line that follows says it, at once."""
+        if self._fallback is not None:
+            return await self._fallback.activity(activity)
+        self._activity_due = activity.status == "in_progress"
+        return False
+
     async def status(self, text: str) -> None:
         """A status line in the response (it replaces Discord's "thinking…"), at most once per
-        interval: a newer one waits for its turn, so that what Grok is searching shows."""
+        interval: a newer one waits for its turn, so that what Grok is searching shows; a search
+        just begun goes at once."""
         self._waiting = ""
         if self._fallback is not None:
             await self._fallback.status(text)
             return
+        due, self._activity_due = self._activity_due, False
         now = self._owner.monotonic()
         wait = self._status_at + self._owner.capabilities.edit_interval - now
         if self._shown or self._answering:
             return
-        if wait > 0:
+        if wait > 0 and not due:
             self._waiting = text
             if self._later is None or self._later.done():
                 self._later = asyncio.create_task(self._status_after(wait))
@@ -343,6 +353,10 @@ class FollowupReply(StreamedMessage):
 
     async def status(self, text: str) -> None:
         """Nothing: typing is a channel permission too, and a status would cost an edit."""
+
+    async def activity(self, activity: Activity) -> bool:
+        """Nothing shown (as its statuses): False, so the writer treats it as a status."""
+        return False
 
     async def _extra(
         self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True

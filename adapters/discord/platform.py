@@ -28,7 +28,7 @@ from adapters.discord.messages import (
 from adapters.discord.places import PLATFORM, Target
 from adapters.discord.refusals import CANNOT_READ, discord_errors
 from bot.errors import PlatformError
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Activity, Attachment, Author, Capabilities, ChannelMessage, Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -260,17 +260,24 @@ class ChannelReply(StreamedMessage):
         self._waiting = ""
         self._later: asyncio.Task[None] | None = None
         self._answering = False
+        self._activity_due = False  # a search began: its status goes without waiting its turn
+
+    async def activity(self, activity: Activity) -> bool:
+        """Not shown natively (ShowsActivities): the status line that follows says it, at once."""
+        self._activity_due = activity.status == "in_progress"
+        return False
 
     async def status(self, text: str) -> None:
         self._waiting = ""
         self._statuses += 1
+        due, self._activity_due = self._activity_due, False
         if self._answering:
             return
         if self._statuses == 1 and self._message is None:
             self._platform.typing(self._target.channel)
             return
         wait = self._status_at + CAPABILITIES.edit_interval - self._platform.monotonic()
-        if wait > 0:
+        if wait > 0 and not due:
             self._waiting = text
             if self._later is None or self._later.done():
                 self._later = asyncio.create_task(self._status_after(wait))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from adapters.discord.messages import no_previews
 from adapters.discord.platform import CAPABILITIES
@@ -91,6 +94,31 @@ async def test_a_mention_shows_what_is_searched_in_its_message_then_the_answer_r
     first_words = next(i for i, version in enumerate(shown_versions) if version.startswith("Grok"))
     assert web < x < first_words
     assert not fake.link_previews(answer["id"])
+
+
+@pytest.mark.parametrize("how", ["ask", "mention"])
+async def test_a_search_is_said_at_once_not_after_the_status_interval(
+    stack_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    slow = replace(CAPABILITIES, edit_interval=60.0)  # statuses paced far apart…
+    monkeypatch.setattr("adapters.discord.platform.CAPABILITIES", slow)
+    stack: Stack = await stack_factory(grokbot_xai_api="responses")
+    fake, world = stack.fake, stack.world
+    shown = asyncio.Event()
+    search = ScriptedTool("web", "grok 4.7", sources=("https://x.ai/news",), seconds=1, hold=shown)
+    stack.xai.queue_response(ScriptedResponse(text=ANSWER, tools=(search,), citations=CITATIONS))
+    if how == "ask":
+        await fake.slash("ask", {"prompt": "what shipped?"}, channel_id=world.general, user_id=world.alice)
+    else:
+        await fake.user_message(world.general, world.alice, "what shipped?", mention_bot=True)
+
+    def said() -> bool:  # …yet the search is said right after the first status
+        ids = [m["id"] for m in fake.channel_messages(world.general)]
+        return any("🔎 Searching the web" in fake.versions(i) for i in ids)
+
+    await fake.wait_until(said, within=5)
+    shown.set()
+    await stack.idle()
 
 
 async def test_a_citation_on_the_2000_character_split_stays_one_link(
