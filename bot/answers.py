@@ -124,7 +124,7 @@ class Answers:
                 completion = await self._pump(writer, pending, events)
                 if completion.finish_reason == "length" and pending.cap is not None:
                     writer.append("\n\n" + budget_cut(pending.cap, zone=self._zone, now=self._clock()))
-                await _finish(writer, completion)
+                await _finish(writer, completion, thought=pending.question.reasoning is not None)
                 audience.open_reply = None
         except AnswerStopped:
             await self._record_stopped(pending, completion, writer)
@@ -275,9 +275,14 @@ class Answers:
         )
 
 
-async def _finish(writer: StreamWriter, completion: Completion) -> None:
-    """The answer as final, then the code Grok ran and the sources it used."""
-    await writer.finish(sources=links_of(completion.sources), appendix=code_appendix(completion.tool_calls))
+async def _finish(writer: StreamWriter, completion: Completion, *, thought: bool) -> None:
+    """The answer as final, then the code Grok ran and the sources it used; the reasoning summary
+    (when reasoning was asked for) for a reply that keeps it viewable after the answer."""
+    await writer.finish(
+        sources=links_of(completion.sources),
+        appendix=code_appendix(completion.tool_calls),
+        reasoning=completion.reasoning if thought else "",
+    )
 
 
 def _charge(pending: Pending, usage: Usage, *, model: str, cost: int, tools: int, request: str) -> Charge:

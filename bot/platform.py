@@ -213,11 +213,14 @@ class Activity:
 
 @runtime_checkable
 class ShowsActivities(Protocol):
-    """A Reply that shows Grok's activities natively (task cards, a plan). Without it, the
-    writer shows the latest activity's title as the status line until the answer starts."""
+    """A Reply that may show Grok's activities natively (task cards, a plan). Where it does not
+    (or cannot now), the writer shows the latest activity's title as the status line until the
+    answer starts."""
 
-    async def activity(self, activity: Activity) -> None:
-        """Show `activity`, new or changed (same `id`); called before and while the text streams."""
+    async def activity(self, activity: Activity) -> bool:
+        """Show `activity`, new or changed (same `id`); called before and while the text streams.
+        False when this reply cannot show it natively (e.g. Slack answering with edits instead of
+        a stream): the writer then shows it as the status line."""
         ...
 
 
@@ -230,6 +233,17 @@ class ShowsSources(Protocol):
         """The answer's sources, numbered in this order; called just before the final `finish`
         of the answer's last message (again if that is retried, or moves to a new message),
         which should show them with its final text."""
+        ...
+
+
+@runtime_checkable
+class KeepsReasoning(Protocol):
+    """A Reply that keeps the model's reasoning summary viewable after the answer, collapsed (a
+    button, a spoiler). Only summaries reach it: encrypted reasoning is never shown or stored."""
+
+    async def reasoning(self, text: str) -> None:
+        """The answer's reasoning summary; called just before the final `finish` of the answer's
+        last message (again if that is retried), which should offer it with its final text."""
         ...
 
 

@@ -26,6 +26,8 @@ from adapters.discord.messages import (
     StreamedMessage,
     failure_text,
     image_files,
+    no_previews,
+    reasoning_messages,
     upload_batches,
 )
 from adapters.discord.places import is_thread
@@ -33,7 +35,7 @@ from adapters.discord.platform import ChannelReply, DiscordPlatform
 from adapters.discord.refusals import CANNOT_FINISH
 from adapters.discord.webhook import InteractionWebhook, TokenExpired
 from bot.errors import PlatformError
-from bot.platform import Image, Place
+from bot.platform import Activity, Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -217,6 +219,8 @@ class InteractionReply:
         self._later: asyncio.Task[None] | None = None  # the latest status, once the interval allows
         self._waiting = ""
         self._answering = False
+        self._reasoning = ""
+        self._activity_due = False  # a search began: its status goes without waiting its turn
 
     @property
     def message_id(self) -> str:
@@ -229,18 +233,27 @@ class InteractionReply:
             self._fallback = await self._owner.continuation(self._place, reply_to=self._webhook.original_id)
         return self._fallback
 
+    async def activity(self, activity: Activity) -> bool:
+        """Not shown natively (ShowsActivities): the status line that follows says it, at once."""
+        if self._fallback is not None:
+            return await self._fallback.activity(activity)
+        self._activity_due = activity.status == "in_progress"
+        return False
+
     async def status(self, text: str) -> None:
         """A status line in the response (it replaces Discord's "thinking…"), at most once per
-        interval: a newer one waits for its turn, so that what Grok is searching shows."""
+        interval: a newer one waits for its turn, so that what Grok is searching shows; a search
+        just begun goes at once."""
         self._waiting = ""
         if self._fallback is not None:
             await self._fallback.status(text)
             return
+        due, self._activity_due = self._activity_due, False
         now = self._owner.monotonic()
         wait = self._status_at + self._owner.capabilities.edit_interval - now
         if self._shown or self._answering:
             return
-        if wait > 0:
+        if wait > 0 and not due:
             self._waiting = text
             if self._later is None or self._later.done():
                 self._later = asyncio.create_task(self._status_after(wait))
@@ -261,11 +274,29 @@ class InteractionReply:
                 await self.status(self._waiting)
             wait = self._status_at + self._owner.capabilities.edit_interval - self._owner.monotonic()
 
+    async def reasoning(self, text: str) -> None:
+        """The reasoning summary: hidden in spoilers after the final text (KeepsReasoning)."""
+        self._reasoning = text
+
+    async def _post_reasoning(self) -> None:
+        """The kept reasoning in follow-up messages: private where the response is."""
+        reasoning, self._reasoning = self._reasoning, ""
+        try:
+            for piece in reasoning_messages(reasoning):
+                if self._webhook.ephemeral:
+                    await self._webhook.send_followup(piece)
+                else:
+                    await self._owner.extra_message(
+                        self._place, content=piece, reply_to=self.message_id, ping=False
+                    )
+        except (PlatformError, TokenExpired) as exc:  # the answer is delivered: this is a courtesy
+            log.info("the reasoning could not be posted: %s", type(exc).__name__)
+
     async def update(self, text: str) -> None:
         self._answering = True  # a status waiting for its turn is not shown any more
         if self._fallback is None:
             try:
-                await self._webhook.edit_original(text + MARKER)
+                await self._webhook.edit_original(no_previews(text) + MARKER)
                 self._shown = text
                 return
             except TokenExpired:
@@ -279,7 +310,7 @@ class InteractionReply:
             batches = upload_batches(images) if images else [[]]
             try:
                 await self._webhook.edit_original(
-                    text or ("" if images else "…"), files=image_files(batches[0])
+                    no_previews(text) or ("" if images else "…"), files=image_files(batches[0])
                 )
             except TokenExpired:
                 pass
@@ -289,13 +320,16 @@ class InteractionReply:
                     await self._owner.extra_message(
                         self._place, content=None, files=image_files(batch), reply_to=self.message_id
                     )
+                await self._post_reasoning()
                 return
-        await (await self._take_over()).finish(text, images=images)
+        fallback = await self._take_over()
+        await fallback.reasoning(self._reasoning)
+        await fallback.finish(text, images=images)
 
     async def fail(self, message: str) -> None:
         self._answering = True
         if self._fallback is None:
-            content, note = failure_text(self._shown, message)
+            content, note = failure_text(no_previews(self._shown), message)
             try:
                 await self._webhook.edit_original(content)
                 if note:
@@ -319,6 +353,10 @@ class FollowupReply(StreamedMessage):
 
     async def status(self, text: str) -> None:
         """Nothing: typing is a channel permission too, and a status would cost an edit."""
+
+    async def activity(self, activity: Activity) -> bool:
+        """Nothing shown (as its statuses): False, so the writer treats it as a status."""
+        return False
 
     async def _extra(
         self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True

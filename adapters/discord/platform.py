@@ -15,6 +15,7 @@ from datetime import datetime
 import discord
 
 from adapters.discord.messages import (
+    LINK_ROOM,
     MARKER,
     MAX_CONTENT,
     MAX_UPLOAD,
@@ -27,7 +28,7 @@ from adapters.discord.messages import (
 from adapters.discord.places import PLATFORM, Target
 from adapters.discord.refusals import CANNOT_READ, discord_errors
 from bot.errors import PlatformError
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Activity, Attachment, Author, Capabilities, ChannelMessage, Image, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ TYPING_EVERY_S = 8.0  # typing lasts 10 s on Discord
 KNOWN_THREADS = 4096  # Place.thread ids remembered as thread channel or message id
 
 CAPABILITIES = Capabilities(
-    max_message_length=MAX_CONTENT - len(MARKER),
+    # Room for the in-progress marker and for `<…>` around the links' URLs (no previews).
+    max_message_length=MAX_CONTENT - len(MARKER) - LINK_ROOM,
     edit_interval=1.0,
     native_streaming=False,
     max_upload_bytes=MAX_UPLOAD,
@@ -67,6 +69,9 @@ class DiscordPlatform:
     @property
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
+
+    def monotonic(self) -> float:
+        return self._clock()
 
     def rate_scope(self, place: Place) -> str:
         # Threads share their parent's budget: simple, and never above Discord's per-channel limits.
@@ -238,18 +243,61 @@ def channel_message(message: discord.Message, *, guild: str, thread: str) -> Cha
 
 
 class ChannelReply(StreamedMessage):
-    """One bot message in a channel: posted on the first update (after typing), then edited."""
+    """One bot message in a channel: posted on the first update (after typing), then edited.
+
+    The first status is typing (a message for "Writing…" would cost a post); later ones (what Grok
+    searches, its reasoning while it thinks) are the message itself, at most one per edit
+    interval, the newest waiting for its turn, until the answer's text replaces them."""
 
     def __init__(self, platform: DiscordPlatform, target: Target, *, reply_to: str = "") -> None:
         self._platform = platform
         self._target = target
         self._reply_to = reply_to
         self._message: discord.Message | None = None
+        self._lock = asyncio.Lock()  # a status and the answer's first words never both post
+        self._statuses = 0
+        self._status_at = float("-inf")
+        self._waiting = ""
+        self._later: asyncio.Task[None] | None = None
+        self._answering = False
+        self._activity_due = False  # a search began: its status goes without waiting its turn
+
+    async def activity(self, activity: Activity) -> bool:
+        """Not shown natively (ShowsActivities): the status line that follows says it, at once."""
+        self._activity_due = activity.status == "in_progress"
+        return False
 
     async def status(self, text: str) -> None:
-        """Typing until the first text (a status line would cost a message edit from the budget)."""
-        if self._message is None:
+        self._waiting = ""
+        self._statuses += 1
+        due, self._activity_due = self._activity_due, False
+        if self._answering:
+            return
+        if self._statuses == 1 and self._message is None:
             self._platform.typing(self._target.channel)
+            return
+        wait = self._status_at + CAPABILITIES.edit_interval - self._platform.monotonic()
+        if wait > 0 and not due:
+            self._waiting = text
+            if self._later is None or self._later.done():
+                self._later = asyncio.create_task(self._status_after(wait))
+            return
+        self._status_at = self._platform.monotonic()
+        async with self._lock:
+            if self._answering:
+                return
+            try:
+                await self._write(text[:MAX_CONTENT])
+            except PlatformError as exc:  # cosmetic: the answer's own post or edit follows
+                log.debug("status in %s failed: %s", self._target.channel, type(exc.__cause__).__name__)
+
+    async def _status_after(self, wait: float) -> None:
+        """The newest waiting status once the interval allows, and any newer one that came meanwhile."""
+        while self._waiting:
+            await asyncio.sleep(wait)
+            if self._waiting:
+                await self.status(self._waiting)
+            wait = self._status_at + CAPABILITIES.edit_interval - self._platform.monotonic()
 
     async def _extra(
         self, *, content: str | None, files: Sequence[discord.File] = (), reply_to: str, ping: bool = True
@@ -257,6 +305,11 @@ class ChannelReply(StreamedMessage):
         await self._platform.send(self._target, content=content, files=files, reply_to=reply_to, ping=ping)
 
     async def _show(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
+        self._answering = True  # a status waiting for its turn is not shown any more
+        async with self._lock:
+            await self._write(content, files=files)
+
+    async def _write(self, content: str, *, files: Sequence[discord.File] = ()) -> None:
         if self._message is None:
             self._message = await self._platform.send(
                 self._target,

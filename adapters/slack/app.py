@@ -56,8 +56,9 @@ from adapters.slack.events import (
     recipient_team,
     thread_of,
 )
-from adapters.slack.messages import FEEDBACK_ACTION
-from adapters.slack.mrkdwn import unescape
+from adapters.slack.messages import FEEDBACK_ACTION, TEXT_CHARS
+from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate, unescape
+from adapters.slack.native import REASONING_ACTION
 from adapters.slack.pacing import Pacer
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.refusals import SlackRefused
@@ -171,6 +172,7 @@ class SlackAdapter:
         app.event("app_context_changed")(self._on_context_changed)
         app.command(COMMAND)(self._on_command)
         app.action(FEEDBACK_ACTION)(self._on_feedback)
+        app.action(REASONING_ACTION)(self._on_reasoning)
         app.event(re.compile(r".+"))(self._on_other_event)
         return app
 
@@ -313,6 +315,23 @@ class SlackAdapter:
         await ack()
         self._events.labels("feedback").inc()
         self._spawn(self.engine.feedback(feedback_of(body, action), self.platform), "slack:feedback")
+
+    async def _on_reasoning(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """ "Show reasoning" under an answer: the summary the button carries, to the clicker alone."""
+        await ack()
+        self._events.labels("reasoning").inc()
+        clicked = feedback_of(body, action)  # where and by whom; `value` is the summary
+        self._spawn(self._show_reasoning(clicked), "slack:reasoning")
+
+    async def _show_reasoning(self, clicked: Feedback) -> None:
+        place = clicked.place  # in the answer's thread, where it has one
+        text = f"💭 *Grok's reasoning for this answer*\n{markdown_to_mrkdwn(clicked.value)}"
+        try:
+            await self.platform.messages.post_ephemeral(
+                place, place.thread, clicked.user_id, truncate(text, TEXT_CHARS)
+            )
+        except PlatformError as exc:
+            log.info("could not show reasoning in %s: %s", place.channel, type(exc).__name__)
 
     # -- the work ------------------------------------------------------------------------------
 

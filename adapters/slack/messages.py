@@ -18,13 +18,15 @@ from slack_sdk.models.blocks import (
     FeedbackButtonsElement,
     MarkdownBlock,
 )
+from slack_sdk.models.messages.chunk import Chunk
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.api import SlackApi
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
+from adapters.slack.native import reasoning_blocks, sources_blocks
 from adapters.slack.urls import SlackUrls
 from bot.errors import PlatformError
-from bot.platform import Image, Place
+from bot.platform import Image, Place, SourceLink
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +85,23 @@ class SlackMessages:
             log.warning("setSuggestedPrompts failed in %s: %s", place.channel, exc)
 
     async def start_stream(
-        self, place: Place, thread_ts: str, text: str, *, recipient: str = "", recipient_team: str = ""
+        self,
+        place: Place,
+        thread_ts: str,
+        text: str,
+        *,
+        recipient: str = "",
+        recipient_team: str = "",
+        chunks: Sequence[Chunk] = (),
     ) -> str:
+        """A native stream in the thread, opened with `text` or `chunks` (task cards)."""
         response = await self.api.call(
             "chat.startStream",
             lambda: self.client.chat_startStream(
                 channel=place.channel,
                 thread_ts=thread_ts,
                 markdown_text=text or None,
+                chunks=list(chunks) or None,
                 recipient_user_id=recipient or None,
                 recipient_team_id=recipient_team or None,
             ),
@@ -100,10 +111,13 @@ class SlackMessages:
         )
         return str(response["ts"])
 
-    async def append_stream(self, place: Place, ts: str, text: str) -> None:
+    async def append_stream(self, place: Place, ts: str, text: str, *, chunks: Sequence[Chunk] = ()) -> None:
+        """`text` (Markdown) or `chunks` (task cards) added to a native stream."""
         await self.api.call(
             "chat.appendStream",
-            lambda: self.client.chat_appendStream(channel=place.channel, ts=ts, markdown_text=text),
+            lambda: self.client.chat_appendStream(
+                channel=place.channel, ts=ts, markdown_text=text or None, chunks=list(chunks) or None
+            ),
             team=place.workspace,
             edit=True,
         )
@@ -180,9 +194,20 @@ class SlackMessages:
             "chat.delete", lambda: self.client.chat_delete(channel=place.channel, ts=ts), team=place.workspace
         )
 
-    def final_blocks(self, text: str, *, feedback: bool) -> list[Block]:
-        """The answer as a markdown block, then (for answers) the feedback buttons."""
+    def final_blocks(
+        self, text: str, *, feedback: bool, sources: Sequence[SourceLink] = (), reasoning: str = ""
+    ) -> list[Block]:
+        """The answer as a markdown block, then what ends it (`end_blocks`)."""
         blocks: list[Block] = [MarkdownBlock(text=text)] if text.strip() else []
+        return blocks + self.end_blocks(feedback=feedback, sources=sources, reasoning=reasoning)
+
+    def end_blocks(
+        self, *, feedback: bool, sources: Sequence[SourceLink] = (), reasoning: str = ""
+    ) -> list[Block]:
+        """What follows an answer's text (a stream's stopStream blocks, shown at its bottom): its
+        sources as a context block of links, the button that shows its reasoning, and (for
+        answers) the feedback buttons."""
+        blocks: list[Block] = [*sources_blocks(sources), *reasoning_blocks(reasoning)]
         if feedback:
             blocks.append(
                 ContextActionsBlock(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.messages.chunk import Chunk
 
 from adapters.slack.messages import SlackMessages
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, truncate
@@ -25,8 +26,8 @@ from adapters.slack.refusals import (
 )
 from adapters.slack.streams import Streams
 from bot.errors import PlatformError
-from bot.platform import Image, Place
-from bot.streaming import cut_point
+from bot.platform import Image, Place, SourceLink
+from bot.streaming import cut_point, sources_markdown
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class Parts:
         is_dm = place.channel.startswith("D")
         self.native = streams.offered(place.workspace) and bool(thread_ts) and (is_dm or bool(recipient))
         self._parts = [Part(0)]
+        # What the answer's last message ends with (ShowsSources, KeepsReasoning): set before finish.
+        self.sources: tuple[SourceLink, ...] = ()
+        self.reasoning = ""
 
     @property
     def current(self) -> Part:
@@ -87,6 +91,22 @@ class Parts:
         await self._markdown(part, text)
         part.placeholder = True
         self._remember(part)
+
+    async def task(self, chunk: Chunk) -> bool:
+        """A task card (what Grok is doing) in the answer's native stream, which it starts when the
+        answer has no message yet; False when this answer cannot stream (no thread, streams not
+        offered or out of budget, an earlier stream ended): its status line says it instead."""
+        part = self.current
+        if part.streaming:
+            try:
+                await self._api.append_stream(self.place, part.ts, "", chunks=[chunk])
+            except StreamGone:
+                self._ended(part)
+                return False
+            return True
+        if part.ts or not self.native:
+            return False
+        return await self._start_stream(part, "", chunks=[chunk])
 
     async def show(self, text: str) -> None:
         """Bring the current message up to `text` (in progress), continuing past msg_too_long."""
@@ -147,24 +167,31 @@ class Parts:
 
     async def _open(self, part: Part, want: str) -> None:
         """The first words of a message: a native stream where one can start, else a post."""
-        if self.native and self._streams.may_start(self.place):
-            try:
-                part.ts = await self._api.start_stream(
-                    self.place, self.thread_ts, want, **self._recipient_of()
-                )
-            except StreamsUnavailable as exc:
-                self._streams.withdraw(self.place.workspace, exc)
-                self.native = False
-            except StreamNotHere:
-                self.native = False  # this conversation cannot stream: post and edit
-            else:
-                self._streams.opened(self.place, part.ts)
-                part.streaming, part.shown = True, want
-                self._remember(part)
-                return
+        if self.native and await self._start_stream(part, want):
+            return
         part.ts = await self._api.post_markdown(self.place, self.thread_ts, want + IN_PROGRESS)
         part.shown = want
         self._remember(part)
+
+    async def _start_stream(self, part: Part, want: str, *, chunks: Sequence[Chunk] = ()) -> bool:
+        """Start `part` as a native stream showing `want` or `chunks`; False where none can start."""
+        if not self._streams.may_start(self.place):
+            return False
+        try:
+            part.ts = await self._api.start_stream(
+                self.place, self.thread_ts, want, chunks=chunks, **self._recipient_of()
+            )
+        except StreamsUnavailable as exc:
+            self._streams.withdraw(self.place.workspace, exc)
+            self.native = False
+            return False
+        except StreamNotHere:
+            self.native = False  # this conversation cannot stream: post and edit
+            return False
+        self._streams.opened(self.place, part.ts)
+        part.streaming, part.shown = True, want
+        self._remember(part)
+        return True
 
     async def _append(self, part: Part, want: str) -> bool:
         """Append to the stream what `want` adds; False when the stream had ended server-side."""
@@ -203,8 +230,9 @@ class Parts:
     # -- the final text -------------------------------------------------------------------------
 
     async def _finish_part(self, part: Part, want: str, *, feedback: bool) -> None:
-        blocks = self._api.final_blocks(want, feedback=feedback)
-        if part.streaming and await self._finish_stream(part, want, blocks):
+        ends = self._api.end_blocks(feedback=feedback, sources=self.sources, reasoning=self.reasoning)
+        blocks = self._api.final_blocks(want, feedback=False) + ends
+        if part.streaming and await self._finish_stream(part, want, ends):
             return
         if not want.strip():
             if part.ts and part.placeholder:
@@ -214,9 +242,10 @@ class Parts:
         self._remember(part)
         part.shown, part.placeholder = want, False
 
-    async def _finish_stream(self, part: Part, want: str, blocks: Sequence[Block]) -> bool:
-        """Stop the stream with the rest of `want` and the feedback buttons; False when the final
-        text must replace the stream's instead (it does not continue it, or the stream is gone)."""
+    async def _finish_stream(self, part: Part, want: str, ends: Sequence[Block]) -> bool:
+        """Stop the stream with the rest of `want` and the blocks that end it (sources, reasoning,
+        feedback); False when the final text must replace the stream's instead (it does not
+        continue it, or the stream is gone)."""
         if not want.startswith(part.shown):
             # The final text does not continue the stream: close it, then replace its text.
             await self._end_stream(part)
@@ -225,7 +254,7 @@ class Parts:
         # Show the end now when the stop (Tier 2) would have to queue.
         if delta and self._api.would_wait("chat.stopStream", self.place) and await self._append(part, want):
             delta = ""
-        if part.streaming and await self._end_stream(part, delta, blocks=blocks[1:]):
+        if part.streaming and await self._end_stream(part, delta, blocks=ends):
             part.shown = want
             return True
         return False
@@ -241,7 +270,7 @@ class Parts:
                 part.ts = await self._api.post_blocks(self.place, self.thread_ts, blocks, fallback)
         except BlocksRefused as exc:
             log.warning("Slack refused the answer's blocks (%s); sending plain markdown", exc.error)
-            await self._markdown(part, want)
+            await self._markdown(part, want + self._listed())
 
     # -- streams and messages -------------------------------------------------------------------
 
@@ -253,8 +282,8 @@ class Parts:
             except BlocksRefused as exc:
                 if not blocks:
                     raise
-                log.warning("Slack refused the feedback buttons (%s); stopping without", exc.error)
-                await self._api.stop_stream(self.place, part.ts, text)
+                log.warning("Slack refused the answer's end blocks (%s); stopping without", exc.error)
+                await self._api.stop_stream(self.place, part.ts, text + self._listed())
         except StreamGone:
             self._ended(part)
             return False
@@ -274,6 +303,10 @@ class Parts:
             await self._api.update_markdown(self.place, part.ts, text)
         else:
             part.ts = await self._api.post_markdown(self.place, self.thread_ts, text)
+
+    def _listed(self) -> str:
+        """The sources as a Markdown list after the text, where Slack refused their block."""
+        return f"\n\n{sources_markdown(self.sources)}" if self.sources else ""
 
     def _recipient_of(self) -> dict[str, str]:
         if not self._recipient:

@@ -6,7 +6,7 @@ and what follows an answer's text (the code it ran, its sources).
 from __future__ import annotations
 
 from bot.streaming.activities import activity_of, links_of, short_url
-from bot.streaming.appendix import code_appendix
+from bot.streaming.appendix import code_appendix, sources_markdown
 from bot.streaming.budgets import EditBudget, EditBudgets
 from bot.streaming.layout import cut_point, split_message
 from bot.streaming.writer import StreamWriter
@@ -20,5 +20,6 @@ __all__ = [
     "cut_point",
     "links_of",
     "short_url",
+    "sources_markdown",
     "split_message",
 ]

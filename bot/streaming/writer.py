@@ -11,7 +11,17 @@ import time
 from collections.abc import Callable, Sequence
 
 from bot.errors import AnswerStopped, PlatformError, PlatformRateLimited
-from bot.platform import Activity, Image, Place, Platform, Reply, ShowsActivities, ShowsSources, SourceLink
+from bot.platform import (
+    Activity,
+    Image,
+    KeepsReasoning,
+    Place,
+    Platform,
+    Reply,
+    ShowsActivities,
+    ShowsSources,
+    SourceLink,
+)
 from bot.streaming.activities import Activities
 from bot.streaming.appendix import sources_markdown
 from bot.streaming.budgets import EditBudgets
@@ -62,7 +72,9 @@ class StreamWriter:
         self._background: set[asyncio.Task[None]] = set()  # left-behind messages being closed
         self._status = ""  # the last status asked for (thinking, writing)
         self._activities = Activities()  # Grok's tool calls, shown in the status line
+        self._native_activities = False  # the reply shows them itself (task cards): not as status
         self._sources: tuple[SourceLink, ...] = ()
+        self._reasoning = ""  # the reasoning summary, for a reply that keeps it viewable
         self.stopped = False  # the person stopped the answer in the chat (AnswerStopped)
 
     @property
@@ -90,7 +102,7 @@ class StreamWriter:
         self._status = text
         if self._replies and not self._layout.started:
             reply = self._replies[-1]
-            current = None if isinstance(reply, ShowsActivities) else self._activities.current()
+            current = None if self._native_activities else self._activities.current()
             line = current.title if current is not None else text
             if not line:
                 return
@@ -100,19 +112,23 @@ class StreamWriter:
                 self.stopped = True
 
     async def activity(self, activity: Activity) -> None:
-        """A tool call began, changed or ended: shown by a reply that shows activities itself,
-        else as the status line (the latest one in progress) until the answer's text starts."""
+        """A tool call began, changed or ended: shown by a reply that shows activities itself
+        (where it can), else as the status line (the latest one in progress) until the answer's
+        text starts."""
         self._activities.update(activity)
         reply = self._replies[-1] if self._replies else None
-        if not isinstance(reply, ShowsActivities):
+        shown = False
+        if isinstance(reply, ShowsActivities):
+            try:
+                shown = await reply.activity(activity)
+            except AnswerStopped:
+                self.stopped = True
+                return
+            except PlatformError as exc:  # what Grok does is shown as a courtesy: the answer goes on
+                log.info("an activity could not be shown in %s: %s", self._place.key, type(exc).__name__)
+        self._native_activities = self._native_activities or shown
+        if not self._native_activities:
             await self.status(self._status)
-            return
-        try:
-            await reply.activity(activity)
-        except AnswerStopped:
-            self.stopped = True
-        except PlatformError as exc:  # what Grok does is shown as a courtesy: the answer goes on
-            log.info("an activity could not be shown in %s: %s", self._place.key, type(exc).__name__)
 
     def set_prefix(self, prefix: str) -> None:
         """Text shown before the answer; only settable before the first delta."""
@@ -155,6 +171,8 @@ class StreamWriter:
             reply = self._replies[-1]
             if self._sources and isinstance(reply, ShowsSources):
                 await reply.sources(self._sources)
+            if self._reasoning and isinstance(reply, KeepsReasoning):
+                await reply.reasoning(self._reasoning)
             await reply.finish(body, images=images)
         else:
             await self._replies[-1].update(body)
@@ -210,15 +228,22 @@ class StreamWriter:
             await self._flusher
 
     async def finish(
-        self, *, images: Sequence[Image] = (), sources: Sequence[SourceLink] = (), appendix: str = ""
+        self,
+        *,
+        images: Sequence[Image] = (),
+        sources: Sequence[SourceLink] = (),
+        appendix: str = "",
+        reasoning: str = "",
     ) -> None:
         """Show the whole answer as final, followed by `appendix` (Markdown: the code Grok ran)
-        and its `sources` (by the reply where it shows them itself, else as a numbered list).
+        and its `sources` (by the reply where it shows them itself, else as a numbered list);
+        `reasoning` (a summary) is offered collapsed by a reply that keeps it (KeepsReasoning).
         Retries rate-limited and failed edits; a message that keeps refusing is left and the rest
         goes to a new one, so the final text always lands. AnswerStopped when the person stopped
         the answer (now or before)."""
         await self._stop_flusher()
         self._sources = tuple(sources)
+        self._reasoning = reasoning
         native = bool(self._replies) and isinstance(self._replies[-1], ShowsSources)
         listed = sources_markdown(self._sources) if self._sources and not native else ""
         self._layout.set_suffix(appendix + (f"\n\n{listed}" if listed else ""))

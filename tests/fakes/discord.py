@@ -63,6 +63,11 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_HAS_SNAPSHOT = 1 << 14
+FLAG_SUPPRESS_EMBEDS = 1 << 2
+# What Discord unfurls into a link preview: a URL in the text or a masked link's destination,
+# unless written `<url>`; nothing inside code.
+_PREVIEWED = re.compile(r"(?<![<\w])https?://[^\s<>()]+")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions)
 P_ADMINISTRATOR = 1 << 3
@@ -632,6 +637,13 @@ class FakeDiscord:
     def visible_text(self, channel_id: str) -> str:
         """The bot's public messages in a channel, joined (what readers see)."""
         return "".join(m["content"] for m in self.bot_messages(channel_id))
+
+    def link_previews(self, message_id: str) -> list[str]:
+        """The URLs Discord would show a preview (an embed) for in the message as it is now."""
+        message = self.messages[message_id]
+        if message["flags"] & FLAG_SUPPRESS_EMBEDS:
+            return []
+        return _PREVIEWED.findall(_CODE.sub("", message["content"]))
 
     def versions(self, message_id: str) -> list[str]:
         """Every content the message had, in order (the first post, then each edit)."""

@@ -93,9 +93,10 @@ class FakeReply:
 class NativeReply(FakeReply):
     """A reply that shows Grok's activities and an answer's sources itself."""
 
-    async def activity(self, activity: Activity) -> None:
+    async def activity(self, activity: Activity) -> bool:
         self._message.activities.append(activity)
         self._platform.record("activity", self._message, f"{activity.status}: {activity.title}")
+        return True
 
     async def sources(self, sources: Sequence[SourceLink]) -> None:
         self._message.sources = tuple(sources)

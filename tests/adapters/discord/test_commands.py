@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 import pytest
 
+from adapters.discord.messages import MARKER, MAX_CONTENT
+from adapters.discord.platform import CAPABILITIES
 from tests.adapters.discord.conftest import Stack, World
 from tests.fakes.discord import FLAG_EPHEMERAL, FakeDiscord
 from tests.fakes.xai import Fault, ScriptedReply, tiny_png
@@ -359,6 +362,9 @@ async def test_a_failure_note_after_an_ephemeral_answer_stays_ephemeral(
     fake = stack.fake
     # A private, streamed answer (no command streams privately yet).
     monkeypatch.setattr("adapters.discord.commands.PRIVATE_COMMANDS", frozenset({"ask"}))
+    # A message filled to Discord's 2,000 (without the room kept for links' angle brackets).
+    full = replace(CAPABILITIES, max_message_length=MAX_CONTENT - len(MARKER))
+    monkeypatch.setattr("adapters.discord.platform.CAPABILITIES", full)
     text = "".join(f"word{i:04} " for i in range(220))  # 2,200 characters, cut at 1,980
     stack.xai.queue_reply(ScriptedReply(text=text, chunk_chars=10, fault=Fault("cut", after_chunks=198)))
 

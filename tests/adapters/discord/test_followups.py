@@ -9,11 +9,14 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from adapters.discord.messages import MARKER, MAX_CONTENT
+from adapters.discord.platform import CAPABILITIES
 from tests.adapters.discord.conftest import Stack
 from tests.adapters.discord.test_streaming import rejoin
 from tests.fakes.discord import (
@@ -113,8 +116,13 @@ async def test_ask_where_the_bot_may_post_continues_with_channel_replies(stack: 
     assert not any(r.status == 403 for r in fake.requests)
 
 
-async def test_a_failure_note_where_the_bot_may_not_post_is_a_follow_up(stack: Stack) -> None:
+async def test_a_failure_note_where_the_bot_may_not_post_is_a_follow_up(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake, world = stack.fake, stack.world
+    # Messages filled to Discord's 2,000 (without the room kept for links' angle brackets).
+    full = replace(CAPABILITIES, max_message_length=MAX_CONTENT - len(MARKER))
+    monkeypatch.setattr("adapters.discord.platform.CAPABILITIES", full)
     fake.deny_bot(world.random, P_SEND_MESSAGES)
     text = "".join(f"word{i:04} " for i in range(450))  # 4,050 characters, cut at 3,950
     stack.xai.queue_reply(ScriptedReply(text=text, chunk_chars=10, fault=Fault("cut", after_chunks=395)))

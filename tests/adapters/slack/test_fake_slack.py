@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import UrlSourceElement
+from slack_sdk.models.messages.chunk import TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.adapters.slack.conftest import ANA, GENERAL, RANDOM
@@ -73,3 +75,40 @@ async def test_threads_page_with_cursors(fake_slack: FakeSlack, client: AsyncWeb
         if not cursor:
             break
     assert texts == ["parent"] + [f"reply {i}" for i in range(5)]
+
+
+async def test_stream_chunks_are_checked_as_slack_checks_them(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel=GENERAL, text="parent")
+    card = TaskUpdateChunk(id="t1", title="Searching", status="in_progress")
+    started = await client.chat_startStream(
+        channel=GENERAL, thread_ts=parent["ts"], recipient_user_id=ANA, recipient_team_id=fake_slack.team_id,
+        chunks=[card],
+    )  # fmt: skip
+    ts = started["ts"]
+    source = UrlSourceElement(url="https://x.ai/news", text="xAI news")
+    done = TaskUpdateChunk(id="t1", title="Searched", status="complete", sources=[source])
+    await client.chat_appendStream(channel=GENERAL, ts=ts, chunks=[done])
+    bad_chunks: list[dict[str, object]] = [
+        {"type": "task_update", "id": "t2", "title": "x", "status": "running"},  # no such status
+        {"type": "task_update", "id": "t2", "title": "x", "status": "complete",
+         "sources": [{"type": "url", "url": "https://x.ai"}]},  # a source without text
+        {"type": "task_update", "id": "t2", "title": "x", "status": "complete", "details": "d" * 257},
+        {"type": "mystery"},
+    ]  # fmt: skip
+    for chunk in bad_chunks:
+        with pytest.raises(SlackApiError, match="invalid_chunks"):
+            await client.chat_appendStream(channel=GENERAL, ts=ts, chunks=[chunk])
+    with pytest.raises(SlackApiError, match="no_text"):
+        await client.chat_appendStream(channel=GENERAL, ts=ts)
+    too_many = [{"type": "mrkdwn", "text": f"{n}"} for n in range(11)]
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        await client.chat_stopStream(
+            channel=GENERAL, ts=ts, blocks=[{"type": "context", "elements": too_many}]
+        )
+    await client.chat_stopStream(channel=GENERAL, ts=ts, markdown_text="Done.")
+    (message,) = fake_slack.bot_messages(GENERAL, thread_ts=parent["ts"])
+    assert [(t["id"], t["status"]) for t in message.tasks] == [("t1", "in_progress"), ("t1", "complete")]
+    assert message.tasks[1]["sources"] == [{"type": "url", "url": "https://x.ai/news", "text": "xAI news"}]
+    assert message.content == "Done."

@@ -175,6 +175,31 @@ class EventSender:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
         return await self.post(body, "application/x-www-form-urlencoded")
 
+    async def click(self, message: FakeMessage, action_id: str, *, user: str) -> Delivery:
+        """A click on the button `action_id` of a bot message (an actions block's button)."""
+        button = next(
+            e
+            for b in message.blocks
+            if b.get("type") == "actions"
+            for e in b["elements"]
+            if e.get("action_id") == action_id
+        )
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": self.slack.users[user].name, "team_id": self.slack.team_id},
+            "api_app_id": APP_ID, "token": "verification-token-unused", "trigger_id": "1.2.3",
+            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
+                          "is_ephemeral": False, "thread_ts": message.thread_ts or None},
+            "team": {"id": self.slack.team_id, "domain": "fake"},
+            "channel": {"id": message.channel, "name": self.slack.channels[message.channel].name},
+            "message": message.json(),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "rb",
+                         "text": button["text"], "value": button.get("value", ""),
+                         "action_ts": str(time.time())}],
+        }  # fmt: skip
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post(body, "application/x-www-form-urlencoded")
+
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -153,6 +153,7 @@ class FakeMessage:
     edits: int = 0
     versions: list[tuple[float, str]] = field(default_factory=list)  # (perf_counter, content)
     subtype: str = ""
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # task_update chunks, in order
 
     @property
     def content(self) -> str:

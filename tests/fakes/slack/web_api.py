@@ -84,6 +84,28 @@ class _Bucket:
         return (1.0 - self.tokens) / self.rate
 
 
+CHUNK_TYPES = ("markdown_text", "task_update", "plan_update", "blocks")
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
+TASK_TEXT = 256  # a task card's details and output
+CONTEXT_ELEMENTS = 10
+BUTTON_VALUE = 2000
+
+
+def _validate_task(chunk: Mapping[str, Any]) -> None:
+    """A task_update chunk as Slack checks it: id, title and a known status; details and output
+    within 256 characters; sources as url elements with their text."""
+    if not chunk.get("id") or not chunk.get("title") or chunk.get("status") not in TASK_STATUSES:
+        raise SlackError("invalid_chunks")
+    for key in ("details", "output"):
+        if key in chunk and (not isinstance(chunk[key], str) or len(chunk[key]) > TASK_TEXT):
+            raise SlackError("invalid_chunks")
+    for source in chunk.get("sources") or []:
+        if not isinstance(source, dict) or source.get("type") != "url":
+            raise SlackError("invalid_chunks")
+        if not str(source.get("url", "")).startswith(("http://", "https://")) or not source.get("text"):
+            raise SlackError("invalid_chunks")  # Slack rejects a source without text
+
+
 def _flag(value: Any) -> bool:
     return value in (True, 1, "1", "true", "True")
 
@@ -438,6 +460,26 @@ class FakeSlack:
                 text = block.get("text") or {}
                 if not isinstance(text, dict) or len(str(text.get("text", ""))) > SECTION_LIMIT:
                     raise SlackError("invalid_blocks")
+            elif kind == "context":
+                elements = block.get("elements")
+                if not isinstance(elements, list) or not 0 < len(elements) <= CONTEXT_ELEMENTS:
+                    raise SlackError("invalid_blocks")
+                for element in elements:
+                    if element.get("type") not in ("mrkdwn", "plain_text", "image"):
+                        raise SlackError("invalid_blocks")
+                    if element["type"] != "image" and not 0 < len(str(element.get("text", ""))) <= 3000:
+                        raise SlackError("invalid_blocks")
+            elif kind == "actions":
+                elements = block.get("elements")
+                if not isinstance(elements, list) or not 0 < len(elements) <= 25:
+                    raise SlackError("invalid_blocks")
+                for element in elements:
+                    if element.get("type") == "button" and not (
+                        element.get("action_id")
+                        and 0 < len(str((element.get("text") or {}).get("text", ""))) <= 75
+                        and len(str(element.get("value", ""))) <= BUTTON_VALUE
+                    ):
+                        raise SlackError("invalid_blocks")
             elif kind == "context_actions":
                 elements = block.get("elements")
                 if not isinstance(elements, list) or not 0 < len(elements) <= 5:
@@ -531,15 +573,25 @@ class FakeSlack:
             message.streaming = False
         return not message.streaming
 
-    def _stream_text(self, args: Mapping[str, Any]) -> str:
+    def _stream_text(self, args: Mapping[str, Any], message: FakeMessage | None = None) -> str:
+        """The Markdown a stream call adds, its chunks validated as Slack does (markdown_text,
+        task_update, plan_update, blocks); task cards are recorded on `message` in order."""
         pieces: list[str] = []
         if args.get("markdown_text") is not None:
             pieces.append(str(args["markdown_text"]))
         for chunk in _as_list(args.get("chunks")) or []:
-            if not isinstance(chunk, dict) or "type" not in chunk:
+            if not isinstance(chunk, dict) or chunk.get("type") not in CHUNK_TYPES:
                 raise SlackError("invalid_chunks")
             if chunk["type"] == "markdown_text":
                 pieces.append(str(chunk.get("text", "")))
+            elif chunk["type"] == "task_update":
+                _validate_task(chunk)
+                if message is not None:
+                    message.tasks.append(dict(chunk))
+            elif chunk["type"] == "plan_update" and not chunk.get("title"):
+                raise SlackError("invalid_chunks")
+            elif chunk["type"] == "blocks":
+                self._validate_blocks(_as_list(chunk.get("blocks")) or [])
         text = "".join(pieces)
         if len(text) > self.markdown_limit:
             raise SlackError("msg_too_long")
@@ -564,10 +616,11 @@ class FakeSlack:
                 raise SlackError("missing_recipient_user_id")
             if not args.get("recipient_team_id"):
                 raise SlackError("missing_recipient_team_id")
-        text = self._stream_text(args)
+        message = FakeMessage(self.next_ts(), channel.id, BOT_USER_ID, bot_id=BOT_ID)
+        text = self._stream_text(args, message)
         if len(text) > self.stream_limit:  # a stream may not start past what it may grow to
             raise SlackError("msg_too_long")
-        message = FakeMessage(self.next_ts(), channel.id, BOT_USER_ID, bot_id=BOT_ID, markdown=text)
+        message.markdown = text
         message.thread_ts = self._thread_ts(channel, args)
         message.streaming = True
         message.stream_started = self.clock()
@@ -585,17 +638,19 @@ class FakeSlack:
 
     async def m_chat_appendStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(args)
-        text = self._stream_text(args)
-        if not text:
-            raise SlackError("no_text")
-        self._grow(message, text)
+        if args.get("markdown_text") is None and not _as_list(args.get("chunks")):
+            raise SlackError("no_text")  # appendStream takes markdown_text or chunks
+        tasks = len(message.tasks)
+        self._grow(message, self._stream_text(args, message))
+        if len(message.tasks) > tasks:
+            message.record()
         return {"channel": message.channel, "ts": message.ts}
 
     async def m_chat_stopStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
         message = self._streaming_message(args)
         blocks = _as_list(args.get("blocks")) or []
         self._validate_blocks(blocks)
-        self._grow(message, self._stream_text(args))
+        self._grow(message, self._stream_text(args, message))
         message.blocks = message.blocks + blocks
         message.streaming = False
         message.record()
