@@ -358,15 +358,24 @@ async def test_before_edit_brings_in_what_the_source_holds_before_each_interim_e
     assert platform.last.final and platform.last.text == "held back and more"
 
 
-async def test_a_message_blocked_before_it_showed_text_says_where_the_answer_went() -> None:
-    platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first edit stalls
-    writer = await opened(platform, 0.01)
+async def test_a_429_before_any_text_is_waited_out_and_the_answer_stays_whole() -> None:
+    """Issue 15, part 2: a rate limit on a message that shows none of the answer yet never leaves
+    a notice and a fragment elsewhere: the answer waits out Retry-After and lands in that message."""
+    manual = ManualTime()
+    platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first call is refused
+    writer = StreamWriter(
+        platform, PLACE, budgets=EditBudgets(clock=manual.clock, sleep=manual.sleep), interval=10.0
+    )
+    await writer.open()
     writer.append("the whole answer")
-    await writer.finish()
-    assert [m.text for m in platform.messages] == ["", "the whole answer"]
-    await platform.wait_until(lambda: platform.messages[0].final)
-    assert platform.messages[0].failed == "The answer continues in the next message."
-    assert platform.messages[1].reply_to == platform.messages[0].id and platform.messages[1].final
+    finishing = asyncio.create_task(writer.finish())
+    await manual.asleep.wait()
+    assert manual.sleeps == [30.0]  # waiting out Retry-After, not moving on
+    assert not finishing.done() and [m.text for m in platform.messages] == [""]
+    manual.advance(30.0)
+    await finishing
+    assert [m.text for m in platform.messages] == ["the whole answer"]
+    assert platform.messages[0].final and not platform.messages[0].failed
 
 
 def test_option_only_commands_followed_by_words_are_questions() -> None:
