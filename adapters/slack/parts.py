@@ -93,7 +93,10 @@ class Parts:
         await self._fit(text, self._show_part)
 
     async def finish(self, text: str, *, images: Sequence[Image]) -> None:
-        await self._fit(text, partial(self._finish_part, feedback=not images))
+        try:
+            await self._fit(text, partial(self._finish_part, feedback=not images))
+        finally:
+            self._release_final()
         if images:
             # The text (e.g. the revised prompt) is its own message above; the files follow it.
             await self._api.upload_images(self.place, self.thread_ts, images, comment="")
@@ -101,6 +104,7 @@ class Parts:
     async def fail(self, notice: str) -> None:
         """Keep what was shown and add `notice` to it; in a new thread message when nothing was
         shown yet or there is no room left (which also clears the status)."""
+        self._release_final()
         part = self.current
         try:
             if part.streaming and await self._end_stream(part, "\n\n" + notice):
@@ -116,7 +120,16 @@ class Parts:
 
     def stopped(self) -> None:
         """The person stopped the answer: its stream is over."""
+        self._release_final()
         self._ended(self.current, gone=False)
+
+    def _reserve_final(self) -> None:
+        """A posted (not streamed) answer will need one chat.update for its final: interim edits of
+        every answer in the workspace leave room for it (Pacer.reserve)."""
+        self._api.api.pacer.reserve("chat.update", self.place.workspace, self)
+
+    def _release_final(self) -> None:
+        self._api.api.pacer.release("chat.update", self.place.workspace, self)
 
     # -- one message ----------------------------------------------------------------------------
 
@@ -142,8 +155,8 @@ class Parts:
             elif await self._append(part, want):
                 return
         if want != part.shown or part.placeholder:
-            await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS)
-            part.shown, part.placeholder = want, False
+            if await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS, interim=True):
+                part.shown, part.placeholder = want, False
 
     async def _open(self, part: Part, want: str) -> None:
         """The first words of a message: a native stream where one can start, else a post."""
@@ -165,6 +178,7 @@ class Parts:
         part.ts = await self._api.post_markdown(self.place, self.thread_ts, want + IN_PROGRESS)
         part.shown = want
         self._remember(part)
+        self._reserve_final()
 
     async def _append(self, part: Part, want: str) -> bool:
         """Append to the stream what `want` adds; False when the stream had ended server-side."""
