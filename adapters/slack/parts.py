@@ -154,9 +154,9 @@ class Parts:
                 await self._end_stream(part)
             elif await self._append(part, want):
                 return
-        if want != part.shown or part.placeholder:
-            if await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS, interim=True):
-                part.shown, part.placeholder = want, False
+        changed = want != part.shown or part.placeholder
+        if changed and await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS, interim=True):
+            part.shown, part.placeholder = want, False
 
     async def _open(self, part: Part, want: str) -> None:
         """The first words of a message: a native stream where one can start, else a post."""

@@ -161,3 +161,23 @@ class EditBudgets:
         self._share = share
         for budget in self._budgets.values():
             budget.set_share(share)
+
+
+class Shares:
+    """This instance's share of every platform rate budget: 1 when it runs alone, 1/N beside N-1
+    others on the same database (kept by bot/jobs/shares.py's lease, in the background). Whatever
+    paces calls by a platform's limits subscribes and scales itself by it."""
+
+    def __init__(self) -> None:
+        self.value = 1.0
+        self._listeners: list[Callable[[float], None]] = []
+
+    def subscribe(self, listener: Callable[[float], None]) -> None:
+        self._listeners.append(listener)
+        listener(self.value)
+
+    def set(self, value: float) -> None:
+        if value != self.value:
+            self.value = value
+            for listener in self._listeners:
+                listener(value)
