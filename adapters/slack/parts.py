@@ -175,6 +175,8 @@ class Parts:
                 part.streaming, part.shown = True, want
                 self._remember(part)
                 return
+            finally:
+                self._streams.start_done(self.place)
         part.ts = await self._api.post_markdown(self.place, self.thread_ts, want + IN_PROGRESS)
         part.shown = want
         self._remember(part)

@@ -53,9 +53,9 @@ async def test_two_instances_share_slacks_limits_and_a_40_mention_burst_draws_no
             leases.append(lease)
             await lease.start()
         # The second instance's notice reached the first: both pace at half of every limit.
-        first = stacks[0].adapter.api.pacer
-        while first.share != 0.5:
-            await asyncio.sleep(0.01)
+        halved = asyncio.Event()
+        stacks[0].engine.shares.subscribe(lambda share: halved.set() if share == 0.5 else None)
+        await halved.wait()
         assert [s.adapter.api.pacer.share for s in stacks] == [0.5, 0.5]
         assert [s.engine.budgets.share for s in stacks] == [0.5, 0.5]
 
