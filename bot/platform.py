@@ -120,6 +120,10 @@ class Capabilities:
     # Whether final edits draw from the scope's budget; False where the adapter paces finals by the
     # limits of the methods they use (Slack: chat.stopStream, chat.update with room kept for finals).
     scope_paces_finals: bool = True
+    # Whether the platform counts `scope_burst` calls per fixed window (Discord's buckets: 5 per
+    # 5 s): the budget then lets no span that long hold more, so that calls wait (and are ordered)
+    # in the engine rather than in the platform's client.
+    scope_fixed_windows: bool = False
     # post_images reaches only those who would read post_text(..., private_to=...) (Discord's
     # ephemeral command answers, the terminal); Slack has no private files.
     private_files: bool = False

@@ -49,6 +49,7 @@ CAPABILITIES = Capabilities(
     # Sending (POST …/messages) and editing (PATCH …/messages/{id}) are separate routes with
     # buckets of their own: ten answers at once post five and edit five per 5 s.
     scope_posts_apart=True,
+    scope_fixed_windows=True,
     private_files=True,  # an ephemeral command answer takes files too
 )
 

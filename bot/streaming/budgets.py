@@ -14,12 +14,17 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from bot.platform import Place, Platform
+
+
+WINDOW_MARGIN_S = 0.25  # a fixed window is taken as this much longer: the platform's opens a little later
 
 
 class Turn(IntEnum):
@@ -42,7 +47,12 @@ class EditBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         share: float = 1.0,
+        window: bool = False,
     ) -> None:
+        """`window`: the platform counts `burst` calls per fixed window of burst/rate seconds
+        (Discord's X-RateLimit buckets), so that no span that long may hold more: a token bucket
+        alone would let calls through that then queue in the platform's client, first come first
+        served, with the text they had when they were let through."""
         self._whole_rate = per_minute / 60.0  # the platform's limit for the scope
         self._whole_burst = max(1, burst)
         self._share = 1.0
@@ -56,6 +66,9 @@ class EditBudget:
         self._queue: list[tuple[int, int]] = []  # (turn, arrival) of the calls waiting, a heap
         self._arrivals = itertools.count()
         self._changed = asyncio.Event()  # the head of the queue changed
+        self._window = window
+        self._span = max(1, burst) / self._whole_rate + WINDOW_MARGIN_S if window else 0.0
+        self._calls: deque[float] = deque()  # when the calls of the last span were let through
         self.rate_limited = 0
         self.set_share(share)
 
@@ -106,8 +119,13 @@ class EditBudget:
                 if now < self._paused_until:
                     await self._sleep(self._paused_until - now)
                     continue
+                if (wait := self._window_wait(now)) > 0:
+                    await self._sleep(wait)
+                    continue
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
+                    if self._window:
+                        self._calls.append(now)
                     return
                 await self._sleep((1.0 - self._tokens) / self._rate)
         finally:
@@ -116,6 +134,17 @@ class EditBudget:
             heapq.heapify(self._queue)
             if head:
                 self._wake()
+
+    def _window_wait(self, now: float) -> float:
+        """How long until the last span holds fewer calls than the (shared) burst allows."""
+        if not self._window:
+            return 0.0
+        while self._calls and now - self._calls[0] >= self._span:
+            self._calls.popleft()
+        allowed = max(1, math.floor(self._burst))
+        if len(self._calls) < allowed:
+            return 0.0
+        return self._calls[len(self._calls) - allowed] + self._span - now
 
     def slow_down(self, retry_after: float) -> None:
         """The platform said 429: pause the scope and halve its rate."""
@@ -149,6 +178,7 @@ class EditBudgets:
                 clock=self.clock,
                 sleep=self.sleep,
                 share=self._share,
+                window=caps.scope_fixed_windows,
             )
             self._budgets[key] = budget
         return budget
