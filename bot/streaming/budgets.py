@@ -23,7 +23,6 @@ from enum import IntEnum
 
 from bot.platform import Place, Platform
 
-
 WINDOW_MARGIN_S = 0.25  # a fixed window is taken as this much longer: the platform's opens a little later
 
 
