@@ -192,7 +192,7 @@ async def drive(control_url: str, ports: list[int], args: argparse.Namespace) ->
 
 def start_instances(bot: Bot, env: dict[str, str], log: Path, count: int, processes: list[Any]) -> list[int]:
     """`count` processes of `bot` (appended to `processes` as they start), each on its port."""
-    if count > 1 and bot.name == "grokbot":
+    if count > 1 and bot.command[-2:] == ["bot", "run"]:  # grokbot, this version or another
         migrate = Bot(bot.name, [*bot.command[:-1], "migrate"], bot.cwd)
         if bursts.start_bot(migrate, env, log).wait(120) != 0:
             raise SystemExit(f"grokbot migrate failed:\n{log.read_text()[-3000:]}")
