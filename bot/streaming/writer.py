@@ -183,12 +183,12 @@ class StreamWriter:
             return
         await self._take(Turn.FINAL if final else Turn.INTERIM)
         if not final:
-            if (part := self._layout.overflow()) is not None:  # grew past the message while waiting
-                await self._seal(part, final=False, paid=True)
-                return
             if self._before_edit is not None:  # the edit goes now: take what the source holds
                 self._before_edit()
                 await asyncio.sleep(0)
+            if (part := self._layout.overflow()) is not None:  # grew past the message while waiting
+                await self._seal(part, final=False, paid=True)
+                return
         body = self._layout.final() if final else self._layout.interim()
         if body is None:
             return
@@ -221,8 +221,8 @@ class StreamWriter:
         blank = not self._layout.shown_here
         if exc.retry_after <= LONG_STALL_S or (blank and exc.retry_after <= BLOCKED_CLOSE_S):
             budget.slow_down(exc.retry_after)
-            if not self._paces_finals:  # finals skip the scope's budget: wait here
-                await asyncio.sleep(exc.retry_after)
+            if not self._paces_finals and asyncio.current_task() is not self._flusher:
+                await asyncio.sleep(exc.retry_after)  # a final skips the scope's budget: wait here
             return
         # The block is this message's (a stalled bucket, an expired token): slow the scope a
         # little, and let the platform's own limiter pace the new message.
