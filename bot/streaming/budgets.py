@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from bot.platform import Place, Platform
 
-WINDOW_MARGIN_S = 0.25  # a fixed window is taken as this much longer: the platform's opens a little later
+WINDOW_MARGIN_S = 0.05  # a fixed window is taken as this much longer: the platform's opens a little later
 
 
 class Turn(IntEnum):
