@@ -94,6 +94,7 @@ class Balancer:
 
 async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
     from tests.fakes import slack as fake
+    from tests.fakes.slack import values
     from tests.fakes.xai import ScriptedReply
 
     slack, xai = fake.FakeSlack(), bursts.keyed_xai()
@@ -141,9 +142,9 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
         )
 
     limits = {
-        "update_per_minute": fake.TIER_PER_MINUTE[fake.METHOD_TIERS["chat.update"]],
-        "post_per_s": fake.POST_RATE_PER_CHANNEL,
-        "post_burst": fake.POST_BURST_PER_CHANNEL,
+        "update_per_minute": values.TIER_PER_MINUTE[values.METHOD_TIERS["chat.update"]],
+        "post_per_s": values.POST_RATE_PER_CHANNEL,
+        "post_burst": values.POST_BURST_PER_CHANNEL,
     }
     env = {
         "SLACK_BOT_TOKEN": slack.bot_token,
@@ -191,7 +192,7 @@ async def drive(control_url: str, ports: list[int], args: argparse.Namespace) ->
 
 def start_instances(bot: Bot, env: dict[str, str], log: Path, count: int, processes: list[Any]) -> list[int]:
     """`count` processes of `bot` (appended to `processes` as they start), each on its port."""
-    if count > 1 and bot.name == "grokbot":
+    if count > 1 and bot.command[-2:] == ["bot", "run"]:  # grokbot, this version or another
         migrate = Bot(bot.name, [*bot.command[:-1], "migrate"], bot.cwd)
         if bursts.start_bot(migrate, env, log).wait(120) != 0:
             raise SystemExit(f"grokbot migrate failed:\n{log.read_text()[-3000:]}")

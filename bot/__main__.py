@@ -143,6 +143,8 @@ async def serve(settings: Settings) -> int:
             f"another grokbot process ({other}) is running on this SQLite database. SQLite suits "
             "one process; to run several, use PostgreSQL (DATABASE_URL=postgresql+asyncpg://…)."
         )
+    if services.rates is not None:  # this instance's share of the platforms' rate limits, at once
+        await services.rates.start()
     web = services.web_server()
     from bot.admin import mount
 
@@ -165,6 +167,7 @@ async def serve(settings: Settings) -> int:
             except ValueError as exc:
                 raise StartupError(str(exc)) from None
             services.platforms[slack.platform.name] = slack.platform
+            services.engine.shares.subscribe(slack.api.pacer.set_share)
             try:
                 await slack.start()
             except PlatformError as exc:

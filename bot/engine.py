@@ -41,7 +41,7 @@ from bot.quotas import Cap, Quotas, Reservation
 from bot.search import tools_for
 from bot.settings import Settings
 from bot.store import PlaceSettings
-from bot.streaming import EditBudgets
+from bot.streaming import EditBudgets, Shares
 from bot.telling import Audience, telling
 from bot.upstream import Upstream
 from bot.wording import budget_shortened
@@ -90,12 +90,17 @@ class Engine:
             grok=grok, quotas=quotas, model=settings.grokbot_image_model, zone=settings.zone, clock=clock
         )
         self.upstream = Upstream(grok, api=settings.grokbot_xai_api)
+        # Platform rate budgets: this instance's share of them (bot/jobs/shares.py keeps it), and
+        # the engine's per-scope edit budgets scaled by it; adapters' own pacers subscribe too.
+        self.shares = Shares()
+        self.budgets = EditBudgets(clock=monotonic)
+        self.shares.subscribe(self.budgets.set_share)
         self.answers = Answers(
             grok=grok,
             upstream=self.upstream,
             sessions=sessions,
             quotas=quotas,
-            budgets=EditBudgets(clock=monotonic),
+            budgets=self.budgets,
             edit_interval=settings.grokbot_edit_interval_s,
             zone=settings.zone,
             clock=clock,

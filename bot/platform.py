@@ -114,6 +114,16 @@ class Capabilities:
     max_upload_bytes: int
     scope_edits_per_minute: float  # edits shared by every stream in one rate-limit scope
     scope_burst: int = 5
+    # Whether the platform limits new messages apart from edits (Discord: sending and editing are
+    # separate route buckets): a message's first call then draws from a budget of its own.
+    scope_posts_apart: bool = False
+    # Whether final edits draw from the scope's budget; False where the adapter paces finals by the
+    # limits of the methods they use (Slack: chat.stopStream, chat.update with room kept for finals).
+    scope_paces_finals: bool = True
+    # Whether the platform counts `scope_burst` calls per fixed window (Discord's buckets: 5 per
+    # 5 s): the budget then lets no span that long hold more, so that calls wait (and are ordered)
+    # in the engine rather than in the platform's client.
+    scope_fixed_windows: bool = False
     # post_images reaches only those who would read post_text(..., private_to=...) (Discord's
     # ephemeral command answers, the terminal); Slack has no private files.
     private_files: bool = False

@@ -25,7 +25,16 @@ from bot.db import Sessions, create_engine, database_report, session_factory, up
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.grok import GrokClient, Observer, http_client
-from bot.jobs import HEARTBEAT_WINDOW, Deferrals, DeferredRequests, Jobs, Notices, heartbeat_check, heartbeats
+from bot.jobs import (
+    HEARTBEAT_WINDOW,
+    Deferrals,
+    DeferredRequests,
+    Jobs,
+    Notices,
+    RateLease,
+    heartbeat_check,
+    heartbeats,
+)
 from bot.platform import Platform
 from bot.quotas import Quotas
 from bot.settings import Settings
@@ -66,6 +75,7 @@ class Services:
     instance_id: str
     platforms: dict[str, Platform] = field(default_factory=dict)
     watch: XaiWatch | None = None  # counts xAI's refusals and alerts admins (bot.admin)
+    rates: RateLease | None = None  # this instance's share of the platforms' rate limits
 
     @classmethod
     async def start(
@@ -111,6 +121,8 @@ class Services:
             await quotas.sweep_stale(STALE_RESERVATION)
             await store.prune_events(sessions, older_than=utc_now() - store.EVENT_RETENTION)
 
+        notices = Notices(db, instance_id=instance_id)
+        rates = RateLease(sessions, engine.shares, instance_id=instance_id, clock=utc_now, notices=notices)
         jobs = Jobs(
             sessions=sessions,
             deferrals=deferrals,
@@ -118,9 +130,11 @@ class Services:
             clock=utc_now,
             instance_id=instance_id,
             maintenance=maintenance,
-            notices=Notices(db, instance_id=instance_id),
+            notices=notices,
         )
-        return cls(settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch)
+        return cls(
+            settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch, rates
+        )
 
     async def other_live_instance(self) -> str | None:
         """Another running process whose scheduler beat recently on this database, if any.
@@ -142,6 +156,8 @@ class Services:
         return WebServer(port=self.settings.port, checks=checks)
 
     async def close(self) -> None:
+        if self.rates is not None:
+            await self.rates.stop()
         await self.jobs.stop()
         if self.watch is not None:
             await self.watch.drain()

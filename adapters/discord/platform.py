@@ -48,6 +48,10 @@ CAPABILITIES = Capabilities(
     # one answer gets its ~1 edit/s, ten simultaneous answers share it without drawing a 429.
     scope_edits_per_minute=60.0,
     scope_burst=5,
+    # Sending (POST …/messages) and editing (PATCH …/messages/{id}) are separate routes with
+    # buckets of their own: ten answers at once post five and edit five per 5 s.
+    scope_posts_apart=True,
+    scope_fixed_windows=True,
     private_files=True,  # an ephemeral command answer takes files too
 )
 

@@ -146,13 +146,18 @@ class SlackMessages:
         )
         return str(response["ts"])
 
-    async def update_markdown(self, place: Place, ts: str, text: str) -> None:
+    async def update_markdown(self, place: Place, ts: str, text: str, *, interim: bool = False) -> bool:
+        """`interim`: an edit of an answer in progress, made only when it leaves room for the finals
+        of the answers in progress (Pacer.reserve); False when it was skipped."""
+        if interim and not self.api.pacer.room_beyond_finals("chat.update", place.workspace):
+            return False
         await self.api.call(
             "chat.update",
             lambda: self.client.chat_update(channel=place.channel, ts=ts, markdown_text=text),
             team=place.workspace,
             edit=True,
         )
+        return True
 
     async def post_blocks(self, place: Place, thread_ts: str, blocks: Sequence[Block], fallback: str) -> str:
         response = await self.api.call(

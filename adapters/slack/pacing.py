@@ -3,17 +3,23 @@
 The engine paces edits from its own per-workspace budget; this keeps every other call (stream starts
 and stops, status, posts, uploads, reads) inside Slack's limits too, so that bursts queue here
 instead of drawing 429s (docs.slack.dev/apis/web-api/rate-limits, platforms.md S3).
+
+Several instances on one database each pace at their share of every limit (`set_share`, fed by the
+lease in bot/jobs/shares.py), so that together they stay within Slack's. Interim chat.update edits
+spend only what the finals of the answers in progress will not need (`reserve`, `room_beyond_finals`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 SPAN_S = 61.0  # Slack counts per minute; one spare second absorbs clock and network skew
+RESERVATION_S = 300.0  # a reservation for a final left behind (a crash mid-answer) lapses after this
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class _Window:
     """At most `limit` calls in any SPAN_S seconds."""
 
     def __init__(self, limit: int) -> None:
+        self.whole = limit
         self.limit = limit
         self.stamps: deque[float] = deque()
         self.blocked_until = 0.0
@@ -70,13 +77,17 @@ class _Window:
     def take(self, now: float) -> None:
         self.stamps.append(now)
 
+    def share(self, share: float) -> None:
+        self.limit = max(1, math.floor(self.whole * share))
+
 
 class _Bucket:
     """`rate` per second with a burst of `burst`."""
 
     def __init__(self, rate: float, burst: int) -> None:
+        self.whole_rate, self.whole_burst = rate, burst
         self.rate = rate
-        self.burst = burst
+        self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp: float | None = None
         self.blocked_until = 0.0
@@ -91,6 +102,11 @@ class _Bucket:
 
     def take(self, now: float) -> None:
         self.tokens -= 1.0
+
+    def share(self, share: float) -> None:
+        self.rate = self.whole_rate * share
+        self.burst = max(1.0, self.whole_burst * share)
+        self.tokens = min(self.tokens, self.burst)
 
 
 class Pacer:
@@ -108,7 +124,36 @@ class Pacer:
         self._sleep = sleep
         self._gates: dict[tuple[str, ...], _Window | _Bucket] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._share = 1.0
+        # Finals to come, per (team, method): reservation holder -> when it was made.
+        self._reserved: dict[tuple[str, str], dict[object, float]] = {}
         self.waited_s = 0.0  # total time calls spent queued here
+
+    @property
+    def share(self) -> float:
+        return self._share
+
+    def set_share(self, share: float) -> None:
+        """This instance may make `share` (0-1] of the calls Slack allows (several instances on one
+        database split each limit between them)."""
+        self._share = min(1.0, max(share, 1e-3))
+        for gate in self._gates.values():
+            gate.share(self._share)
+
+    def reserve(self, method: str, team: str, holder: object) -> None:
+        """Keep a call of `method` for `holder`'s final (until `release`)."""
+        self._reserved.setdefault((team, method), {})[holder] = self._clock()
+
+    def release(self, method: str, team: str, holder: object) -> None:
+        self._reserved.get((team, method), {}).pop(holder, None)
+
+    def reserved(self, method: str, team: str) -> int:
+        """How many finals of `method` the answers in progress will need (lapsed ones forgotten)."""
+        held = self._reserved.get((team, method), {})
+        now = self._clock()
+        for holder in [h for h, at in held.items() if now - at > RESERVATION_S]:
+            del held[holder]
+        return len(held)
 
     def _keys(self, method: str, team: str, channel: str) -> list[tuple[str, ...]]:
         limit = self._limits.get(method)
@@ -118,11 +163,15 @@ class Pacer:
         if limit.per_channel_per_s and channel:
             channel_key = (team, "post", channel)  # postMessage and startStream share a channel's limit
             if channel_key not in self._gates:
-                self._gates[channel_key] = _Bucket(limit.per_channel_per_s, limit.channel_burst)
+                bucket = _Bucket(limit.per_channel_per_s, limit.channel_burst)
+                bucket.share(self._share)
+                self._gates[channel_key] = bucket
             keys.append(channel_key)
         key = (team, method)
         if key not in self._gates:
-            self._gates[key] = _Window(limit.per_minute)
+            window = _Window(limit.per_minute)
+            window.share(self._share)
+            self._gates[key] = window
         keys.append(key)
         return keys
 
@@ -136,6 +185,20 @@ class Pacer:
                     self.waited_s += wait
                     await self._sleep(wait)
                 gate.take(self._clock())
+
+    def room_beyond_finals(self, method: str, team: str) -> bool:
+        """Whether an interim edit may take a slot of `method` now and leave one for each final the
+        answers in progress will need (an interim edit without room is skipped: the final shows
+        everything)."""
+        keys = self._keys(method, team, "")
+        if not keys:
+            return True
+        gate = self._gates[keys[-1]]
+        assert isinstance(gate, _Window)
+        now = self._clock()
+        if gate.wait(now) > 0:  # also drops the stamps that left the window
+            return False
+        return len(gate.stamps) + self.reserved(method, team) < gate.limit
 
     def try_acquire(self, method: str, team: str, channel: str = "") -> bool:
         """Take a slot only if one is free now (for cosmetic calls better dropped than late)."""

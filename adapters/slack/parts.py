@@ -113,7 +113,10 @@ class Parts:
         await self._fit(text, self._show_part)
 
     async def finish(self, text: str, *, images: Sequence[Image]) -> None:
-        await self._fit(text, partial(self._finish_part, feedback=not images))
+        try:
+            await self._fit(text, partial(self._finish_part, feedback=not images))
+        finally:
+            self._release_final()
         if images:
             # The text (e.g. the revised prompt) is its own message above; the files follow it.
             await self._api.upload_images(self.place, self.thread_ts, images, comment="")
@@ -121,6 +124,7 @@ class Parts:
     async def fail(self, notice: str) -> None:
         """Keep what was shown and add `notice` to it; in a new thread message when nothing was
         shown yet or there is no room left (which also clears the status)."""
+        self._release_final()
         part = self.current
         try:
             if part.streaming and await self._end_stream(part, "\n\n" + notice):
@@ -136,7 +140,16 @@ class Parts:
 
     def stopped(self) -> None:
         """The person stopped the answer: its stream is over."""
+        self._release_final()
         self._ended(self.current, gone=False)
+
+    def _reserve_final(self) -> None:
+        """A posted (not streamed) answer will need one chat.update for its final: interim edits of
+        every answer in the workspace leave room for it (Pacer.reserve)."""
+        self._api.api.pacer.reserve("chat.update", self.place.workspace, self)
+
+    def _release_final(self) -> None:
+        self._api.api.pacer.release("chat.update", self.place.workspace, self)
 
     # -- one message ----------------------------------------------------------------------------
 
@@ -161,8 +174,8 @@ class Parts:
                 await self._end_stream(part)
             elif await self._append(part, want):
                 return
-        if want != part.shown or part.placeholder:
-            await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS)
+        changed = want != part.shown or part.placeholder
+        if changed and await self._api.update_markdown(self.place, part.ts, want + IN_PROGRESS, interim=True):
             part.shown, part.placeholder = want, False
 
     async def _open(self, part: Part, want: str) -> None:
@@ -172,6 +185,7 @@ class Parts:
         part.ts = await self._api.post_markdown(self.place, self.thread_ts, want + IN_PROGRESS)
         part.shown = want
         self._remember(part)
+        self._reserve_final()
 
     async def _start_stream(self, part: Part, want: str, *, chunks: Sequence[Chunk] = ()) -> bool:
         """Start `part` as a native stream showing `want` or `chunks`; False where none can start."""
@@ -188,6 +202,8 @@ class Parts:
         except StreamNotHere:
             self.native = False  # this conversation cannot stream: post and edit
             return False
+        finally:
+            self._streams.start_done(self.place)
         self._streams.opened(self.place, part.ts)
         part.streaming, part.shown = True, want
         self._remember(part)

@@ -54,6 +54,12 @@ def slack_capabilities(*, edit_interval: float | None = None, native_streaming: 
         # Tier 4 allows "generous bursts": 20 answers starting together all show their first words
         # at once (the pacer still holds every method to its window).
         scope_burst=20 if native_streaming else 10,
+        # A message's first words (chat.startStream, chat.postMessage: limited per channel) do not
+        # wait behind other answers' edits, and finals are paced by their own methods' limits in
+        # the adapter (chat.stopStream; chat.update, where interim edits leave room for finals), so
+        # answers ending together all finish at once when Slack's windows allow it.
+        scope_posts_apart=True,
+        scope_paces_finals=False,
     )
 
 

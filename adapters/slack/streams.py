@@ -24,6 +24,9 @@ class Streams:
         # Streams started and not yet stopped, per workspace: ts -> when it started. A stream the
         # engine leaves behind is forgotten after STREAM_LIFETIME_S (Slack ends it by then too).
         self._open: dict[str, dict[str, float]] = {}
+        # Answers told they may start a stream that have not started it yet, per workspace: their
+        # starts and stops are spoken for (the start may first wait for the channel's posting limit).
+        self._starting: dict[str, int] = {}
 
     def offered(self, workspace: str) -> bool:
         """Whether answers in `workspace` may try a native stream at all."""
@@ -52,7 +55,15 @@ class Streams:
             del streams[ts]
         starts = self._pacer.headroom("chat.startStream", place.workspace)
         stops = self._pacer.headroom("chat.stopStream", place.workspace)
-        return starts > 0 and stops > len(streams)
+        starting = self._starting.get(place.workspace, 0)
+        if starts > starting and stops > len(streams) + starting:
+            self._starting[place.workspace] = starting + 1  # until `start_done`
+            return True
+        return False
+
+    def start_done(self, place: Place) -> None:
+        """An answer that `may_start` let start a stream started it (see `opened`), or did not."""
+        self._starting[place.workspace] = max(0, self._starting.get(place.workspace, 0) - 1)
 
     def opened(self, place: Place, ts: str) -> None:
         self._open.setdefault(place.workspace, {})[ts] = time.monotonic()

@@ -42,6 +42,7 @@ from bot.jobs.claims import LeaseLost, claimable
 from bot.jobs.deferred import Deferrals
 from bot.jobs.notices import DIGESTS, Notices, announce
 from bot.jobs.repository import DeferredRequests
+from bot.jobs.shares import RateLease
 from bot.jobs.timer import HEARTBEAT_WINDOW, DigestTicker, Jobs, Pace, heartbeat_check, heartbeats
 from bot.jobs.wakeups import Bell
 
@@ -56,6 +57,7 @@ __all__ = [
     "LeaseLost",
     "Notices",
     "Pace",
+    "RateLease",
     "announce",
     "claimable",
     "heartbeat_check",

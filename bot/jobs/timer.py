@@ -22,6 +22,8 @@ from bot.tables import Heartbeat
 BEAT_INTERVAL = 30.0  # seconds between two heartbeats of a running process
 # A beat this recent means the process lives: two beats in a row may be late or lost.
 HEARTBEAT_WINDOW = timedelta(seconds=3 * BEAT_INTERVAL)
+# The rate lease's row (bot/jobs/shares.py): a sign of life, but not of the scheduler's.
+RATES_COMPONENT = "rates"
 
 
 class DigestTicker(Protocol):
@@ -208,6 +210,8 @@ def heartbeat_check(
 
     async def check() -> bool:
         beats = await heartbeats(sessions, instance=instance)
-        return any(clock() - beat_at <= max_age for _, _, beat_at in beats)
+        return any(
+            clock() - beat_at <= max_age for _, component, beat_at in beats if component != RATES_COMPONENT
+        )
 
     return check

@@ -222,6 +222,11 @@ class Layout:
         """The part of the text (without the prefix) that the chat shows."""
         return self.text[: max(0, self.page.visible - len(self._prefix))]
 
+    @property
+    def shown_here(self) -> bool:
+        """Whether the current message shows any of the answer yet."""
+        return bool(self.page.shown)
+
     def overflow(self) -> Part | None:
         """The current message, closed, when the text has outgrown it; else None."""
         full = self._prefix + self.text + self._suffix

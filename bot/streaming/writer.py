@@ -1,6 +1,12 @@
 """Streams one answer into a chat: asks the layout what each message shows, and owns the timing
 (paced interim edits, the scope's edit budget, 429s, moving on from a blocked message, and a final
 text that always lands).
+
+Calls wait for the scope's budget by what they do (bot/streaming/budgets.py's Turn): a final goes
+before first words, which go before interim edits. An interim edit still waiting when the stream
+ends is dropped, so an answer whose stream ended before its first message could be posted goes out
+whole in one call. Text is read once the budget allows the call, never before: what goes out is
+everything that arrived while the call waited.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from bot.platform import (
 )
 from bot.streaming.activities import Activities
 from bot.streaming.appendix import sources_markdown
-from bot.streaming.budgets import EditBudgets
+from bot.streaming.budgets import EditBudget, EditBudgets, Turn
 from bot.streaming.layout import Layout, Part
 from bot.streaming.pacing import Pacer
 
@@ -32,7 +38,9 @@ log = logging.getLogger(__name__)
 
 FINAL_ATTEMPTS = 6
 # A message that cannot be edited for longer than this (a stalled bucket, an expired interaction
-# token) is left as shown and the answer goes on in a new message, instead of hanging.
+# token) is left as shown and the answer goes on in a new message, instead of hanging. A message
+# that shows none of the answer yet is never left behind for a rate limit (that would leave a
+# notice and a fragment): it waits out Retry-After, up to BLOCKED_CLOSE_S.
 LONG_STALL_S = 5.0
 BLOCKED_CLOSE_S = 120.0  # how long a left-behind message may take to accept its final edit
 
@@ -61,7 +69,10 @@ class StreamWriter:
         self._platform = platform
         self._place = place
         self._reply_to = reply_to
-        self._budget = budgets.for_place(platform, place)
+        self._budgets = budgets
+        self._paces_finals = caps.scope_paces_finals
+        self._budget = budgets.for_place(platform, place)  # edits (and posts where not apart)
+        self._waiting_budget = False  # the flusher waits for budget (it may be dropped then)
         self._before_edit = before_edit
         self._layout = Layout(caps.max_message_length)
         self._pacer = Pacer(
@@ -159,14 +170,44 @@ class StreamWriter:
                 # An interim edit that fails is not fatal: the final edit retries with all text.
                 log.warning("interim edit failed in %s: %s", self._place.key, type(exc).__name__)
 
+    def _budget_now(self) -> EditBudget:
+        """The budget the current message's next call draws from: posting its first words, or
+        editing it."""
+        posting = bool(self._replies) and not self._replies[-1].message_id
+        return self._budgets.for_place(self._platform, self._place, posting=posting)
+
+    async def _take(self, turn: Turn) -> None:
+        """Wait for the scope's budget; finals skip it where the platform paces them itself."""
+        if turn is Turn.FINAL and not self._paces_finals:
+            return
+        budget = self._budget_now()
+        if turn is Turn.INTERIM and not (self._replies and self._replies[-1].message_id):
+            turn = Turn.FIRST
+        in_flusher = asyncio.current_task() is self._flusher
+        self._waiting_budget = in_flusher
+        try:
+            await budget.acquire(turn)
+        finally:
+            if in_flusher:
+                self._waiting_budget = False
+
     async def _push(self, *, final: bool, images: Sequence[Image] = ()) -> None:
         """Show everything received: finish full messages, then edit (or finish) the current one."""
         while (part := self._layout.overflow()) is not None:
-            await self._seal(part)
+            await self._seal(part, final=final)
+        if (self._layout.final() if final else self._layout.interim()) is None:
+            return
+        await self._take(Turn.FINAL if final else Turn.INTERIM)
+        if not final:
+            if self._before_edit is not None:  # the edit goes now: take what the source holds
+                self._before_edit()
+                await asyncio.sleep(0)
+            if (part := self._layout.overflow()) is not None:  # grew past the message while waiting
+                await self._seal(part, final=False, paid=True)
+                return
         body = self._layout.final() if final else self._layout.interim()
         if body is None:
             return
-        await self._budget.acquire()
         if final:
             reply = self._replies[-1]
             if self._sources and isinstance(reply, ShowsSources):
@@ -179,9 +220,10 @@ class StreamWriter:
         self._layout.showed(body)
         self._pacer.edited()
 
-    async def _seal(self, part: Part) -> None:
+    async def _seal(self, part: Part, *, final: bool, paid: bool = False) -> None:
         """Finish the current message with `part`, and open the next one replying to it."""
-        await self._budget.acquire()
+        if not paid:
+            await self._take(Turn.FINAL if final else Turn.INTERIM)
         await self._replies[-1].finish(part.body)
         self._layout.sealed(part)
         await self._open_next(reply_to=self._replies[-1].message_id)
@@ -191,13 +233,18 @@ class StreamWriter:
         self._pacer.new_message()
 
     async def _rate_limited(self, exc: PlatformRateLimited) -> None:
-        """Slow the scope; when this message stays blocked for long, go on in a new one."""
-        if exc.retry_after <= LONG_STALL_S:
-            self._budget.slow_down(exc.retry_after)
+        """Slow the scope; when this message stays blocked for long, go on in a new one, unless it
+        shows none of the answer yet: then the answer waits, and stays one continuous answer."""
+        budget = self._budget_now()
+        blank = not self._layout.shown_here
+        if exc.retry_after <= LONG_STALL_S or (blank and exc.retry_after <= BLOCKED_CLOSE_S):
+            budget.slow_down(exc.retry_after)
+            if not self._paces_finals and asyncio.current_task() is not self._flusher:
+                await asyncio.sleep(exc.retry_after)  # a final skips the scope's budget: wait here
             return
         # The block is this message's (a stalled bucket, an expired token): slow the scope a
         # little, and let the platform's own limiter pace the new message.
-        self._budget.slow_down(1.0)
+        budget.slow_down(1.0)
         await self._move_on()
 
     async def _move_on(self) -> None:
@@ -214,7 +261,8 @@ class StreamWriter:
     async def _close_blocked(self, reply: Reply, shown: str) -> None:
         try:
             async with asyncio.timeout(BLOCKED_CLOSE_S):
-                await self._budget.acquire()
+                if self._paces_finals:
+                    await self._budget.acquire(Turn.FINAL)
                 if shown:
                     await reply.finish(shown)
                 else:  # only a status or placeholder was shown: say where the answer went
@@ -223,9 +271,16 @@ class StreamWriter:
             log.info("a blocked message in %s keeps its in-progress marker", self._place.key)
 
     async def _stop_flusher(self) -> None:
+        """Stop the flusher; an interim edit still waiting for budget is dropped (the final shows
+        all of it, and goes before the other answers' interim edits)."""
         self._pacer.close()
         if self._flusher is not None:
-            await self._flusher
+            flusher = self._flusher
+            if self._waiting_budget:
+                flusher.cancel()
+            await asyncio.wait({flusher})
+            if not flusher.cancelled() and (exc := flusher.exception()) is not None:
+                raise exc
 
     async def finish(
         self,

@@ -15,7 +15,7 @@ import pytest
 
 from bot.errors import AnswerStopped, PlatformError
 from bot.platform import Place
-from bot.streaming import EditBudget, EditBudgets, StreamWriter
+from bot.streaming import EditBudget, EditBudgets, StreamWriter, Turn
 from bot.streaming.layout import open_fence
 from tests.fakes.platform import DEFAULT_CAPABILITIES, FakePlatform
 
@@ -179,6 +179,12 @@ class ManualTime:
         self.asleep.clear()
         self._moved.set()
 
+    async def slept(self, count: int) -> None:
+        """Return once `count` sleeps have begun in all."""
+        while len(self.sleeps) < count:
+            self.asleep.clear()
+            await self.asleep.wait()
+
 
 async def test_edit_budget_pauses_after_slow_down() -> None:
     manual = ManualTime()
@@ -215,6 +221,65 @@ async def test_edit_budget_halves_its_rate_after_slow_down() -> None:
     slowed = await wait_for_token()
     assert slowed == pytest.approx(1 / (50 * 1.05))  # half the rate, recovering 5 % a refill
     assert 0.01 < await wait_for_token() < slowed  # on its way back to the full rate
+
+
+async def test_finals_go_before_first_words_before_interim_edits_waiting_for_the_budget() -> None:
+    """Issue 15, part 3: the scheduler finishes answers in the order their streams ended, ahead of
+    other answers' first words, which go before interim edits; first come, first served within each."""
+    budget = EditBudget(per_minute=6000, burst=1)  # a token every 10 ms
+    await budget.acquire()  # the only token
+    order: list[str] = []
+
+    async def take(name: str, turn: Turn) -> None:
+        await budget.acquire(turn)
+        order.append(name)
+
+    waiting = [("interim 1", Turn.INTERIM), ("interim 2", Turn.INTERIM), ("first words", Turn.FIRST)]
+    waiting += [("final 1", Turn.FINAL), ("final 2", Turn.FINAL)]
+    await asyncio.gather(*(take(name, turn) for name, turn in waiting))  # they queue in this order
+    assert order == ["final 1", "final 2", "first words", "interim 1", "interim 2"]
+
+
+async def test_an_answer_ended_before_its_first_post_goes_out_whole_in_one_call() -> None:
+    """Issue 15, part 3: first words still waiting for the posting budget when the stream ends are
+    dropped: the final posts the whole answer, one call instead of a post and an edit."""
+    manual = ManualTime()
+    caps = replace(DEFAULT_CAPABILITIES, scope_posts_apart=True, scope_edits_per_minute=60, scope_burst=1)
+    platform = FakePlatform(capabilities=caps, posts_on_first_call=True)
+    budgets = EditBudgets(clock=manual.clock, sleep=manual.sleep)
+    first = StreamWriter(platform, Place("fake", "w1", "c1", "a"), budgets=budgets, interval=0.01)
+    await first.open()
+    first.append("the first answer")
+    await platform.wait_until(lambda: platform.messages[0].edits == 1)  # took the only post
+    second = StreamWriter(platform, Place("fake", "w1", "c1", "b"), budgets=budgets, interval=0.01)
+    await second.open()
+    second.append("the second ")
+    await manual.slept(1)  # its first words wait for the posting budget
+    second.append("answer, whole")
+    finishing = asyncio.create_task(second.finish())
+    await manual.slept(2)  # the final waits instead
+    manual.advance(1.0)
+    await finishing
+    message = platform.messages[1]
+    assert (message.text, message.final, message.edits) == ("the second answer, whole", True, 1)
+    await first.finish()  # edits draw from their own budget: not held up by the posts
+    assert platform.messages[0].final and platform.messages[0].edits == 2
+
+
+def test_a_share_scales_an_edit_budget() -> None:
+    """Issue 15, part 2: beside another instance, an edit budget serves half the burst."""
+    budgets = EditBudgets()
+    budgets.set_share(0.5)
+    platform = FakePlatform(capabilities=replace(DEFAULT_CAPABILITIES, scope_burst=6))
+    budget = budgets.for_place(platform, PLACE)
+    assert budget.share == 0.5
+    taken = 0
+    while budget._tokens >= 1.0:  # what it serves at once
+        budget._tokens -= 1.0
+        taken += 1
+    assert taken == 3
+    budgets.set_share(1.0)
+    assert budget.share == 1.0
 
 
 async def test_interim_edit_errors_are_not_fatal() -> None:
@@ -358,15 +423,24 @@ async def test_before_edit_brings_in_what_the_source_holds_before_each_interim_e
     assert platform.last.final and platform.last.text == "held back and more"
 
 
-async def test_a_message_blocked_before_it_showed_text_says_where_the_answer_went() -> None:
-    platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first edit stalls
-    writer = await opened(platform, 0.01)
+async def test_a_429_before_any_text_is_waited_out_and_the_answer_stays_whole() -> None:
+    """Issue 15, part 2: a rate limit on a message that shows none of the answer yet never leaves
+    a notice and a fragment elsewhere: the answer waits out Retry-After and lands in that message."""
+    manual = ManualTime()
+    platform = FakePlatform(retry_after=30.0, fail_edits=1)  # the very first call is refused
+    writer = StreamWriter(
+        platform, PLACE, budgets=EditBudgets(clock=manual.clock, sleep=manual.sleep), interval=10.0
+    )
+    await writer.open()
     writer.append("the whole answer")
-    await writer.finish()
-    assert [m.text for m in platform.messages] == ["", "the whole answer"]
-    await platform.wait_until(lambda: platform.messages[0].final)
-    assert platform.messages[0].failed == "The answer continues in the next message."
-    assert platform.messages[1].reply_to == platform.messages[0].id and platform.messages[1].final
+    finishing = asyncio.create_task(writer.finish())
+    await manual.asleep.wait()
+    assert manual.sleeps == [30.0]  # waiting out Retry-After, not moving on
+    assert not finishing.done() and [m.text for m in platform.messages] == [""]
+    manual.advance(30.0)
+    await finishing
+    assert [m.text for m in platform.messages] == ["the whole answer"]
+    assert platform.messages[0].final and not platform.messages[0].failed
 
 
 def test_option_only_commands_followed_by_words_are_questions() -> None:

@@ -51,6 +51,7 @@ class FakeMessage:
     private_to: str = ""
     activities: list[Activity] = field(default_factory=list)  # native replies only
     sources: tuple[SourceLink, ...] = ()  # native replies only
+    posted: bool = True  # False until its first call where the platform posts on it (Discord)
 
 
 class FakeReply:
@@ -60,7 +61,7 @@ class FakeReply:
 
     @property
     def message_id(self) -> str:
-        return self._message.id
+        return self._message.id if self._message.posted else ""
 
     async def status(self, text: str) -> None:
         self._message.status = text
@@ -74,6 +75,7 @@ class FakeReply:
             raise AssertionError("update texts must only grow")
         self._message.text = text
         self._message.edits += 1
+        self._message.posted = True
         self._platform.record("update", self._message, text)
 
     async def finish(self, text: str, *, images: Sequence[Image] = ()) -> None:
@@ -82,6 +84,7 @@ class FakeReply:
         self._message.final = True
         self._message.images = tuple(images)
         self._message.edits += 1
+        self._message.posted = True
         self._platform.record("finish", self._message, text, images=tuple(images))
 
     async def fail(self, message: str) -> None:
@@ -120,6 +123,9 @@ class FakePlatform:
     history_page_size: int = 100
     history_calls: int = 0
     native: bool = False  # replies show activities and sources themselves (NativeReply)
+    # A reply's message exists only from its first update or finish (Discord posts it then): until
+    # then its message_id is "", and `edits` counts every call made on it, the post included.
+    posts_on_first_call: bool = False
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _scope_edits: dict[str, list[float]] = field(default_factory=dict)
     _watchers: list[asyncio.Event] = field(default_factory=list)  # woken by each recorded event
@@ -129,6 +135,7 @@ class FakePlatform:
 
     async def start_reply(self, place: Place, *, reply_to: str = "") -> FakeReply:
         message = FakeMessage(id=f"m{next(self._ids)}", place=place, reply_to=reply_to)
+        message.posted = not self.posts_on_first_call
         self.messages.append(message)
         self.record("post", message, "")
         return NativeReply(self, message) if self.native else FakeReply(self, message)

@@ -46,6 +46,43 @@ async def test_posting_is_paced_per_channel_with_a_short_burst() -> None:
     assert time.slept == [1.0]
 
 
+async def test_interim_updates_leave_room_for_the_finals_of_answers_in_progress() -> None:
+    """Issue 15, part 3: interim chat.update edits spend only what the finals will not need."""
+    time = FakeTime()
+    pacer = Pacer(limits={"chat.update": Limit(5)}, clock=time.clock, sleep=time.sleep)
+    answers = [object(), object(), object()]  # posted answers, each to be finished by a chat.update
+    for answer in answers:
+        pacer.reserve("chat.update", "T1", answer)
+    for _ in range(2):  # 2 interim edits + 3 finals fill the window
+        assert pacer.room_beyond_finals("chat.update", "T1")
+        await pacer.acquire("chat.update", "T1")
+    assert not pacer.room_beyond_finals("chat.update", "T1")  # a third would take a final's slot
+    assert pacer.room_beyond_finals("chat.update", "T2")  # another workspace keeps its own
+    for answer in answers:  # every final still goes at once
+        await pacer.acquire("chat.update", "T1")
+        pacer.release("chat.update", "T1", answer)
+    assert time.slept == []
+
+
+async def test_a_share_of_the_limits_beside_other_instances() -> None:
+    """Issue 15, part 2: beside another instance, each paces at half of every limit."""
+    time = FakeTime()
+    limits = {"chat.update": Limit(4), "chat.postMessage": Limit(100, 1.0, 2)}
+    pacer = Pacer(limits=limits, clock=time.clock, sleep=time.sleep)
+    await pacer.acquire("chat.update", "T1")  # a gate made before the share changed follows it too
+    pacer.set_share(0.5)
+    assert pacer.headroom("chat.update", "T1") == 1
+    await pacer.acquire("chat.update", "T1")
+    await pacer.acquire("chat.postMessage", "T1", "C1")  # a burst of 1 per channel
+    assert time.slept == []
+    await pacer.acquire("chat.postMessage", "T1", "C1")  # at half a call per second
+    assert time.slept == [2.0]
+    await pacer.acquire("chat.update", "T1")  # 2 of 4 a minute: the window is full
+    assert time.slept[-1] > 55
+    pacer.set_share(1.0)
+    assert pacer.headroom("chat.update", "T1") == 3
+
+
 async def test_penalties_try_acquire_and_would_wait() -> None:
     time = FakeTime()
     pacer = Pacer(limits={"chat.stopStream": Limit(1)}, clock=time.clock, sleep=time.sleep)
