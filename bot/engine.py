@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -34,6 +35,7 @@ from bot.grok import (
 )
 from bot.help_text import command_list
 from bot.images import ImageMaker
+from bot.inflight import InFlight
 from bot.jobs import Deferrals
 from bot.platform import Command, Feedback, Incoming, Place, Platform
 from bot.quotas import Cap, Quotas, Reservation
@@ -75,6 +77,7 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         deferrals: Deferrals | None = None,
         digests: commands.DigestBook | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.settings = settings
         self.grok = grok
@@ -88,6 +91,10 @@ class Engine:
             grok=grok, quotas=quotas, model=settings.grokbot_image_model, zone=settings.zone, clock=clock
         )
         self.upstream = Upstream(grok, api=settings.grokbot_xai_api)
+        # The answers being written now: a stopping process waits for them (bot.inflight).
+        self.inflight = inflight or InFlight(
+            sessions, instance=f"engine-{uuid.uuid4().hex[:12]}", clock=clock
+        )
         self.answers = Answers(
             grok=grok,
             upstream=self.upstream,
@@ -98,6 +105,7 @@ class Engine:
             zone=settings.zone,
             clock=clock,
             monotonic=monotonic,
+            inflight=self.inflight,
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 

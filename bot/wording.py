@@ -30,7 +30,14 @@ from bot.errors import (
 )
 from bot.quotas import Cap, format_usd
 
-__all__ = ["apology", "budget_cut", "describe", "fewer_images"]
+__all__ = ["INTERRUPTED", "apology", "budget_cut", "describe", "fewer_images"]
+
+# The end of an answer a restart (a deploy, a crash) cut short: the platform shows it as a failure
+# note (⚠️) after what was shown. Only what was shown was charged.
+INTERRUPTED = (
+    "Grok was restarted while writing this answer, so it ends here. "
+    "Ask again (send your question once more) for the whole answer."
+)
 
 WORKSPACE = "workspace "  # how the names of a workspace's limits start ("workspace monthly spend")
 
