@@ -16,10 +16,12 @@ from bot import logs
 from bot.aio import loop_name
 from bot.aio import run as run_loop
 from bot.db import DatabaseUnusable, require_schema
+from bot.inflight import CLOSE_WITHIN_S
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from bot.services import Services
+    from bot.web import WebServer
 
 log = logging.getLogger("grokbot")
 
@@ -154,8 +156,10 @@ async def serve(settings: Settings) -> int:
         clock=services.engine.clock,
         prices=services.grok.prices,
     )
-    stoppers: list[Callable[[], Awaitable[None]]] = []
+    stoppers: list[Callable[[float], Awaitable[None]]] = []
+    drains: list[Callable[[], Awaitable[None]]] = []
     waiters: list[Awaitable[None]] = []
+    deadline: float | None = None  # when a stop must be over (monotonic), once one began
     try:
         if settings.slack_bot_token is not None:
             from adapters.slack import SlackAdapter
@@ -169,7 +173,8 @@ async def serve(settings: Settings) -> int:
                 await slack.start()
             except PlatformError as exc:
                 raise StartupError(str(exc)) from None
-            stoppers.append(slack.stop)
+            stoppers.append(_within_grace(slack.stop))
+            drains.append(slack.drain)
             log.info("Slack connected (%s mode)", "Socket" if slack.socket_mode else "HTTP")
         if settings.discord_token is not None:
             from adapters.discord import DiscordAdapter
@@ -185,10 +190,11 @@ async def serve(settings: Settings) -> int:
                 await discord_adapter.start()
             except PlatformError as exc:
                 raise StartupError(str(exc)) from None
-            stoppers.append(discord_adapter.stop)
+            stoppers.append(_within_grace(discord_adapter.stop))
+            drains.append(discord_adapter.drain)
             waiters.append(discord_adapter.wait())
         await web.start()
-        stoppers.append(web.stop)
+        stoppers.append(lambda _within: web.stop())
         services.jobs.start()
         log.info(
             "grokbot is running on port %d (instance %s, %s event loop)",
@@ -206,12 +212,36 @@ async def serve(settings: Settings) -> int:
         for task in done:
             if task is not stopped and task.exception() is not None:
                 raise StartupError(str(task.exception()))
-        log.info("stopping")
+        deadline = loop.time() + settings.grokbot_shutdown_grace_s + CLOSE_WITHIN_S
+        await drain(services, web, drains, grace=settings.grokbot_shutdown_grace_s)
         return EXIT_OK
     finally:
         for stopper in reversed(stoppers):
-            await stopper()
+            within = 10.0 if deadline is None else max(0.5, deadline - asyncio.get_running_loop().time())
+            await stopper(within)
         await services.close()
+
+
+def _within_grace(stop: Callable[..., Awaitable[None]]) -> Callable[[float], Awaitable[None]]:
+    """An adapter's stop(grace=...) given the time left to the stop's deadline."""
+    return lambda within: stop(grace=within)
+
+
+async def drain(
+    services: Services, web: WebServer, drains: Sequence[Callable[[], Awaitable[None]]], *, grace: float
+) -> None:
+    """A graceful stop (SIGTERM, SIGINT; issue 18): not ready at once (/readyz 503), no new work
+    taken (Slack's deliveries answered so that Slack sends them again, the Discord gateway closed),
+    no more scheduled work claimed; the answers in flight get `grace` seconds to finish, and those
+    still running then are closed with a note (bot.inflight)."""
+    log.info("stopping: answers in flight have %g s to finish", grace)
+    web.stop_serving_traffic()
+    jobs = asyncio.create_task(services.jobs.stop(grace=grace))
+    for take_no_more in drains:
+        await take_no_more()
+    cut = await services.engine.inflight.settle(grace)
+    await jobs
+    log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
 
 async def open_services(settings: Settings) -> Services:
