@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # The least time between two runs of one digest schedule that users may set.
     grokbot_digest_min_interval_s: int = Field(default=3600, ge=60)
     # On SIGTERM: how long answers in flight may go on before they are closed with a note.
-    grokbot_shutdown_grace_s: float = Field(default=20.0, ge=0, le=25)
+    grokbot_shutdown_grace_s: float = Field(default=20, ge=0, le=25)
     # Which xAI API interactive answers use; deferred answers always use Chat Completions.
     grokbot_xai_api: Literal["responses", "chat"] = "responses"
 

@@ -159,3 +159,36 @@ def test_the_grace_period_setting_is_validated(monkeypatch: pytest.MonkeyPatch, 
     assert "GROKBOT_SHUTDOWN_GRACE_S" in str(raised.value) and "0 to 25" in str(raised.value)
     monkeypatch.setenv("GROKBOT_SHUTDOWN_GRACE_S", "5.5")
     assert load_settings().grokbot_shutdown_grace_s == 5.5
+
+
+async def test_on_postgresql_an_instance_closes_what_another_left_once_its_heartbeat_is_stale(
+    sessions: Any,
+) -> None:
+    """The liveness of the claims: another host's instance is alive while it beat within the
+    heartbeat window; once its beats stop, the next sweep of any instance closes its answers."""
+    from datetime import timedelta
+
+    from bot.jobs.timer import HEARTBEAT_WINDOW, beat
+    from bot.services import orphans
+
+    place = Place("slack", "T1", "C1", "111.000")
+    other = "another-host-4242-abcdef"
+    await store.add_open_answer(
+        sessions, OpenMessage(place, "111.001", "111.001"), instance=other, now=utc_now()
+    )
+    closed: list[OpenMessage] = []
+
+    class Closing:
+        name = "slack"
+
+        async def close_orphan(self, message: OpenMessage, note: str) -> None:
+            closed.append(message)
+
+    platforms: dict[str, Any] = {"slack": Closing()}
+    await beat(sessions, instance=other, component="deferred", now=utc_now() - timedelta(seconds=5))
+    assert await orphans(sessions, platforms, "me-1-aaaaaa") == 0  # it lives: left alone
+    stale = utc_now() - HEARTBEAT_WINDOW - timedelta(seconds=1)
+    await beat(sessions, instance=other, component="deferred", now=stale)
+    assert await orphans(sessions, platforms, "me-1-aaaaaa") == 1
+    assert closed == [OpenMessage(place, "111.001", "111.001")]
+    assert await store.open_answers(sessions) == []
