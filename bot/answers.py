@@ -142,17 +142,13 @@ class Answers:
         except AnswerStopped:
             await self._record_stopped(pending, completion, writer)
             return
-        except asyncio.CancelledError:
-            if not flight.interrupted:
-                await self._quotas.release(pending.reservation)
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()  # the process is stopping: close the answer, then end as usual
-            audience.open_reply = None
-            await self._close_interrupted(pending, completion, writer)
-            return
         except BaseException as exc:
+            # A stop cut it (cancelled, or an error the cancellation caused on the way out):
+            # close the answer with the note, then end as usual.
+            if flight.interrupted and isinstance(exc, asyncio.CancelledError | BotError):
+                audience.open_reply = None
+                await self._close_interrupted(pending, completion, writer)
+                return
             await self._quotas.release(pending.reservation)  # nothing complete was delivered
             if isinstance(exc, BotError):
                 await self._keep_shown(pending, writer)
@@ -168,6 +164,9 @@ class Answers:
         """A stop cut the answer: what was shown stays, with the note at its end; the tokens streamed
         are charged and the turn recorded, as for an answer stopped in the chat."""
         log.info("answer interrupted by a stop in %s", pending.question.place.key)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()  # the stop's cancellation is handled here
         try:
             await writer.fail(INTERRUPTED)
         except PlatformError as exc:
