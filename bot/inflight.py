@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import store
 from bot.db import Sessions
-from bot.errors import PlatformError
+from bot.errors import PlatformError, PlatformRateLimited
 from bot.platform import ClosesOrphans, OpenMessage, Place, Platform
 from bot.wording import INTERRUPTED
 
@@ -171,6 +171,9 @@ async def close_orphans(
             continue  # nothing stays in progress there (the console's terminal is gone)
         try:
             await platform.close_orphan(message, note)
+        except PlatformRateLimited:  # not now: left for the next sweep
+            await store.add_open_answer(sessions, message, instance=instance, now=datetime.now(UTC))
+            continue
         except PlatformError as exc:
             log.warning("could not close an answer left in progress in %s: %s", message.place.key, exc)
             continue

@@ -192,3 +192,26 @@ async def test_on_postgresql_an_instance_closes_what_another_left_once_its_heart
     assert await orphans(sessions, platforms, "me-1-aaaaaa") == 1
     assert closed == [OpenMessage(place, "111.001", "111.001")]
     assert await store.open_answers(sessions) == []
+
+
+async def test_an_orphan_the_platform_rate_limits_is_closed_at_the_next_sweep(sessions: Any) -> None:
+    from bot.errors import PlatformRateLimited
+
+    place = Place("slack", "T1", "C1", "111.000")
+    await store.add_open_answer(sessions, OpenMessage(place, "111.001"), instance="dead-1", now=utc_now())
+    refusals = [PlatformRateLimited("chat.update", retry_after=3)]
+    closed: list[OpenMessage] = []
+
+    class Busy:
+        name = "slack"
+
+        async def close_orphan(self, message: OpenMessage, note: str) -> None:
+            if refusals:
+                raise refusals.pop()
+            closed.append(message)
+
+    platforms: dict[str, Any] = {"slack": Busy()}
+    assert await close_orphans(sessions, platforms, live=set()) == 0
+    assert len(await store.open_answers(sessions)) == 1  # kept for the next sweep
+    assert await close_orphans(sessions, platforms, live=set()) == 1
+    assert closed == [OpenMessage(place, "111.001")] and await store.open_answers(sessions) == []
