@@ -281,7 +281,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
         services.platforms[platform.name] = platform
         services.jobs.start()  # deferred answers (`/ask defer:true ...`) arrive while you chat
         try:
-            await chat(services.engine, platform, read)
+            await until_stopped(chat(services.engine, platform, read), services, settings)
         finally:
             await services.close()
 
@@ -290,6 +290,33 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     else:
         run_loop(session(stream_reader(platform, sys.stdin)))
     return EXIT_OK
+
+
+async def until_stopped(work: Awaitable[None], services: Services, settings: Settings) -> None:
+    """Run `work` (the console's chat) until it ends or SIGTERM comes; then the answer in flight
+    gets the grace period to finish, and is closed with a note if it does not. Where signals
+    cannot be handled here (the terminal runs this loop off the main thread), just `work`."""
+    import signal
+
+    chatting = asyncio.ensure_future(work)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    except (RuntimeError, ValueError):  # not the main thread
+        await chatting
+        return
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait([chatting, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if chatting.done():
+            return chatting.result()
+        await services.engine.inflight.settle(settings.grokbot_shutdown_grace_s)
+        chatting.cancel()
+        await asyncio.gather(chatting, return_exceptions=True)
+    finally:
+        stopped.cancel()
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:

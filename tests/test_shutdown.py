@@ -279,3 +279,41 @@ async def test_sigterm_and_sigkill_on_discord(fake_xai: FakeXAI, tmp_path: Path)
             process.send_signal(signal.SIGTERM)
             returncode, logs = await stopped(process, within=GRACE_S + 10)
         assert returncode == 0, logs[-3000:]
+
+
+async def test_sigterm_closes_the_console_answer_in_flight(fake_xai: FakeXAI, tmp_path: Path) -> None:
+    fake_xai.queue_reply(held_reply(0, asyncio.Event()))
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DISCORD_", "SLACK_", "XAI_", "GROKBOT_"))
+        },
+        "XAI_API_KEY": fake_xai.api_key,
+        "XAI_BASE_URL": fake_xai.base_url,
+        "GROKBOT_XAI_API": "chat",
+        "GROKBOT_SHUTDOWN_GRACE_S": "1",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console",
+        cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(b"a question\n")  # stdin stays open: the console waits for more
+        await process.stdin.drain()
+        shown = b""
+        while b"Answer 0 begins" not in shown:
+            shown += await asyncio.wait_for(process.stdout.read(100), timeout=20)
+        process.send_signal(signal.SIGTERM)
+        rest, stderr = await asyncio.wait_for(process.communicate(), timeout=1 + 5)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    output = (shown + rest).decode()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert NOTE in output and output.index("Answer 0 begins") < output.index(NOTE)
+    assert rows(tmp_path, "SELECT finish_reason FROM turn WHERE role = 'assistant'") == [("interrupted",)]
+    assert rows(tmp_path, "SELECT count(*) FROM usage_event WHERE kind = 'chat'") == [(1,)]
