@@ -39,7 +39,8 @@ MODELS = ("grok-4.3", "grok-3-mini", "grok-4.5", "grok-imagine-image")
 
 
 def seed(path: Path, *, rows: int, days: int, now: datetime) -> None:
-    """`rows` ledger rows spread evenly over the last `days` days: 2,000 users in 20 workspaces."""
+    """`rows` ledger rows spread evenly over the last `days` days: 2,000 users in 20 workspaces, one
+    answer in four with search tool calls (the overview's "search tools" share)."""
     upgrade(f"sqlite+aiosqlite:///{path}")
     rnd = random.Random(1)
     span = days * 86400
@@ -47,7 +48,8 @@ def seed(path: Path, *, rows: int, days: int, now: datetime) -> None:
         db.executemany(
             "INSERT INTO usage_event (idempotency_key, platform, workspace, user_id, conversation_key, model,"
             " kind, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, images, cost_ticks,"
-            " xai_request_id, created_at) VALUES (?, ?, ?, ?, '', ?, ?, 100, 50, 0, 0, 0, ?, '', ?)",
+            " tool_calls, tool_cost_ticks, xai_request_id, created_at)"
+            " VALUES (?, ?, ?, ?, '', ?, ?, 100, 50, 0, 0, 0, ?, ?, ?, '', ?)",
             (
                 (
                     f"k{i}",
@@ -57,12 +59,19 @@ def seed(path: Path, *, rows: int, days: int, now: datetime) -> None:
                     rnd.choice(MODELS),
                     rnd.choice(KINDS),
                     rnd.randrange(1, 10**8),
+                    *searched(i),
                     (now - timedelta(seconds=span * i / rows)).replace(tzinfo=None).isoformat(sep=" "),
                 )
                 for i in range(rows)
             ),
         )
         db.execute("ANALYZE")
+
+
+def searched(i: int) -> tuple[int, int]:
+    """One answer in four searched: its tool calls and their cost ($5 per 1,000 calls)."""
+    calls = (i % 4 == 0) * (1 + i % 3)
+    return calls, calls * 50_000_000
 
 
 def without_indexes(source: Path, target: Path) -> None:

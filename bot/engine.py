@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot import commands, store
+from bot.admission import Admission, Ticket
 from bot.allowance import ANSWER_TOKENS, Allowance, answer_ask, full_allowance, reasoning_allowance
 from bot.answers import Answers, Pending, Question
 from bot.callers import Caller
@@ -45,6 +46,7 @@ from bot.store import PlaceSettings
 from bot.streaming import EditBudgets
 from bot.telling import Audience, telling
 from bot.upstream import Upstream
+from bot.wording import budget_shortened
 
 __all__ = ["ANSWER_TOKENS", "MAX_TOOL_CALLS", "Engine", "reasoning_allowance", "tool_allowance", "utc_now"]
 
@@ -108,16 +110,18 @@ class Engine:
             inflight=self.inflight,
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._arrivals = Admission()  # what is said in one place is taken up in the order it was said
 
     # -- entry points -------------------------------------------------------------------------
 
     async def handle(self, incoming: Incoming, platform: Platform) -> bool:
         """Answer one message or command from a person. Never raises: failures are told to them.
         False when the delivery was a repeat of one already answered (`Incoming.deduplicate`)."""
-        async with self._telling(Audience(platform, incoming.place, incoming.author.id)) as audience:
-            if incoming.deduplicate and incoming.event_id and not await self._first_delivery(incoming):
-                return False
-            await self._route(incoming, audience)
+        with self._arrivals.take(incoming.place.key) as ticket:
+            async with self._telling(Audience(platform, incoming.place, incoming.author.id)) as audience:
+                if incoming.deduplicate and incoming.event_id and not await self._first_delivery(incoming):
+                    return False
+                await self._route(incoming, audience, ticket)
         return True
 
     async def feedback(self, feedback: Feedback, platform: Platform) -> None:
@@ -144,7 +148,7 @@ class Engine:
             self.sessions, platform=incoming.place.platform, event_id=incoming.event_id, now=self.clock()
         )
 
-    async def _route(self, incoming: Incoming, audience: Audience) -> None:
+    async def _route(self, incoming: Incoming, audience: Audience, ticket: Ticket) -> None:
         incoming = await self._word_command(incoming)
         command = incoming.command
         if command is not None and command.error:
@@ -152,11 +156,12 @@ class Engine:
         if command is None or command.name == "ask":
             question = await self._question(incoming)
             if question is not None:
-                await self._converse(question, audience)
+                await self._converse(question, audience, ticket)
             return
         handler = commands.HANDLERS.get(command.name)
         if handler is None:
             raise BadInput(f"Unknown command `{command.name}`. {command_list()}")
+        await ticket.turn()  # a command runs whole before what was said after it (reset, then ask)
         await handler(self._command_context(incoming, audience), incoming)
 
     async def _word_command(self, incoming: Incoming) -> Incoming:
@@ -237,15 +242,15 @@ class Engine:
                 raise BadInput(f"`{attachment.filename}`: {exc}") from None
         return parts
 
-    async def _converse(self, question: Question, audience: Audience) -> None:
-        """One turn: the conversation's context, the prompt, the quota hold, then the answer."""
+    async def _converse(self, question: Question, audience: Audience, ticket: Ticket) -> None:
+        """One turn: the conversation's context, the prompt, the quota hold, then the answer. It
+        queues on the conversation's lock in arrival order, then lets the next message go."""
         images = await self._image_parts(question.incoming, audience.platform)
         caller = Caller.of(question.incoming, self.settings)
+        await ticket.turn()
         async with self._lock(question.place.key):
+            ticket.admit()
             context = await self.conversations.turn_context(question.place)
-            question = self._placed(question, context.settings)
-            tools = self._tools(question, context.settings)
-            prompt = self._prompt(question, context, images, platform=audience.platform.name)
             question = self._placed(question, context.settings)
             tools = self._tools(question, context.settings)
             prompt = self._prompt(question, context, images, platform=audience.platform.name)
@@ -373,11 +378,13 @@ class Engine:
             await self.quotas.release(reservation)
             raise
         await store.add_turns(self.sessions, pending.conversation_id, [pending.asked], now=self.clock())
-        await platform.post_text(
-            question.incoming.place,
+        told = (
             "⏳ Your question went to Grok as a deferred request. I'll post the answer here when "
-            "it is ready (usually within a few minutes).",
+            "it is ready (usually within a few minutes)."
         )
+        if pending.cap is not None:
+            told += " " + budget_shortened(pending.cap, zone=self.settings.zone, now=self.clock())
+        await platform.post_text(question.incoming.place, told)
 
 
 def _budget(question: Question) -> int:

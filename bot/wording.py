@@ -30,7 +30,7 @@ from bot.errors import (
 )
 from bot.quotas import Cap, format_usd
 
-__all__ = ["INTERRUPTED", "apology", "budget_cut", "describe", "fewer_images"]
+__all__ = ["INTERRUPTED", "apology", "budget_cut", "budget_shortened", "describe", "fewer_images"]
 
 # The end of an answer a restart (a deploy, a crash) cut short: the platform shows it as a failure
 # note (⚠️) after what was shown. Only what was shown was charged.
@@ -129,6 +129,17 @@ def budget_cut(cap: Cap, *, zone: tzinfo, now: datetime) -> str:
     amount = format_usd(cap.limit_amount)
     return (
         f"— I stopped here: this answer reached {_named(cap.limit)} ({amount}, resets at {at}, in {after})."
+    )
+
+
+def budget_shortened(cap: Cap, *, zone: tzinfo, now: datetime) -> str:
+    """Said when a deferred answer is accepted with its length cut to what the budget buys (it is
+    posted later, when the stream that would say "I stopped here" is long gone)."""
+    at, after = _resets(cap.resets_at, zone=zone, now=now)
+    amount = format_usd(cap.limit_amount)
+    return (
+        f"It may be shorter than usual: {_named(cap.limit)} ({amount}) covers only part of a full answer "
+        f"until it resets at {at} (in {after})."
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 import discord
 from discord import app_commands
 
+from bot.command_registry import REGISTRY
 from bot.platform import Command
 
 # Answers only the caller should see: deferred as ephemeral, so the "thinking…" is private too.
@@ -193,6 +194,8 @@ def _register_reset_and_help(tree: Tree, run: Runner) -> None:
     async def reset(interaction: Interaction) -> None:
         await run(interaction, Command("reset"))
 
-    @tree.command(name="help", description="The commands and their options")
-    async def help_(interaction: Interaction) -> None:
-        await run(interaction, Command("help"))
+    @tree.command(name="help", description="The commands, or one command's options")
+    @app_commands.describe(command="The command whose options to show (default: every command)")
+    @app_commands.choices(command=[app_commands.Choice(name=spec.name, value=spec.name) for spec in REGISTRY])
+    async def help_(interaction: Interaction, command: str | None = None) -> None:
+        await run(interaction, Command("help", text=command or ""))

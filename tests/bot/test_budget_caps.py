@@ -16,11 +16,12 @@ from bot.allowance import ANSWER_TOKENS, MIN_ANSWER_TOKENS, Allowance, full_allo
 from bot.db import create_engine, session_factory
 from bot.errors import QuotaExceeded
 from bot.grok import GrokClient
+from bot.platform import Command
 from bot.quotas import Ask, Cap, Charge, Reservation, Subject, format_usd
 from bot.settings import TICKS_PER_USD
 from bot.wording import budget_cut, describe, fewer_images
 from tests.bot.budget_burst import QUESTION, Books, Outcome, Worst, books, burst, processes, worst_case
-from tests.bot.engine_env import ALICE, EngineEnv, build
+from tests.bot.engine_env import ALICE, EngineEnv, build, with_deferrals
 from tests.bot.test_quotas import CENT, Clock, _pool, counters, make_quotas
 from tests.fakes.platform import FakePlatform
 from tests.fakes.xai import FakeXAI, ScriptedReply
@@ -206,6 +207,26 @@ async def test_an_answer_the_budget_cuts_says_so_and_when_the_limit_resets(
     )
     spent = await books(sessions)
     assert spent.charged == 1 and spent.spend <= CENT
+
+
+async def test_a_deferred_answer_the_budget_cuts_says_so_when_it_is_accepted(
+    fake_xai: FakeXAI, grok: GrokClient, sessions: Any
+) -> None:
+    env = _limited(fake_xai, grok, sessions, Decimal("0.01"))
+    with_deferrals(env, grok, sessions)
+    await env.say(command=Command("ask", options={"defer": "true"}, text=QUESTION))
+    request = env.fake.chat_requests()[-1].json
+    assert (
+        request["deferred"] is True and MIN_ANSWER_TOKENS < request["max_completion_tokens"] < ANSWER_TOKENS
+    )
+    assert env.platform.last.text.endswith(
+        "It may be shorter than usual: your daily spend limit ($0.01) covers only part of a full answer "
+        "until it resets at 00:00 UTC (in 12 h 0 min)."
+    )
+    whole = build(fake_xai, grok, sessions)  # no limit in the way: nothing said of one
+    with_deferrals(whole, grok, sessions)
+    await whole.say(command=Command("ask", options={"defer": "true"}, text=QUESTION))
+    assert "deferred request" in whole.platform.last.text and "shorter" not in whole.platform.last.text
 
 
 async def test_a_length_finish_without_a_cut_is_not_told_as_one(

@@ -134,6 +134,30 @@ async def test_usage_is_answered_privately(stack: Stack) -> None:
     assert fake.requests_to("POST /interactions")[0].json == {"type": 5, "data": {"flags": 64}}
 
 
+async def test_help_names_a_command_from_its_choices_and_shows_that_commands_options(stack: Stack) -> None:
+    fake, world = stack.fake, stack.world
+    (help_,) = [c for c in fake.commands[world.guild] if c["name"] == "help"]
+    (option,) = help_["options"]
+    offered = [choice["value"] for choice in option["choices"]]
+    assert option["name"] == "command" and not option.get("required")
+    assert {"ask", "imagine", "digest", "settings", "help"} <= set(offered)
+
+    interaction = await fake.slash("help", {"command": "imagine"}, **_in(stack))
+    await fake.wait_until(lambda: interaction.original_edited)
+    one = _original(stack)["content"]
+    assert one.startswith("**imagine**") and "`count:" in one and "**ask**" not in one
+
+    everything = await fake.slash("help", {}, **_in(stack))
+    await fake.wait_until(lambda: everything.original_edited)
+    listed = fake.messages[everything.original_id]["content"]
+    assert (
+        "imagine" in listed
+        and "ask" in listed
+        and "digest" in listed
+        and not listed.startswith("**imagine**")
+    )
+
+
 async def test_outside_the_allow_lists_messages_are_ignored_and_commands_refused(
     stack_factory: Callable[..., Any], world: World
 ) -> None:
