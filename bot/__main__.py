@@ -239,7 +239,7 @@ async def drain(
     jobs = asyncio.create_task(services.jobs.stop(grace=grace))
     for take_no_more in drains:
         await take_no_more()
-    cut = await services.engine.inflight.settle(grace)
+    cut = await services.engine.answers.inflight.settle(grace)
     await jobs
     log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
@@ -311,7 +311,7 @@ async def until_stopped(work: Awaitable[None], services: Services, settings: Set
         await asyncio.wait([chatting, stopped], return_when=asyncio.FIRST_COMPLETED)
         if chatting.done():
             return chatting.result()
-        await services.engine.inflight.settle(settings.grokbot_shutdown_grace_s)
+        await services.engine.answers.inflight.settle(settings.grokbot_shutdown_grace_s)
         chatting.cancel()
         await asyncio.gather(chatting, return_exceptions=True)
     finally:

@@ -101,7 +101,7 @@ class Answers:
         inflight: InFlight,
     ) -> None:
         self._grok = grok
-        self._inflight = inflight
+        self.inflight = inflight  # the answers being written now (a stop settles them)
         self._zone = zone  # where a cut answer's limit resets is told in this time zone
         self._upstream = upstream
         self._sessions = sessions
@@ -115,12 +115,12 @@ class Answers:
         """Stream the answer to `pending` into the chat; charge and record it once delivered."""
         pending.started = self._monotonic()
         gathering = Gathering()
-        flight = self._inflight.begin(pending.question.incoming.place)
+        flight = self.inflight.begin(pending.question.incoming.place)
         writer = self._writer(pending.question.incoming, audience, gathering, flight)
         try:
             await self._write(pending, audience, writer, gathering, flight)
         finally:
-            await self._inflight.end(flight)
+            await self.inflight.end(flight)
 
     async def _write(
         self, pending: Pending, audience: Audience, writer: StreamWriter, gathering: Gathering, flight: Flight

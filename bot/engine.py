@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -93,10 +92,6 @@ class Engine:
             grok=grok, quotas=quotas, model=settings.grokbot_image_model, zone=settings.zone, clock=clock
         )
         self.upstream = Upstream(grok, api=settings.grokbot_xai_api)
-        # The answers being written now: a stopping process waits for them (bot.inflight).
-        self.inflight = inflight or InFlight(
-            sessions, instance=f"engine-{uuid.uuid4().hex[:12]}", clock=clock
-        )
         self.answers = Answers(
             grok=grok,
             upstream=self.upstream,
@@ -107,7 +102,7 @@ class Engine:
             zone=settings.zone,
             clock=clock,
             monotonic=monotonic,
-            inflight=self.inflight,
+            inflight=inflight or InFlight(sessions, clock=clock),  # the answers a stop waits for
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._arrivals = Admission()  # what is said in one place is taken up in the order it was said

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 
@@ -98,9 +99,9 @@ class Flight:
 class InFlight:
     """The answers this process is writing now."""
 
-    def __init__(self, sessions: Sessions, *, instance: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, sessions: Sessions, *, clock: Callable[[], datetime], instance: str = "") -> None:
         self.sessions = sessions
-        self.instance = instance[:64]
+        self.instance = (instance or f"engine-{uuid.uuid4().hex[:12]}")[:64]  # the process's id
         self.clock = clock
         self._flights: set[Flight] = set()
         self._changed: asyncio.Event | None = None

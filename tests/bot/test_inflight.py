@@ -71,7 +71,7 @@ async def test_settle_lets_answers_finish_within_grace_and_closes_the_rest(
     await env.platform.wait_until(lambda: sum(bool(m.text) for m in env.platform.messages) == 2)
     assert len(await store.open_answers(sessions)) == 2
     quick.set()
-    cut = await env.engine.inflight.settle(0.5)
+    cut = await env.engine.answers.inflight.settle(0.5)
     await asyncio.gather(*answering)
     assert cut == 1
     finished = [m for m in env.platform.messages if m.final and not m.failed]
@@ -111,7 +111,7 @@ async def test_a_console_answer_cut_by_a_stop_ends_with_the_note(
         run_console(env.engine, lines=io.StringIO("why is the sky blue?\n"), out=out, image_dir=tmp_path)
     )
     await until(lambda: "Blue light" in out.getvalue())
-    assert await env.engine.inflight.settle(0.1) == 1
+    assert await env.engine.answers.inflight.settle(0.1) == 1
     await session
     output = out.getvalue()
     assert "Blue light" in output and NOTE in output
