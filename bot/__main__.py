@@ -16,10 +16,12 @@ from bot import logs
 from bot.aio import loop_name
 from bot.aio import run as run_loop
 from bot.db import DatabaseUnusable, require_schema
+from bot.inflight import CLOSE_WITHIN_S
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from bot.services import Services
+    from bot.web import WebServer
 
 log = logging.getLogger("grokbot")
 
@@ -156,8 +158,10 @@ async def serve(settings: Settings) -> int:
         clock=services.engine.clock,
         prices=services.grok.prices,
     )
-    stoppers: list[Callable[[], Awaitable[None]]] = []
+    stoppers: list[Callable[[float], Awaitable[None]]] = []
+    drains: list[Callable[[], Awaitable[None]]] = []
     waiters: list[Awaitable[None]] = []
+    deadline: float | None = None  # when a stop must be over (monotonic), once one began
     try:
         if settings.slack_bot_token is not None:
             from adapters.slack import SlackAdapter
@@ -172,7 +176,8 @@ async def serve(settings: Settings) -> int:
                 await slack.start()
             except PlatformError as exc:
                 raise StartupError(str(exc)) from None
-            stoppers.append(slack.stop)
+            stoppers.append(_within_grace(slack.stop))
+            drains.append(slack.drain)
             log.info("Slack connected (%s mode)", "Socket" if slack.socket_mode else "HTTP")
         if settings.discord_token is not None:
             from adapters.discord import DiscordAdapter
@@ -188,10 +193,11 @@ async def serve(settings: Settings) -> int:
                 await discord_adapter.start()
             except PlatformError as exc:
                 raise StartupError(str(exc)) from None
-            stoppers.append(discord_adapter.stop)
+            stoppers.append(_within_grace(discord_adapter.stop))
+            drains.append(discord_adapter.drain)
             waiters.append(discord_adapter.wait())
         await web.start()
-        stoppers.append(web.stop)
+        stoppers.append(lambda _within: web.stop())
         services.jobs.start()
         log.info(
             "grokbot is running on port %d (instance %s, %s event loop)",
@@ -209,12 +215,36 @@ async def serve(settings: Settings) -> int:
         for task in done:
             if task is not stopped and task.exception() is not None:
                 raise StartupError(str(task.exception()))
-        log.info("stopping")
+        deadline = loop.time() + settings.grokbot_shutdown_grace_s + CLOSE_WITHIN_S
+        await drain(services, web, drains, grace=settings.grokbot_shutdown_grace_s)
         return EXIT_OK
     finally:
         for stopper in reversed(stoppers):
-            await stopper()
+            within = 10.0 if deadline is None else max(0.5, deadline - asyncio.get_running_loop().time())
+            await stopper(within)
         await services.close()
+
+
+def _within_grace(stop: Callable[..., Awaitable[None]]) -> Callable[[float], Awaitable[None]]:
+    """An adapter's stop(grace=...) given the time left to the stop's deadline."""
+    return lambda within: stop(grace=within)
+
+
+async def drain(
+    services: Services, web: WebServer, drains: Sequence[Callable[[], Awaitable[None]]], *, grace: float
+) -> None:
+    """A graceful stop (SIGTERM, SIGINT; issue 18): not ready at once (/readyz 503), no new work
+    taken (Slack's deliveries answered so that Slack sends them again, the Discord gateway closed),
+    no more scheduled work claimed; the answers in flight get `grace` seconds to finish, and those
+    still running then are closed with a note (bot.inflight)."""
+    log.info("stopping: answers in flight have %g s to finish", grace)
+    web.stop_serving_traffic()
+    jobs = asyncio.create_task(services.jobs.stop(grace=grace))
+    for take_no_more in drains:
+        await take_no_more()
+    cut = await services.engine.answers.inflight.settle(grace)
+    await jobs
+    log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
 
 async def open_services(settings: Settings) -> Services:
@@ -254,7 +284,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
         services.platforms[platform.name] = platform
         services.jobs.start()  # deferred answers (`/ask defer:true ...`) arrive while you chat
         try:
-            await chat(services.engine, platform, read)
+            await until_stopped(chat(services.engine, platform, read), services, settings)
         finally:
             await services.close()
 
@@ -263,6 +293,33 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     else:
         run_loop(session(stream_reader(platform, sys.stdin)))
     return EXIT_OK
+
+
+async def until_stopped(work: Awaitable[None], services: Services, settings: Settings) -> None:
+    """Run `work` (the console's chat) until it ends or SIGTERM comes; then the answer in flight
+    gets the grace period to finish, and is closed with a note if it does not. Where signals
+    cannot be handled here (the terminal runs this loop off the main thread), just `work`."""
+    import signal
+
+    chatting = asyncio.ensure_future(work)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    except (RuntimeError, ValueError):  # not the main thread
+        await chatting
+        return
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait([chatting, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if chatting.done():
+            return chatting.result()
+        await services.engine.answers.inflight.settle(settings.grokbot_shutdown_grace_s)
+        chatting.cancel()
+        await asyncio.gather(chatting, return_exceptions=True)
+    finally:
+        stopped.cancel()
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from bot.answer_lines import log_answer
 from bot.callers import charge_key
 from bot.conversation import estimate_tokens
 from bot.db import Sessions
-from bot.errors import AnswerStopped, BadInput, BotError
+from bot.errors import AnswerStopped, BadInput, BotError, PlatformError
 from bot.grok import (
     ChatRequest,
     Completion,
@@ -36,12 +36,13 @@ from bot.grok import (
     ToolCallStarted,
     Usage,
 )
+from bot.inflight import Flight, InFlight
 from bot.platform import Incoming, Place, ShowsReasoning
 from bot.quotas import Cap, Charge, Quotas, Reservation
 from bot.streaming import EditBudgets, StreamWriter, activity_of, code_appendix, links_of
 from bot.telling import Audience
 from bot.upstream import Upstream
-from bot.wording import budget_cut
+from bot.wording import INTERRUPTED, budget_cut
 
 __all__ = ["Answers", "Pending", "Question"]
 
@@ -97,8 +98,10 @@ class Answers:
         zone: tzinfo,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float],
+        inflight: InFlight,
     ) -> None:
         self._grok = grok
+        self.inflight = inflight  # the answers being written now (a stop settles them)
         self._zone = zone  # where a cut answer's limit resets is told in this time zone
         self._upstream = upstream
         self._sessions = sessions
@@ -112,7 +115,16 @@ class Answers:
         """Stream the answer to `pending` into the chat; charge and record it once delivered."""
         pending.started = self._monotonic()
         gathering = Gathering()
-        writer = self._writer(pending.question.incoming, audience, gathering)
+        flight = self.inflight.begin(pending.question.incoming.place)
+        writer = self._writer(pending.question.incoming, audience, gathering, flight)
+        try:
+            await self._write(pending, audience, writer, gathering, flight)
+        finally:
+            await self.inflight.end(flight)
+
+    async def _write(
+        self, pending: Pending, audience: Audience, writer: StreamWriter, gathering: Gathering, flight: Flight
+    ) -> None:
         completion: Completion | None = None
         try:
             # Closed only after the final edit: closing reads the response to its end, so that
@@ -122,6 +134,7 @@ class Answers:
                 await writer.open()
                 audience.open_reply = writer  # a failure from here on is told in the answer
                 completion = await self._pump(writer, pending, events)
+                flight.finishing = True  # a stop from here on lets the final edit be made
                 if completion.finish_reason == "length" and pending.cap is not None:
                     writer.append("\n\n" + budget_cut(pending.cap, zone=self._zone, now=self._clock()))
                 await _finish(writer, completion, thought=pending.question.reasoning is not None)
@@ -130,6 +143,12 @@ class Answers:
             await self._record_stopped(pending, completion, writer)
             return
         except BaseException as exc:
+            # A stop cut it (cancelled, or an error the cancellation caused on the way out):
+            # close the answer with the note, then end as usual.
+            if flight.interrupted and isinstance(exc, asyncio.CancelledError | BotError):
+                audience.open_reply = None
+                await self._close_interrupted(pending, completion, writer)
+                return
             await self._quotas.release(pending.reservation)  # nothing complete was delivered
             if isinstance(exc, BotError):
                 await self._keep_shown(pending, writer)
@@ -139,7 +158,24 @@ class Answers:
         if asked and completion.reasoning and isinstance(audience.platform, ShowsReasoning):
             await audience.platform.show_reasoning(pending.question.incoming.place, completion.reasoning)
 
-    def _writer(self, incoming: Incoming, audience: Audience, gathering: Gathering) -> StreamWriter:
+    async def _close_interrupted(
+        self, pending: Pending, completion: Completion | None, writer: StreamWriter
+    ) -> None:
+        """A stop cut the answer: what was shown stays, with the note at its end; the tokens streamed
+        are charged and the turn recorded, as for an answer stopped in the chat."""
+        log.info("answer interrupted by a stop in %s", pending.question.place.key)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()  # the stop's cancellation is handled here
+        try:
+            await writer.fail(INTERRUPTED)
+        except PlatformError as exc:
+            log.warning("could not close an interrupted answer in %s: %s", pending.question.place.key, exc)
+        await self._record_stopped(pending, completion, writer, finish="interrupted")
+
+    def _writer(
+        self, incoming: Incoming, audience: Audience, gathering: Gathering, flight: Flight
+    ) -> StreamWriter:
         writer = StreamWriter(
             audience.platform,
             incoming.place,
@@ -148,6 +184,7 @@ class Answers:
             interval=self._edit_interval,
             clock=self._monotonic,
             before_edit=gathering.flush,  # each edit shows what the connection holds
+            on_message=flight.showing,
         )
         return writer
 
@@ -220,13 +257,19 @@ class Answers:
             log.exception("could not record a delivered answer in %s", pending.question.place.key)
 
     async def _record_stopped(
-        self, pending: Pending, completion: Completion | None, writer: StreamWriter
+        self,
+        pending: Pending,
+        completion: Completion | None,
+        writer: StreamWriter,
+        *,
+        finish: str = "stopped",
     ) -> None:
         """The person stopped the answer in the chat: nothing more is shown. What Grok generated
         until then is billed by xAI, so it is charged (never the whole estimate), and the history
         keeps what the chat showed."""
         question = pending.question
-        log.info("answer stopped in the chat in %s", question.place.key)
+        if finish == "stopped":
+            log.info("answer stopped in the chat in %s", question.place.key)
         usage = completion.usage if completion is not None else None
         if completion is None or usage is None:  # stopped mid-stream: estimate what was generated
             thought = "".join(pending.reasoning)
@@ -236,7 +279,7 @@ class Answers:
                 reasoning_tokens=estimate_tokens(thought),
             )
             completion = Completion("", question.model, writer.text, thought, "", usage, "")
-        shown = replace(completion, text=writer.shown_text, finish_reason="stopped")
+        shown = replace(completion, text=writer.shown_text, finish_reason=finish)
         try:
             await self._record(pending, shown, usage, writer)
         except (SQLAlchemyError, OSError):

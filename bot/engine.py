@@ -35,6 +35,7 @@ from bot.grok import (
 )
 from bot.help_text import command_list
 from bot.images import ImageMaker
+from bot.inflight import InFlight
 from bot.jobs import Deferrals
 from bot.platform import Command, Feedback, Incoming, Place, Platform
 from bot.quotas import Cap, Quotas, Reservation
@@ -44,7 +45,7 @@ from bot.store import PlaceSettings
 from bot.streaming import EditBudgets, Shares
 from bot.telling import Audience, telling
 from bot.upstream import Upstream
-from bot.wording import budget_shortened
+from bot.wording import deferred_accepted
 
 __all__ = ["ANSWER_TOKENS", "MAX_TOOL_CALLS", "Engine", "reasoning_allowance", "tool_allowance", "utc_now"]
 
@@ -77,6 +78,7 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         deferrals: Deferrals | None = None,
         digests: commands.DigestBook | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.settings = settings
         self.grok = grok
@@ -105,6 +107,7 @@ class Engine:
             zone=settings.zone,
             clock=clock,
             monotonic=monotonic,
+            inflight=inflight or InFlight(sessions, clock=clock),  # the answers a stop waits for
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._arrivals = Admission()  # what is said in one place is taken up in the order it was said
@@ -375,12 +378,7 @@ class Engine:
             await self.quotas.release(reservation)
             raise
         await store.add_turns(self.sessions, pending.conversation_id, [pending.asked], now=self.clock())
-        told = (
-            "⏳ Your question went to Grok as a deferred request. I'll post the answer here when "
-            "it is ready (usually within a few minutes)."
-        )
-        if pending.cap is not None:
-            told += " " + budget_shortened(pending.cap, zone=self.settings.zone, now=self.clock())
+        told = deferred_accepted(pending.cap, zone=self.settings.zone, now=self.clock())
         await platform.post_text(question.incoming.place, told)
 
 

@@ -155,6 +155,37 @@ class Reply(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OpenMessage:
+    """The message an answer is being written into, as another process needs it to close the answer
+    should this one die: where it is (`place`), its id, and the id of the native stream writing it
+    ("" when it is written by edits)."""
+
+    place: Place
+    message_id: str
+    stream: str = ""
+
+
+@runtime_checkable
+class TellsOpenMessage(Protocol):
+    """A Reply that says which message it writes now and through which native stream (Slack's
+    replies span several messages, some streamed). Without it: `message_id`, edited."""
+
+    def open_message(self) -> tuple[str, str]:
+        """(the id of the message being written now or "", its native stream's id or "")."""
+        ...
+
+
+@runtime_checkable
+class ClosesOrphans(Protocol):
+    """A platform that can close an answer a dead process left in progress (bot.inflight)."""
+
+    async def close_orphan(self, message: OpenMessage, note: str) -> None:
+        """Close the answer written into `message` the way a failure closes one: its stream stopped
+        or its last edit made, what it shows kept, `note` at its end."""
+        ...
+
+
 @runtime_checkable
 class Platform(Protocol):
     """What a chat platform offers the engine. Adapters may wrap one per event (e.g. an interaction)."""

@@ -25,6 +25,7 @@ from bot.db import Sessions, create_engine, database_report, session_factory, up
 from bot.digests import Digests
 from bot.engine import Engine, utc_now
 from bot.grok import GrokClient, Observer, http_client
+from bot.inflight import InFlight, close_orphans
 from bot.jobs import (
     HEARTBEAT_WINDOW,
     Deferrals,
@@ -112,8 +113,15 @@ class Services:
             model=settings.grokbot_model,
             min_interval=timedelta(seconds=settings.grokbot_digest_min_interval_s),
         )
+        inflight = InFlight(sessions, instance=instance_id, clock=utc_now)
         engine = Engine(
-            settings, grok=grok, sessions=sessions, quotas=quotas, deferrals=deferrals, digests=digests
+            settings,
+            grok=grok,
+            sessions=sessions,
+            quotas=quotas,
+            deferrals=deferrals,
+            digests=digests,
+            inflight=inflight,
         )
 
         async def maintenance() -> None:
@@ -131,10 +139,16 @@ class Services:
             instance_id=instance_id,
             maintenance=maintenance,
             notices=notices,
+            orphans=lambda: orphans(sessions, platforms, instance_id),
         )
         return cls(
             settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch, rates
         )
+
+    async def close_orphans(self) -> int:
+        """Close the answers left in progress by processes no longer alive (also run on every
+        heartbeat, so at start and, on PostgreSQL, by the instances that outlive a dead one)."""
+        return await orphans(self.sessions, self.platforms, self.instance_id)
 
     async def other_live_instance(self) -> str | None:
         """Another running process whose scheduler beat recently on this database, if any.
@@ -163,6 +177,15 @@ class Services:
             await self.watch.drain()
         await self.http.aclose()
         await self.db.dispose()
+
+
+async def orphans(sessions: Sessions, platforms: dict[str, Platform], me: str) -> int:
+    """Close the answers of instances without a recent heartbeat, or of this host's processes that
+    are gone (the liveness the claims and the SQLite start check use)."""
+    fresh = utc_now() - LIVE_HEARTBEAT
+    live = {instance for instance, _component, beat_at in await heartbeats(sessions) if beat_at >= fresh}
+    live = {instance for instance in live if _alive(instance)} | {me[:64]}
+    return await close_orphans(sessions, platforms, live=live)
 
 
 def _alive(instance: str) -> bool:

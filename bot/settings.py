@@ -35,6 +35,9 @@ ACCEPTED: dict[str, str] = {
     "grokbot_timezone": "an IANA time zone name such as UTC or Europe/Berlin",
     "grokbot_edit_interval_s": "a number of seconds between 0.2 and 10",
     "grokbot_digest_min_interval_s": "a whole number of seconds, 60 or more (3600 = hourly)",
+    "grokbot_shutdown_grace_s": (
+        "a number of seconds from 0 to 25 (platforms kill a stopping process after 30)"
+    ),
     "grokbot_allowed_guilds": "a comma list of numeric Discord guild ids",
     "grokbot_allowed_channels": "a comma list of channel ids",
     "grokbot_allowed_roles": "a comma list of Discord role ids",
@@ -78,6 +81,8 @@ class Settings(BaseSettings):
     grokbot_edit_interval_s: float | None = Field(default=None, ge=0.2, le=10)
     # The least time between two runs of one digest schedule that users may set.
     grokbot_digest_min_interval_s: int = Field(default=3600, ge=60)
+    # On SIGTERM: how long answers in flight may go on before they are closed with a note.
+    grokbot_shutdown_grace_s: float = Field(default=20, ge=0, le=25)
     # Which xAI API interactive answers use; deferred answers always use Chat Completions.
     grokbot_xai_api: Literal["responses", "chat"] = "responses"
 

@@ -284,6 +284,24 @@ class Heartbeat(SQLModel, table=True):
     beat_at: datetime
 
 
+class OpenAnswer(SQLModel, table=True):
+    """An answer being written now by process `instance`, with where it shows: the message being
+    written and its native stream, if any. Inserted when its first message exists, deleted when it
+    ends; a row whose process died is an answer left in progress, closed by the next process."""
+
+    __tablename__ = "open_answer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance: str = Field(max_length=64, index=True)
+    platform: str = Field(max_length=16)
+    workspace: str = Field(max_length=64)
+    channel: str = Field(max_length=64)
+    thread: str = Field(default="", max_length=64)
+    message_id: str = Field(max_length=64)
+    stream: str = Field(default="", max_length=64)  # a native stream's id (Slack: its ts)
+    started_at: datetime
+
+
 # -- the admin pages (bot/admin) -------------------------------------------------------------------
 
 

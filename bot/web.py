@@ -79,6 +79,7 @@ class WebServer:
         self.app.router.add_get("/metrics", self._metrics)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self.stopping = False  # the process is stopping: /readyz answers 503 without its checks
 
     # -- composition ----------------------------------------------------------------------------
 
@@ -141,7 +142,13 @@ class WebServer:
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    def stop_serving_traffic(self) -> None:
+        """From now on /readyz says 503, so that load balancers send no new work here."""
+        self.stopping = True
+
     async def _readyz(self, request: web.Request) -> web.Response:
+        if self.stopping:
+            return web.json_response({"status": "stopping", "checks": {}}, status=503)
         names = list(self._checks)
         results = await asyncio.gather(*(self._run_check(name) for name in names))
         checks = dict(zip(names, results, strict=True))

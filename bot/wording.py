@@ -30,7 +30,22 @@ from bot.errors import (
 )
 from bot.quotas import Cap, format_usd
 
-__all__ = ["apology", "budget_cut", "budget_shortened", "describe", "fewer_images"]
+__all__ = [
+    "INTERRUPTED",
+    "apology",
+    "budget_cut",
+    "budget_shortened",
+    "deferred_accepted",
+    "describe",
+    "fewer_images",
+]
+
+# The end of an answer a restart (a deploy, a crash) cut short: the platform shows it as a failure
+# note (⚠️) after what was shown. Only what was shown was charged.
+INTERRUPTED = (
+    "Grok was restarted while writing this answer, so it ends here. "
+    "Ask again (send your question once more) for the whole answer."
+)
 
 WORKSPACE = "workspace "  # how the names of a workspace's limits start ("workspace monthly spend")
 
@@ -134,6 +149,15 @@ def budget_shortened(cap: Cap, *, zone: tzinfo, now: datetime) -> str:
         f"It may be shorter than usual: {_named(cap.limit)} ({amount}) covers only part of a full answer "
         f"until it resets at {at} (in {after})."
     )
+
+
+def deferred_accepted(cap: Cap | None, *, zone: tzinfo, now: datetime) -> str:
+    """What a person is told when their deferred question is accepted; with what the budget cut."""
+    told = (
+        "⏳ Your question went to Grok as a deferred request. I'll post the answer here when "
+        "it is ready (usually within a few minutes)."
+    )
+    return told if cap is None else f"{told} {budget_shortened(cap, zone=zone, now=now)}"
 
 
 def fewer_images(made: int, asked: int, cap: Cap, *, zone: tzinfo, now: datetime) -> str:

@@ -16,7 +16,7 @@ from typing import TextIO
 from adapters.console.markdown import Renderer, finished_blocks
 from adapters.console.screen import DIM, RESET, Screen
 from bot.errors import AnswerStopped, BadInput
-from bot.platform import Attachment, Capabilities, ChannelMessage, Image, Place, SourceLink
+from bot.platform import Attachment, Capabilities, ChannelMessage, Image, OpenMessage, Place, SourceLink
 from bot.streaming import short_url
 
 CAPABILITIES = Capabilities(
@@ -171,6 +171,11 @@ class ConsolePlatform:
             answer.result()  # the engine's own errors are raised here, as when awaited
             return True
         return False
+
+    async def close_orphan(self, message: OpenMessage, note: str) -> None:
+        """An answer of an earlier session that stopped mid-way: its terminal is gone, so this one
+        says so once."""
+        self.screen.write(f"⚠️  An answer of an earlier session was cut off. {note}\n")
 
     async def start_reply(self, place: Place, *, reply_to: str = "") -> ConsoleReply:
         self._current = ConsoleReply(self, f"c{next(self._ids)}")

@@ -110,6 +110,10 @@ class DiscordAdapter:
             return
         try:
             await self._gateway
+        except asyncio.CancelledError:
+            if self._stopping and self._gateway.cancelled():
+                return  # drain() closed it
+            raise
         except discord.PrivilegedIntentsRequired:
             log.error(MESSAGE_CONTENT_HELP)
             await self.client.close()
@@ -142,6 +146,19 @@ class DiscordAdapter:
         except TimeoutError:
             return False
         return True
+
+    async def drain(self) -> None:
+        """Take no new messages or commands and close the gateway (code 1000), so that Discord hands
+        the bot's events to another session; REST stays open for the answers in flight to finish."""
+        self._stopping = True
+        gateway = self._gateway
+        if gateway is not None and not gateway.done():
+            gateway.cancel()  # the connect loop would reconnect after the close
+            await asyncio.gather(gateway, return_exceptions=True)
+        ws = self.client.ws
+        if ws is not None and ws.open:
+            await ws.close(code=1000)
+        log.info("Discord gateway closed; answers in flight go on")
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Let in-flight answers finish for up to `grace` seconds, then cancel them and disconnect."""

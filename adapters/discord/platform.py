@@ -22,13 +22,14 @@ from adapters.discord.messages import (
     NO_PINGS,
     PING_REPLIED,
     StreamedMessage,
+    failure_text,
     image_files,
     upload_batches,
 )
 from adapters.discord.places import PLATFORM, Target
 from adapters.discord.refusals import CANNOT_READ, discord_errors
 from bot.errors import PlatformError
-from bot.platform import Activity, Attachment, Author, Capabilities, ChannelMessage, Image, Place
+from bot.platform import Activity, Attachment, Author, Capabilities, ChannelMessage, Image, OpenMessage, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,19 @@ class DiscordPlatform:
                 files=list(files) or None,  # type: ignore[arg-type]
                 allowed_mentions=PING_REPLIED if ping else NO_PINGS,
             )
+
+    async def close_orphan(self, message: OpenMessage, note: str) -> None:
+        """Close an answer a dead process left in progress: its message read back and edited
+        without the in-progress marker, `note` at its end (or replying to it when it is full)."""
+        if not message.message_id.isdigit():
+            return
+        target = await self.target(message.place)
+        async with discord_errors("closing an interrupted answer"):
+            found = await self.messageable(target).fetch_message(int(message.message_id))
+            content, extra = failure_text(found.content.removesuffix(MARKER), note)
+            await found.edit(content=content)
+        if extra:
+            await self.send(target, content=extra, reply_to=message.message_id, ping=False)
 
     async def start_reply(self, place: Place, *, reply_to: str = "") -> ChannelReply:
         """Begin a new bot message in `place` (created on the first update, replying to `reply_to`)."""

@@ -21,14 +21,14 @@ from adapters.slack.api import SlackApi
 from adapters.slack.events import FILE_INFO, is_ts
 from adapters.slack.messages import TEXT_CHARS, SlackMessages
 from adapters.slack.mrkdwn import markdown_to_mrkdwn, unescape
-from adapters.slack.parts import Parts
+from adapters.slack.parts import IN_PROGRESS, Parts
 from adapters.slack.people import People, Recipients
-from adapters.slack.refusals import SlackRefused
+from adapters.slack.refusals import SlackRefused, StreamGone
 from adapters.slack.reply import SlackReply
 from adapters.slack.streams import Streams
 from adapters.slack.urls import Relay, SlackUrls
 from bot.errors import PlatformError
-from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Incoming, Place
+from bot.platform import Attachment, Author, Capabilities, ChannelMessage, Image, Incoming, OpenMessage, Place
 from bot.streaming import split_message
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,44 @@ class SlackPlatform:
             recipient_team=team or place.workspace,
         )
         return SlackReply(self.messages, parts, relay=relay)
+
+    async def close_orphan(self, message: OpenMessage, note: str) -> None:
+        """Close an answer a dead process left in progress: its stream stopped with the note
+        appended (chat.stopStream); an edited message (or a stream Slack already ended) read back
+        and edited without its in-progress marker, the note at its end (chat.update); where it
+        cannot be read, the note posted in its thread."""
+        place, ts, notice = message.place, message.message_id, f"⚠️ {note}"
+        if message.stream:
+            try:
+                await self.messages.stop_stream(place, message.stream, f"\n\n{notice}")
+                return
+            except StreamGone:
+                log.info("the stream %s had ended; closing its message by an edit", message.stream)
+        thread = place.thread if is_ts(place.thread) else ""
+        shown = await self._shown_text(place, ts, thread=thread)
+        if shown is None:
+            await self.messages.post_markdown(place, thread or ts, notice)
+            return
+        shown = shown.removesuffix(IN_PROGRESS.strip()).rstrip()
+        await self.messages.update_markdown(place, ts, f"{shown}\n\n{notice}".strip())
+
+    async def _shown_text(self, place: Place, ts: str, *, thread: str) -> str | None:
+        """What message `ts` shows now (its markdown), or None when Slack does not say."""
+        window = {"channel": place.channel, "oldest": ts, "latest": ts, "inclusive": True, "limit": 10}
+        try:
+            if thread:
+                reading = partial(self.client.conversations_replies, ts=thread, **window)  # type: ignore[arg-type]
+                response = await self.api.call("conversations.replies", reading, team=place.workspace)
+            else:
+                reading = partial(self.client.conversations_history, **window)  # type: ignore[arg-type]
+                response = await self.api.call("conversations.history", reading, team=place.workspace)
+        except PlatformError as exc:
+            log.info("could not read back message %s: %s", ts, exc)
+            return None
+        for item in response.get("messages") or ():
+            if isinstance(item, dict) and item.get("ts") == ts:
+                return _markdown_of(item)
+        return None
 
     async def post_text(
         self, place: Place, text: str, *, private_to: str = "", relay: Relay | None = None
@@ -280,6 +318,14 @@ class SlackPlatform:
         if not self.workspace_url:
             return ""
         return f"{self.workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def _markdown_of(item: dict[str, Any]) -> str:
+    """A message's text as its markdown blocks hold it, else its `text`."""
+    blocks = [b for b in item.get("blocks") or () if isinstance(b, dict) and b.get("type") == "markdown"]
+    if blocks:
+        return "".join(str(block.get("text") or "") for block in blocks)
+    return str(item.get("text") or "")
 
 
 def _sent_at(item: dict[str, Any]) -> datetime:

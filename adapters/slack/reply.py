@@ -65,6 +65,11 @@ class SlackReply:
     def message_id(self) -> str:
         return self._parts.first_ts
 
+    def open_message(self) -> tuple[str, str]:
+        """The message being written now, and its ts again as the stream's id while it streams."""
+        part = self._parts.current
+        return part.ts, part.ts if part.streaming else ""
+
     # -- the seam ----------------------------------------------------------------------------
 
     async def status(self, text: str) -> None:

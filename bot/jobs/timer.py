@@ -79,6 +79,7 @@ class Jobs:
         maintenance: Callable[[], Awaitable[None]] | None = None,
         notices: Notices | None = None,
         sleep: Sleep = asyncio.sleep,
+        orphans: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -87,6 +88,7 @@ class Jobs:
         self._batch = batch
         self._notices = notices
         self._sleep = sleep
+        self._orphans = orphans  # closes answers dead processes left in progress, after each beat
         self._claimers = [self._alarm(claimer) for claimer in self._claimers_of(deferrals, digests)]
         # (alarm, seconds before its first run): the first heartbeat at once (ready as soon as we
         # run); maintenance (price refresh, sweeps: housekeeping that may run anywhere) later.
@@ -167,6 +169,8 @@ class Jobs:
         components = [alarm.name for alarm in self._claimers if alarm.alive]
         if components:
             await beat_all(self._sessions, instance=self._me, components=components, now=self._clock())
+        if self._orphans is not None and not self._stopping:
+            await self._orphans()
 
 
 async def beat(sessions: Sessions, *, instance: str, component: str, now: datetime) -> None:

@@ -27,6 +27,7 @@ from bot.platform import (
     ShowsActivities,
     ShowsSources,
     SourceLink,
+    TellsOpenMessage,
 )
 from bot.streaming.activities import Activities
 from bot.streaming.appendix import sources_markdown
@@ -52,6 +53,8 @@ class StreamWriter:
     `interval` after the previous edit of that message, and only with budget from the scope.
     `before_edit` is called just before each interim edit, so that what a source holds back is
     appended first (the source's task runs during one yield): Gathering.flush for a Grok stream.
+    `on_message` is told, after each edit, which message is written now and through which native
+    stream (bot.inflight records it, to close the answer should the process die).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class StreamWriter:
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         before_edit: Callable[[], None] | None = None,
+        on_message: Callable[[str, str], None] | None = None,
     ) -> None:
         caps = platform.capabilities
         self._platform = platform
@@ -74,6 +78,7 @@ class StreamWriter:
         self._budget = budgets.for_place(platform, place)  # edits (and posts where not apart)
         self._waiting_budget = False  # the flusher waits for budget (it may be dropped then)
         self._before_edit = before_edit
+        self._on_message = on_message  # told (message id, stream id) after each message change
         self._layout = Layout(caps.max_message_length)
         self._pacer = Pacer(
             caps.edit_interval if interval is None else interval, clock, looks=before_edit is not None
@@ -219,6 +224,16 @@ class StreamWriter:
             await self._replies[-1].update(body)
         self._layout.showed(body)
         self._pacer.edited()
+        self._tell_message()
+
+    def _tell_message(self) -> None:
+        if self._on_message is None or not self._replies:
+            return
+        reply = self._replies[-1]
+        if isinstance(reply, TellsOpenMessage):
+            self._on_message(*reply.open_message())
+        else:
+            self._on_message(reply.message_id, "")
 
     async def _seal(self, part: Part, *, final: bool, paid: bool = False) -> None:
         """Finish the current message with `part`, and open the next one replying to it."""
@@ -231,6 +246,7 @@ class StreamWriter:
     async def _open_next(self, *, reply_to: str) -> None:
         self._replies.append(await self._platform.start_reply(self._place, reply_to=reply_to))
         self._pacer.new_message()
+        self._tell_message()
 
     async def _rate_limited(self, exc: PlatformRateLimited) -> None:
         """Slow the scope; when this message stays blocked for long, go on in a new one, unless it

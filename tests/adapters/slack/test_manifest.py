@@ -37,6 +37,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "assistant.threads.setStatus": {"chat:write", "assistant:write"},
     "assistant.threads.setSuggestedPrompts": {"assistant:write"},
     "conversations.history": {"channels:history", "groups:history", "im:history", "mpim:history"},
+    "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
     "conversations.open": {"im:write"},  # one person: their DM with the bot
     "users.info": {"users:read"},
     "files.info": {"files:read"},

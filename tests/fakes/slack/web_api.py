@@ -716,6 +716,15 @@ class FakeSlack:
         replies = self.thread(channel.id, ts)
         if not replies:
             raise SlackError("thread_not_found")
+        if args.get("oldest") or args.get("latest"):  # the window's replies, after the parent
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args.get("latest") or 1e12)
+            inclusive = _flag(args.get("inclusive"))
+            replies = replies[:1] + [
+                m
+                for m in replies[1:]
+                if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+            ]
         return self._page(replies, args)
 
     async def m_conversations_open(self, args: Mapping[str, Any]) -> dict[str, Any]:
