@@ -36,7 +36,8 @@ ACCEPTED: dict[str, str] = {
     "grokbot_edit_interval_s": "a number of seconds between 0.2 and 10",
     "grokbot_digest_min_interval_s": "a whole number of seconds, 60 or more (3600 = hourly)",
     "grokbot_shutdown_grace_s": (
-        "a number of seconds from 0 to 25 (platforms kill a stopping process after 30)"
+        "a number of seconds from 0 to 600, below the time your platform waits before it kills "
+        "a stopping process (30 s on most)"
     ),
     "grokbot_allowed_guilds": "a comma list of numeric Discord guild ids",
     "grokbot_allowed_channels": "a comma list of channel ids",
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
     # The least time between two runs of one digest schedule that users may set.
     grokbot_digest_min_interval_s: int = Field(default=3600, ge=60)
     # On SIGTERM: how long answers in flight may go on before they are closed with a note.
-    grokbot_shutdown_grace_s: float = Field(default=20, ge=0, le=25)
+    grokbot_shutdown_grace_s: float = Field(default=20, ge=0, le=600)
     # Which xAI API interactive answers use; deferred answers always use Chat Completions.
     grokbot_xai_api: Literal["responses", "chat"] = "responses"
 
