@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 
 COMPONENT = RATES_COMPONENT
 CHANNEL = "grokbot_rates"  # an instance came or went: count again now
-RENEW_S = 5.0  # seconds between two renewals of the lease
+# Seconds between two renewals of the lease. Newcomers and leavers are heard at once (NOTIFY on
+# PostgreSQL), so the renewal only finds crashed instances (and, on SQLite, newcomers); every 30 s
+# keeps an idle process idle (two short transactions a minute, as the scheduler's heartbeat).
+RENEW_S = 30.0
 LOST = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)  # the database away
 LIVE_RENEWALS = 3  # an instance that has not renewed for this many intervals holds no share
 
