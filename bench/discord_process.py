@@ -89,7 +89,7 @@ def shown_discord() -> Any:
 
 
 async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> None:
-    from tests.fakes.xai import FakeXAI, ScriptedReply
+    from tests.fakes.xai import FakeXAI, ScriptedReply, ScriptedResponse
 
     discord_fake, xai = shown_discord(), FakeXAI()
     await discord_fake.start()
@@ -97,7 +97,9 @@ async def _serve_fakes(conn: Connection, text: str, tps: float, count: int) -> N
     guild = discord_fake.add_guild("bench")
     channels = [discord_fake.add_channel(guild, f"bench-{i}") for i in range(count)]
     user = discord_fake.add_user("asker", guild_id=guild)
+    # The same answer on both APIs: grokbot as deployed asks the Responses API, peers Chat Completions.
     xai.default_reply = ScriptedReply(text=text, tokens_per_second=tps, chunk_chars=4)
+    xai.default_response = ScriptedResponse(text=text, tokens_per_second=tps, chunk_chars=4)
     xai.send_log = {}
 
     async def mention(request: web.Request) -> web.Response:
@@ -178,7 +180,8 @@ async def wait_answer(control: httpx.AsyncClient, channel: str, text: str, withi
         if "\n\n".join(m["versions"][-1] for m in state["messages"] if m["versions"]) == text:
             return state
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no complete answer in {channel} after {within} s")
+            shown = [m["versions"][-1][:200] for m in state["messages"] if m["versions"]]
+            raise TimeoutError(f"no complete answer in {channel} after {within} s; shown: {shown}")
         await asyncio.sleep(0.05)
 
 

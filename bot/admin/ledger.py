@@ -116,6 +116,32 @@ def _day_table(days: Sequence[Day]) -> Subquery:
     ).subquery("days")
 
 
+class PastDays:
+    """Per-day sums of days that ended long ago, kept between page views. The ledger only gains
+    rows stamped when they are written (a deferred answer's when it is delivered), so a day that
+    ended more than SETTLED ago keeps its sums: a page reads again only the days since (today's,
+    yesterday's), not 90 days of index ranges per series."""
+
+    SETTLED = timedelta(hours=1)
+
+    def __init__(self, *, limit: int = 200_000) -> None:
+        self._sums: dict[tuple[str, str, datetime], int] = {}  # (query, series, day start) -> ticks
+        self._limit = limit  # entries; past it the memo starts again (a day's sums are cheap)
+
+    def known(self, query: str, names: Sequence[str], day: Day) -> list[int] | None:
+        """The day's sum for every series, or None when any is not kept."""
+        sums = [self._sums.get((query, name, day.start)) for name in names]
+        return None if any(value is None for value in sums) else [int(value or 0) for value in sums]
+
+    def keep(self, query: str, names: Sequence[str], day: Day, sums: Sequence[int], now: datetime) -> None:
+        if day.end > now - self.SETTLED:
+            return  # still gaining rows
+        if len(self._sums) >= self._limit:
+            self._sums.clear()
+        for name, value in zip(names, sums, strict=True):
+            self._sums[query, name, day.start] = value
+
+
 async def daily_sums(
     sessions: Sessions,
     days: Sequence[Day],
@@ -123,40 +149,82 @@ async def daily_sums(
     scope: Scope | None,
     *,
     amounts: dict[str, ColumnElement[int]] | None = None,
+    past: tuple[PastDays, str, datetime] | None = None,
 ) -> DailySeries:
     """Ticks per day for each series (a condition on the ledger), summing its amount (the cost
-    unless `amounts` names another); series that spent nothing are left out."""
+    unless `amounts` names another); series that spent nothing are left out. With `past` (the
+    memo, a name for this query and scope, now), days long ended are read once."""
     names = list(series)
-    table = _day_table(days)
-    amount = amounts or {}
-    columns = [
-        select(func.coalesce(func.sum(amount.get(name, LEDGER.c.cost_ticks)), 0))
-        .where(
-            series[name], _scoped(scope), LEDGER.c.created_at >= table.c.s, LEDGER.c.created_at < table.c.e
-        )
-        .scalar_subquery()
-        for name in names
-    ]
     totals = [[0] * len(days) for _ in names]
-    if names:
-        async with sessions() as session:
-            # PostgreSQL sums BIGINT into NUMERIC: back to int.
-            for n, *sums in await (await session.connection()).execute(select(table.c.n, *columns)):
-                for values, amount in zip(totals, sums, strict=True):
-                    values[int(n)] = int(amount)
+    todo = list(range(len(days)))
+    if past is not None:
+        memo, query, _ = past
+        todo = []
+        for n, day in enumerate(days):
+            known = memo.known(query, names, day)
+            if known is None:
+                todo.append(n)
+            else:
+                for values, value in zip(totals, known, strict=True):
+                    values[n] = value
+    if names and todo:
+        for n, sums in await _read_days(sessions, [days[n] for n in todo], series, scope, amounts or {}):
+            for values, value in zip(totals, sums, strict=True):
+                values[todo[n]] = value
+            if past is not None:
+                past[0].keep(past[1], names, days[todo[n]], sums, past[2])
     kept = {name: tuple(values) for name, values in zip(names, totals, strict=True) if any(values)}
     return DailySeries(tuple(days), kept)
 
 
+async def _read_days(
+    sessions: Sessions,
+    days: Sequence[Day],
+    series: dict[str, ColumnElement[bool]],
+    scope: Scope | None,
+    amount: dict[str, ColumnElement[int]],
+) -> list[tuple[int, list[int]]]:
+    """(index in `days`, each series' sum) for every day, by one index range per series and day."""
+    table = _day_table(days)
+    columns = [
+        select(func.coalesce(func.sum(amount.get(name, LEDGER.c.cost_ticks)), 0))
+        .where(cond, _scoped(scope), LEDGER.c.created_at >= table.c.s, LEDGER.c.created_at < table.c.e)
+        .scalar_subquery()
+        for name, cond in series.items()
+    ]
+    async with sessions() as session:
+        rows = await (await session.connection()).execute(select(table.c.n, *columns))
+    # PostgreSQL sums BIGINT into NUMERIC: back to int.
+    return [(int(n), [int(value) for value in sums]) for n, *sums in rows]
+
+
+Memo = tuple[PastDays, datetime]  # the memo of days long ended, and now
+
+
+def _past(memo: Memo | None, query: str, scope: Scope | None) -> tuple[PastDays, str, datetime] | None:
+    if memo is None:
+        return None
+    where = "all" if scope is None else f"{scope.platform}:{scope.workspace}"
+    return memo[0], f"{query}@{where}", memo[1]
+
+
 async def by_column(
-    sessions: Sessions, column: KeyedColumnElement[str], days: Sequence[Day], scope: Scope | None
+    sessions: Sessions,
+    column: KeyedColumnElement[str],
+    days: Sequence[Day],
+    scope: Scope | None,
+    *,
+    memo: Memo | None = None,
 ) -> DailySeries:
     """Ticks per day for each value of `column` (kind or model)."""
     values = await distinct_values(sessions, column)
-    return await daily_sums(sessions, days, {value: column == value for value in values}, scope)
+    series = {value: column == value for value in values}
+    return await daily_sums(sessions, days, series, scope, past=_past(memo, column.key, scope))
 
 
-async def by_kind(sessions: Sessions, days: Sequence[Day], scope: Scope | None) -> DailySeries:
+async def by_kind(
+    sessions: Sessions, days: Sequence[Day], scope: Scope | None, *, memo: Memo | None = None
+) -> DailySeries:
     """Ticks per day for each kind, with what answers spent on tools apart, as the kind "search"
     (tools run only in chat answers: the kind index covers their cost)."""
     kinds = await distinct_values(sessions, LEDGER.c.kind)
@@ -165,7 +233,7 @@ async def by_kind(sessions: Sessions, days: Sequence[Day], scope: Scope | None) 
     if "chat" in kinds:
         series["search"] = LEDGER.c.kind == "chat"
         amounts["search"] = LEDGER.c.tool_cost_ticks
-    return await daily_sums(sessions, days, series, scope, amounts=amounts)
+    return await daily_sums(sessions, days, series, scope, amounts=amounts, past=_past(memo, "kinds", scope))
 
 
 async def workspaces(sessions: Sessions, scope: Scope | None) -> list[Scope]:
@@ -179,9 +247,11 @@ async def workspaces(sessions: Sessions, scope: Scope | None) -> list[Scope]:
     return found
 
 
-async def by_workspace(sessions: Sessions, spaces: Sequence[Scope], days: Sequence[Day]) -> DailySeries:
+async def by_workspace(
+    sessions: Sessions, spaces: Sequence[Scope], days: Sequence[Day], *, memo: Memo | None = None
+) -> DailySeries:
     series = {f"{space.platform}:{space.workspace}": _scoped(space) for space in spaces}
-    return await daily_sums(sessions, days, series, None)
+    return await daily_sums(sessions, days, series, None, past=_past(memo, "workspaces", None))
 
 
 async def top_spenders(sessions: Sessions, *, since: datetime, scope: Scope | None) -> list[UsageRow]:

@@ -27,8 +27,9 @@ def mount(
     quotas: Quotas,
     clock: Callable[[], datetime],
     prices: PriceBook | None = None,
-) -> None:
-    """Add /admin/… to `web` (before it starts). Every page but sign-in and static files needs a session."""
+) -> Site:
+    """Add /admin/… to `web` (before it starts). Every page but sign-in and static files needs a
+    session. Returns the pages' `Site`."""
     site = Site(sessions, settings, quotas, SignIns(sessions, clock=clock), clock, prices, templates())
     public: list[tuple[str, str, Handler]] = [
         ("GET", PREFIX + "/signin/{token}", partial(pages.signin_page, site)),
@@ -58,3 +59,4 @@ def mount(
     ]
     for method, path, handler in public + private:
         web.add_route(method, path, with_headers(handler))
+    return site

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.admin.ledger import Scope
+from bot.admin.ledger import PastDays, Scope
 from bot.admin.signin import Admin, SignIns, csrf_matches, csrf_token
 from bot.db import Sessions
 from bot.grok import PriceBook
@@ -60,6 +60,7 @@ class Site:
     clock: Callable[[], datetime]
     prices: PriceBook | None
     templates: jinja2.Environment
+    past: PastDays = field(default_factory=PastDays)  # sums of days long ended, read once
 
     @property
     def secure(self) -> bool:

@@ -28,8 +28,9 @@ PERIODS = {"today": 0, "week": 6, "month": -1, "quarter": 89}  # days back; -1: 
 async def overview(site: Site, request: web.Request, admin: Admin) -> web.StreamResponse:
     now, zone, scope = site.clock(), site.settings.zone, scope_of(admin)
     days = ledger.local_days(now, zone, OVERVIEW_DAYS)
-    kinds = await ledger.by_kind(site.sessions, days, scope)
-    models = await ledger.by_column(site.sessions, LEDGER.c.model, days, scope)
+    memo = (site.past, now)
+    kinds = await ledger.by_kind(site.sessions, days, scope, memo=memo)
+    models = await ledger.by_column(site.sessions, LEDGER.c.model, days, scope, memo=memo)
     since_month = month_start(now, zone)
     month_days = tuple(day for day in days if day.start >= since_month)
     charts = [
@@ -55,7 +56,7 @@ async def overview(site: Site, request: web.Request, admin: Admin) -> web.Stream
 
 async def _pool_chart(site: Site, scope: Scope | None, month_days: tuple[ledger.Day, ...]) -> Chart:
     spaces = await ledger.workspaces(site.sessions, scope)
-    series = await ledger.by_workspace(site.sessions, spaces, month_days)
+    series = await ledger.by_workspace(site.sessions, spaces, month_days, memo=(site.past, site.clock()))
     top = sorted(series.series.items(), key=lambda item: -sum(item[1]))[:TOP_WORKSPACES]
     pool = usd_to_ticks(site.settings.grokbot_workspace_monthly_usd)
     return Chart(

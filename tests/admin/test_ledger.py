@@ -12,7 +12,7 @@ import pytest
 from bot.__main__ import main
 from bot.admin import ledger
 from bot.admin.charts import by_kind
-from bot.admin.ledger import LEDGER, Scope
+from bot.admin.ledger import LEDGER, PastDays, Scope
 from bot.db import Sessions
 from tests.admin.admin_env import serve
 from tests.bot.engine_env import Clock
@@ -56,6 +56,42 @@ async def test_daily_sums_match_a_sum_by_hand_in_local_days(sessions: Sessions) 
             f"slack:{name}": values for name, values in by_hand(3).items()
         }
         assert await ledger.distinct_values(sessions, LEDGER.c.kind) == ["chat", "digest", "image"]
+
+
+async def test_days_long_ended_are_read_once_and_the_days_since_every_time(sessions: Sessions) -> None:
+    clock = Clock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    async with serve(sessions, clock) as env:
+        now = clock()
+        await env.charge(now - timedelta(hours=1), ticks=100)  # today
+        await env.charge(now - timedelta(days=2), ticks=20)  # two days ago
+        days = ledger.local_days(now, ZoneInfo("UTC"), 3)
+        memo = (PastDays(), now)
+        first = await ledger.by_kind(sessions, days, None, memo=memo)
+        assert first.series == {"chat": (20, 0, 100)}
+        # What comes later is stamped later: today gains a row, and is read again; a row that
+        # lands on a day that ended long ago (never made by grokbot) is not read again.
+        await env.charge(now - timedelta(minutes=5), ticks=3)
+        await env.charge(now - timedelta(days=2), ticks=7)
+        again = await ledger.by_kind(sessions, days, None, memo=memo)
+        assert again.series == {"chat": (20, 0, 103)}
+        assert (await ledger.by_kind(sessions, days, None)).series == {"chat": (27, 0, 103)}  # no memo
+        # Another scope, or another query, has sums of its own.
+        scoped = await ledger.by_kind(sessions, days, Scope("slack", "T1"), memo=memo)
+        assert scoped.series == {"chat": (27, 0, 103)}
+        models = await ledger.by_column(sessions, LEDGER.c.model, days, None, memo=memo)
+        assert sum(models.series["grok-4.3"]) == 130
+
+
+async def test_a_day_that_ended_within_the_hour_is_read_again(sessions: Sessions) -> None:
+    clock = Clock(datetime(2026, 11, 26, 0, 30, tzinfo=UTC))  # yesterday ended 30 minutes ago
+    async with serve(sessions, clock) as env:
+        now = clock()
+        await env.charge(now - timedelta(hours=2), ticks=10)
+        days = ledger.local_days(now, ZoneInfo("UTC"), 2)
+        memo = (PastDays(), now)
+        assert (await ledger.by_kind(sessions, days, None, memo=memo)).series == {"chat": (10, 0)}
+        await env.charge(now - timedelta(hours=1), ticks=5)  # a late row stamped yesterday
+        assert (await ledger.by_kind(sessions, days, None, memo=memo)).series == {"chat": (15, 0)}
 
 
 async def test_the_tool_spend_of_answers_is_its_own_series_of_the_kinds_chart(sessions: Sessions) -> None:
