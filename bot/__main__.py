@@ -183,6 +183,7 @@ async def serve(settings: Settings) -> int:
             from adapters.discord import DiscordAdapter
 
             discord_adapter = DiscordAdapter(settings, services.engine)
+            services.engine.shares.subscribe(discord_adapter.pacer.set_share)
             services.platforms[discord_adapter.platform.name] = discord_adapter.platform
 
             async def discord_ready() -> bool:

@@ -25,6 +25,7 @@ from adapters.discord.event_platform import MessagePlatform
 from adapters.discord.gateway import point_discord_py_at, use_bot_gateway
 from adapters.discord.incoming import command_author, incoming_from_command, incoming_from_message
 from adapters.discord.interaction import InteractionPlatform
+from adapters.discord.pacing import GLOBAL_PER_S, SPAN_S, GlobalPacer
 from adapters.discord.places import is_thread
 from adapters.discord.platform import DiscordPlatform
 from adapters.discord.refusals import discord_errors
@@ -49,6 +50,8 @@ class DiscordAdapter:
         *,
         clock: Callable[[], datetime] = utc_now,
         guild_ready_timeout: float = 2.0,
+        global_limit_per_s: int = GLOBAL_PER_S,
+        global_span_s: float = SPAN_S,
     ) -> None:
         if settings.discord_token is None:
             raise PlatformError("DISCORD_TOKEN is not set")
@@ -60,6 +63,11 @@ class DiscordAdapter:
             on_setup=self._sync_commands, on_message=self._on_message, guild_ready_timeout=guild_ready_timeout
         )
         register_commands(self.client.tree, self._run_command)
+        # Discord's global limit, at this instance's share (the composition root subscribes set_share).
+        self.pacer = GlobalPacer(
+            per_s=global_limit_per_s, span_s=global_span_s, application_id=lambda: self.client.application_id
+        )
+        self.pacer.install(self.client.http)
         self.platform = DiscordPlatform(self.client)
         self.synced: list[str] = []  # scopes ("global" or guild ids) re-synced by the last start
         self.invite_url = ""
