@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot import logs
@@ -132,12 +133,18 @@ class StartupError(Exception):
     """A platform refused to start (bad token, missing intent, missing secret); says what to fix."""
 
 
+@dataclass
+class _Running:
+    """What `grokbot run` started: how to stop each part (given the time left), how to drain
+    them for a stop, and what ends the service when it ends (the Discord gateway)."""
+
+    stoppers: list[Callable[[float], Awaitable[None]]] = field(default_factory=list)
+    drains: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    waiters: list[Awaitable[None]] = field(default_factory=list)
+
+
 async def serve(settings: Settings) -> int:
     """The service: platforms with credentials, the HTTP server and the scheduler, until SIGTERM."""
-    import signal
-
-    from bot.errors import PlatformError
-
     services = await open_services(settings)
     if settings.is_sqlite and (other := await services.other_live_instance()):
         await services.close()
@@ -158,47 +165,15 @@ async def serve(settings: Settings) -> int:
         clock=services.engine.clock,
         prices=services.grok.prices,
     )
-    stoppers: list[Callable[[float], Awaitable[None]]] = []
-    drains: list[Callable[[], Awaitable[None]]] = []
-    waiters: list[Awaitable[None]] = []
+    running = _Running()
     deadline: float | None = None  # when a stop must be over (monotonic), once one began
     try:
         if settings.slack_bot_token is not None:
-            from adapters.slack import SlackAdapter
-
-            try:
-                slack = SlackAdapter(settings, services.engine, web=web)
-            except ValueError as exc:
-                raise StartupError(str(exc)) from None
-            services.platforms[slack.platform.name] = slack.platform
-            services.engine.shares.subscribe(slack.api.pacer.set_share)
-            try:
-                await slack.start()
-            except PlatformError as exc:
-                raise StartupError(str(exc)) from None
-            stoppers.append(_within_grace(slack.stop))
-            drains.append(slack.drain)
-            log.info("Slack connected (%s mode)", "Socket" if slack.socket_mode else "HTTP")
+            await _start_slack(settings, services, web, running)
         if settings.discord_token is not None:
-            from adapters.discord import DiscordAdapter
-
-            discord_adapter = DiscordAdapter(settings, services.engine)
-            services.engine.shares.subscribe(discord_adapter.pacer.set_share)
-            services.platforms[discord_adapter.platform.name] = discord_adapter.platform
-
-            async def discord_ready() -> bool:
-                return discord_adapter.ready()
-
-            web.add_check("discord", discord_ready)
-            try:
-                await discord_adapter.start()
-            except PlatformError as exc:
-                raise StartupError(str(exc)) from None
-            stoppers.append(_within_grace(discord_adapter.stop))
-            drains.append(discord_adapter.drain)
-            waiters.append(discord_adapter.wait())
+            await _start_discord(settings, services, web, running)
         await web.start()
-        stoppers.append(lambda _within: web.stop())
+        running.stoppers.append(lambda _within: web.stop())
         services.jobs.start()
         log.info(
             "grokbot is running on port %d (instance %s, %s event loop)",
@@ -206,46 +181,76 @@ async def serve(settings: Settings) -> int:
             services.instance_id,
             loop_name(),
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        watched = [asyncio.ensure_future(w) for w in waiters]
-        stopped = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stopped, *watched], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopped and task.exception() is not None:
-                raise StartupError(str(task.exception()))
-        deadline = loop.time() + settings.grokbot_shutdown_grace_s + CLOSE_WITHIN_S
-        await drain(services, web, drains, grace=settings.grokbot_shutdown_grace_s)
+        await _until_stopped(running.waiters)
+        deadline = asyncio.get_running_loop().time() + settings.grokbot_shutdown_grace_s + CLOSE_WITHIN_S
+        await services.drain(web, running.drains, grace=settings.grokbot_shutdown_grace_s)
         return EXIT_OK
     finally:
-        for stopper in reversed(stoppers):
+        for stopper in reversed(running.stoppers):
             within = 10.0 if deadline is None else max(0.5, deadline - asyncio.get_running_loop().time())
             await stopper(within)
         await services.close()
 
 
+async def _start_slack(settings: Settings, services: Services, web: WebServer, running: _Running) -> None:
+    from adapters.slack import SlackAdapter
+    from bot.errors import PlatformError
+
+    try:
+        slack = SlackAdapter(settings, services.engine, web=web)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    services.platforms[slack.platform.name] = slack.platform
+    services.engine.shares.subscribe(slack.api.pacer.set_share)
+    try:
+        await slack.start()
+    except PlatformError as exc:
+        raise StartupError(str(exc)) from None
+    running.stoppers.append(_within_grace(slack.stop))
+    running.drains.append(slack.drain)
+    log.info("Slack connected (%s mode)", "Socket" if slack.socket_mode else "HTTP")
+
+
+async def _start_discord(settings: Settings, services: Services, web: WebServer, running: _Running) -> None:
+    from adapters.discord import DiscordAdapter
+    from bot.errors import PlatformError
+
+    discord_adapter = DiscordAdapter(settings, services.engine)
+    services.engine.shares.subscribe(discord_adapter.pacer.set_share)
+    services.platforms[discord_adapter.platform.name] = discord_adapter.platform
+
+    async def discord_ready() -> bool:
+        return discord_adapter.ready()
+
+    web.add_check("discord", discord_ready)
+    try:
+        await discord_adapter.start()
+    except PlatformError as exc:
+        raise StartupError(str(exc)) from None
+    running.stoppers.append(_within_grace(discord_adapter.stop))
+    running.drains.append(discord_adapter.drain)
+    running.waiters.append(discord_adapter.wait())
+
+
+async def _until_stopped(waiters: list[Awaitable[None]]) -> None:
+    """Until SIGTERM or SIGINT; a platform connection that ends with an error ends the service."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watched = [asyncio.ensure_future(w) for w in waiters]
+    stopped = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopped, *watched], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not stopped and task.exception() is not None:
+            raise StartupError(str(task.exception()))
+
+
 def _within_grace(stop: Callable[..., Awaitable[None]]) -> Callable[[float], Awaitable[None]]:
     """An adapter's stop(grace=...) given the time left to the stop's deadline."""
     return lambda within: stop(grace=within)
-
-
-async def drain(
-    services: Services, web: WebServer, drains: Sequence[Callable[[], Awaitable[None]]], *, grace: float
-) -> None:
-    """A graceful stop (SIGTERM, SIGINT; issue 18): not ready at once (/readyz 503), no new work
-    taken (Slack's deliveries answered so that Slack sends them again, the Discord gateway closed),
-    no more scheduled work claimed; the answers in flight get `grace` seconds to finish, and those
-    still running then are closed with a note (bot.inflight)."""
-    log.info("stopping: answers in flight have %g s to finish", grace)
-    web.stop_serving_traffic()
-    jobs = asyncio.create_task(services.jobs.stop(grace=grace))
-    for take_no_more in drains:
-        await take_no_more()
-    cut = await services.engine.answers.inflight.settle(grace)
-    await jobs
-    log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
 
 async def open_services(settings: Settings) -> Services:

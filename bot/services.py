@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -144,6 +144,22 @@ class Services:
         return cls(
             settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch, rates
         )
+
+    async def drain(
+        self, web: WebServer, drains: Sequence[Callable[[], Awaitable[None]]], *, grace: float
+    ) -> None:
+        """A graceful stop (SIGTERM, SIGINT; issue 18): not ready at once (/readyz 503), no new work
+        taken (Slack's deliveries answered so that Slack sends them again, the Discord gateway
+        closed), no more scheduled work claimed; the answers in flight get `grace` seconds to
+        finish, and those still running then are closed with a note (bot.inflight)."""
+        log.info("stopping: answers in flight have %g s to finish", grace)
+        web.stop_serving_traffic()
+        jobs = asyncio.create_task(self.jobs.stop(grace=grace))
+        for take_no_more in drains:
+            await take_no_more()
+        cut = await self.engine.answers.inflight.settle(grace)
+        await jobs
+        log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
     async def close_orphans(self) -> int:
         """Close the answers left in progress by processes no longer alive (also run on every
