@@ -130,7 +130,14 @@ class Services:
             await store.prune_events(sessions, older_than=utc_now() - store.EVENT_RETENTION)
 
         notices = Notices(db, instance_id=instance_id)
-        rates = RateLease(sessions, engine.shares, instance_id=instance_id, clock=utc_now, notices=notices)
+        # SQLite serves one process (`grokbot run` refuses a second): its budgets are its own, and
+        # only a crashed predecessor can have left answers open; an idle process then stays idle.
+        one = settings.is_sqlite
+        rates = (
+            None
+            if one
+            else RateLease(sessions, engine.shares, instance_id=instance_id, clock=utc_now, notices=notices)
+        )
         jobs = Jobs(
             sessions=sessions,
             deferrals=deferrals,
@@ -140,6 +147,7 @@ class Services:
             maintenance=maintenance,
             notices=notices,
             orphans=lambda: orphans(sessions, platforms, instance_id),
+            orphans_once=one,
         )
         return cls(
             settings, db, sessions, http, grok, quotas, engine, jobs, instance_id, platforms, watch, rates

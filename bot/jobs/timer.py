@@ -80,6 +80,7 @@ class Jobs:
         notices: Notices | None = None,
         sleep: Sleep = asyncio.sleep,
         orphans: Callable[[], Awaitable[int]] | None = None,
+        orphans_once: bool = False,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -88,7 +89,10 @@ class Jobs:
         self._batch = batch
         self._notices = notices
         self._sleep = sleep
-        self._orphans = orphans  # closes answers dead processes left in progress, after each beat
+        # Closes answers dead processes left in progress: after each beat, or after the first only
+        # (`orphans_once`: where no other process can die meanwhile, as on SQLite's one process).
+        self._orphans = orphans
+        self._orphans_once = orphans_once
         self._claimers = [self._alarm(claimer) for claimer in self._claimers_of(deferrals, digests)]
         # (alarm, seconds before its first run): the first heartbeat at once (ready as soon as we
         # run); maintenance (price refresh, sweeps: housekeeping that may run anywhere) later.
@@ -171,6 +175,8 @@ class Jobs:
             await beat_all(self._sessions, instance=self._me, components=components, now=self._clock())
         if self._orphans is not None and not self._stopping:
             await self._orphans()
+            if self._orphans_once:
+                self._orphans = None
 
 
 async def beat(sessions: Sessions, *, instance: str, component: str, now: datetime) -> None:

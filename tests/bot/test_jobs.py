@@ -655,6 +655,32 @@ async def test_an_idle_process_claims_nothing_and_beats_only_on_its_interval(
     assert not await heartbeat_check(sessions, instance="web.1", clock=clock)()  # stopped: not ready
 
 
+@pytest.mark.parametrize("once", [False, True])
+async def test_orphans_are_looked_for_after_each_beat_or_after_the_first_only(
+    sessions: Sessions, grok: GrokClient, once: bool
+) -> None:
+    """Several instances (PostgreSQL): any may die, so each beat looks for the answers a dead one
+    left. One process (SQLite): only a crashed predecessor can have left any, so the first beat
+    looks, and an idle process stays idle."""
+    clock, _, _, d = setup(sessions, grok, FakePlatform(name="discord"))
+    timeline = Timeline(clock)
+    looked: list[int] = []
+
+    async def orphans() -> int:
+        looked.append(1)
+        return 0
+
+    jobs = timed_jobs(sessions, timeline, deferrals=d, instance="web.1", orphans=orphans, orphans_once=once)
+    jobs.start()
+    try:
+        await timeline.until_paused(2)
+        for _ in range(150):  # 5 minutes: ten beats
+            await timeline.advance(2)
+    finally:
+        await jobs.stop()
+    assert len(looked) == (1 if once else 11)
+
+
 async def test_a_submit_wakes_the_idle_poller_at_once(
     sessions: Sessions, fake_xai: FakeXAI, grok: GrokClient
 ) -> None:
