@@ -119,6 +119,11 @@ class InFlight:
             flight.interrupt()
         return flight
 
+    async def written(self) -> None:
+        """Until every answer's latest message is recorded (the writes run in the background)."""
+        writes = [flight._writing for flight in self._flights if flight._writing is not None]
+        await asyncio.gather(*writes, return_exceptions=True)
+
     async def end(self, flight: Flight) -> None:
         try:
             await flight.end()

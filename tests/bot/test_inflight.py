@@ -69,9 +69,10 @@ async def test_settle_lets_answers_finish_within_grace_and_closes_the_rest(
     places = [PLACE.in_thread("T1"), PLACE.in_thread("T2")]
     answering = [asyncio.create_task(env.say(f"question {i}", place=place)) for i, place in enumerate(places)]
     await env.platform.wait_until(lambda: sum(bool(m.text) for m in env.platform.messages) == 2)
+    await env.engine.answers.inflight.written()  # each row is written in the background once it shows
     assert len(await store.open_answers(sessions)) == 2
     quick.set()
-    cut = await env.engine.answers.inflight.settle(0.5)
+    cut = await env.engine.answers.inflight.settle(3.0)
     await asyncio.gather(*answering)
     assert cut == 1
     finished = [m for m in env.platform.messages if m.final and not m.failed]

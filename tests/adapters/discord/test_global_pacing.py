@@ -128,9 +128,10 @@ async def two_instances(
     for _ in range(2):
         settings = discord_settings(fake, fake_xai)
         engine: Engine = build_engine(settings, grok, sessions)
-        # The pacer at the fake's scaled limit; its window a little longer than in production,
-        # since this machine's scheduling jitter between pacer and fake can reach tens of ms.
-        adapter = DiscordAdapter(settings, engine, global_limit_per_s=FAKE_GLOBAL_PER_S, global_span_s=1.25)
+        # The pacer at the fake's scaled limit; its window longer than in production, since on a
+        # loaded machine (the whole suite on two cores) a request can reach the fake hundreds of
+        # ms after the pacer let it go: the test is of the share, not of the production margin.
+        adapter = DiscordAdapter(settings, engine, global_limit_per_s=FAKE_GLOBAL_PER_S, global_span_s=2.0)
         adapter.pacer.set_share(0.5)  # what the rate lease gives each of two instances
         if not paced:
             del adapter.client.http.request  # discord.py's own request: no global pacing
