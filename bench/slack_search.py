@@ -20,7 +20,6 @@ import asyncio
 import logging
 import multiprocessing
 import statistics
-import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.slack_stream import Stack, fakes_info
 from bench.timing import add_loop_option, answer_text, print_table, run_on, save, serve_control
 
 RESULTS = Path(__file__).resolve().parent / "results" / "slack_search.json"
@@ -101,58 +101,21 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
     await serve_control(
         conn,
         {"/app": set_app, "/mention": mention, "/dump": dump},
-        {
-            "slack_api_url": slack.api_url,
-            "bot_token": slack.bot_token,
-            "signing_secret": slack.signing_secret,
-            "xai_base_url": xai.base_url,
-            "xai_api_key": xai.api_key,
-        },
+        fakes_info(slack, xai),
         slack,
         xai,
     )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.slack import SlackAdapter
-    from bot.db import create_engine, session_factory, upgrade_async
-    from bot.engine import Engine, utc_now
-    from bot.grok import GrokClient
-    from bot.quotas import Quotas
-    from bot.services import http_client
-    from bot.settings import Settings
-    from bot.web import WebServer
-
     text = answer_text(args.words, WORDS)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     fakes = context.Process(target=serve_fakes, args=(child, text, args.tps), daemon=True)
     fakes.start()
     info = parent.recv()
-    tmp = tempfile.TemporaryDirectory()
-    url = f"sqlite+aiosqlite:///{tmp.name}/bench.db"
-    await upgrade_async(url)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        xai_api_key=info["xai_api_key"],
-        xai_base_url=info["xai_base_url"],
-        slack_bot_token=info["bot_token"],
-        slack_signing_secret=info["signing_secret"],
-        slack_api_url=info["slack_api_url"],
-        database_url=url,
-        grokbot_user_daily_usd="0",
-        grokbot_user_monthly_usd="0",
-        grokbot_xai_api="responses",
-    )
-    db = create_engine(url)
-    sessions = session_factory(db)
-    http = http_client()
-    grok = GrokClient(http, api_key=info["xai_api_key"], base_url=info["xai_base_url"])
-    engine = Engine(settings, grok=grok, sessions=sessions, quotas=Quotas(sessions, settings, clock=utc_now))
-    server = WebServer(port=0, host="127.0.0.1")
-    adapter = SlackAdapter(settings, engine, web=server)
-    await adapter.start()
-    await server.start()
+    stack = await Stack.start(info, xai_api="responses")
+    server, adapter = stack.server, stack.adapter
     streams = adapter.platform.streams
     delays: dict[str, list[float]] = {mode: [] for mode in MODES}
     complete = {mode: 0 for mode in MODES}
@@ -177,13 +140,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     delays[mode].append((shown - dumped["tool_at"]) * 1000)
                 complete[mode] += dumped["text"].startswith(text)
         rate_limited = (await call("/dump", {"channel": "", "ts": ""}))["rate_limited"]
-    await server.stop()
-    await adapter.stop()
-    await http.aclose()
-    await db.dispose()
+    await stack.stop()
     parent.send("stop")
     fakes.join(10)
-    tmp.cleanup()
     return {
         mode: {
             "answers": args.answers,

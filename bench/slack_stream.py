@@ -20,6 +20,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -102,31 +103,88 @@ async def _serve_fakes(conn: Connection, text: str, tps: float) -> None:
     await serve_control(
         conn,
         {"/app": set_app, "/mentions": mentions, "/dump": dump},
-        {
-            "slack_api_url": slack.api_url,
-            "bot_token": slack.bot_token,
-            "signing_secret": slack.signing_secret,
-            "xai_base_url": xai.base_url,
-            "xai_api_key": xai.api_key,
-        },
+        fakes_info(slack, xai),
         slack,
         xai,
     )
+
+
+def fakes_info(slack: Any, xai: Any) -> dict[str, str]:
+    """What the bot's process needs to reach the fake Slack and the fake xAI."""
+    return {
+        "slack_api_url": slack.api_url,
+        "bot_token": slack.bot_token,
+        "signing_secret": slack.signing_secret,
+        "xai_base_url": xai.base_url,
+        "xai_api_key": xai.api_key,
+    }
+
+
+@dataclass
+class Stack:
+    """grokbot's Slack stack in this process, against the fakes of another."""
+
+    info: dict[str, Any]
+    settings: Any
+    db: Any
+    http: Any
+    grok: Any
+    server: Any
+    adapter: Any
+    tmp: tempfile.TemporaryDirectory[str]
+
+    @classmethod
+    async def start(cls, info: dict[str, Any], *, xai_api: str, grok_class: Any = None) -> Stack:
+        from adapters.slack import SlackAdapter
+        from bot.db import create_engine, session_factory, upgrade_async
+        from bot.engine import Engine, utc_now
+        from bot.grok import GrokClient
+        from bot.quotas import Quotas
+        from bot.services import http_client
+        from bot.settings import Settings
+        from bot.web import WebServer
+
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite+aiosqlite:///{tmp.name}/bench.db"
+        await upgrade_async(url)
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            xai_api_key=info["xai_api_key"],
+            xai_base_url=info["xai_base_url"],
+            slack_bot_token=info["bot_token"],
+            slack_signing_secret=info["signing_secret"],
+            slack_api_url=info["slack_api_url"],
+            database_url=url,
+            grokbot_user_daily_usd="0",
+            grokbot_user_monthly_usd="0",
+            grokbot_xai_api=xai_api,
+        )
+        db = create_engine(url)
+        sessions = session_factory(db)
+        http = http_client()  # the service's own: bot/grok/net.py's transport
+        grok = (grok_class or GrokClient)(http, api_key=info["xai_api_key"], base_url=info["xai_base_url"])
+        quotas = Quotas(sessions, settings, clock=utc_now)
+        engine = Engine(settings, grok=grok, sessions=sessions, quotas=quotas)
+        server = WebServer(port=0, host="127.0.0.1")
+        adapter = SlackAdapter(settings, engine, web=server)
+        await adapter.start()
+        await server.start()
+        return cls(info, settings, db, http, grok, server, adapter, tmp)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.adapter.stop()
+        await self.http.aclose()
+        await self.db.dispose()
+        self.tmp.cleanup()
 
 
 # -- the bot, in this process -------------------------------------------------------------------
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.slack import SlackAdapter
     from bench.timing import TimedGrok
-    from bot.db import create_engine, session_factory, upgrade_async
-    from bot.engine import Engine, utc_now
     from bot.grok import ChatMessage, ChatRequest, GrokClient
-    from bot.quotas import Quotas
-    from bot.services import http_client
-    from bot.settings import Settings
-    from bot.web import WebServer
 
     text = answer_text(args.words, WORDS)
     context = multiprocessing.get_context("spawn")
@@ -134,30 +192,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     fakes = context.Process(target=serve_fakes, args=(child, text, args.tps), daemon=True)
     fakes.start()
     info = parent.recv()
-    tmp = tempfile.TemporaryDirectory()
-    url = f"sqlite+aiosqlite:///{tmp.name}/bench.db"
-    await upgrade_async(url)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        xai_api_key=info["xai_api_key"],
-        xai_base_url=info["xai_base_url"],
-        slack_bot_token=info["bot_token"],
-        slack_signing_secret=info["signing_secret"],
-        slack_api_url=info["slack_api_url"],
-        database_url=url,
-        grokbot_user_daily_usd="0",
-        grokbot_user_monthly_usd="0",
-        grokbot_xai_api="chat",  # the streams TimedGrok times (bench/search_stream.py: the Responses API)
-    )
-    db = create_engine(url)
-    sessions = session_factory(db)
-    http = http_client()  # the service's own: bot/grok/net.py's transport
-    grok = TimedGrok(http, api_key=info["xai_api_key"], base_url=info["xai_base_url"])
-    engine = Engine(settings, grok=grok, sessions=sessions, quotas=Quotas(sessions, settings, clock=utc_now))
-    server = WebServer(port=0, host="127.0.0.1")
-    adapter = SlackAdapter(settings, engine, web=server)
-    await adapter.start()
-    await server.start()
+    # Chat Completions: the streams TimedGrok times (bench/search_stream.py: the Responses API).
+    stack = await Stack.start(info, xai_api="chat", grok_class=TimedGrok)
+    settings, grok, server, adapter = stack.settings, stack.grok, stack.server, stack.adapter
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession() as control:
 
@@ -253,13 +290,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "settings": {"words": args.words, "tokens_per_second": args.tps},
         }
-    await server.stop()
-    await adapter.stop()
-    await http.aclose()
-    await db.dispose()
+    await stack.stop()
     parent.send("stop")
     fakes.join(10)
-    tmp.cleanup()
     return results
 
 
