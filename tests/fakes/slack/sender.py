@@ -160,20 +160,9 @@ class EventSender:
     async def feedback(self, message: FakeMessage, *, user: str, value: str) -> Delivery:
         """A click on the feedback buttons of a bot message."""
         element = next(e for b in message.blocks if b.get("type") == "context_actions" for e in b["elements"])
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user, "username": self.slack.users[user].name, "team_id": self.slack.team_id},
-            "api_app_id": APP_ID, "token": "verification-token-unused", "trigger_id": "1.2.3",
-            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
-                          "is_ephemeral": False, "thread_ts": message.thread_ts or None},
-            "team": {"id": self.slack.team_id, "domain": "fake"},
-            "channel": {"id": message.channel, "name": self.slack.channels[message.channel].name},
-            "message": message.json(),
-            "actions": [{"type": "feedback_buttons", "action_id": element["action_id"], "block_id": "fb",
-                         "value": value, "action_ts": str(time.time())}],
-        }  # fmt: skip
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.post(body, "application/x-www-form-urlencoded")
+        action = {"type": "feedback_buttons", "action_id": element["action_id"], "block_id": "fb",
+                  "value": value, "action_ts": str(time.time())}  # fmt: skip
+        return await self._block_action(message, user, action)
 
     async def click(self, message: FakeMessage, action_id: str, *, user: str) -> Delivery:
         """A click on the button `action_id` of a bot message (an actions block's button)."""
@@ -184,6 +173,12 @@ class EventSender:
             for e in b["elements"]
             if e.get("action_id") == action_id
         )
+        action = {"type": "button", "action_id": action_id, "block_id": "rb", "text": button["text"],
+                  "value": button.get("value", ""), "action_ts": str(time.time())}  # fmt: skip
+        return await self._block_action(message, user, action)
+
+    async def _block_action(self, message: FakeMessage, user: str, action: dict[str, Any]) -> Delivery:
+        """A `block_actions` interaction on a bot message, as Slack posts it."""
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": self.slack.users[user].name, "team_id": self.slack.team_id},
@@ -193,9 +188,7 @@ class EventSender:
             "team": {"id": self.slack.team_id, "domain": "fake"},
             "channel": {"id": message.channel, "name": self.slack.channels[message.channel].name},
             "message": message.json(),
-            "actions": [{"type": "button", "action_id": action_id, "block_id": "rb",
-                         "text": button["text"], "value": button.get("value", ""),
-                         "action_ts": str(time.time())}],
+            "actions": [action],
         }  # fmt: skip
         body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
         return await self.post(body, "application/x-www-form-urlencoded")
