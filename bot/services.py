@@ -169,21 +169,13 @@ class Services:
         await jobs
         log.info("stopped: %d answer(s) cut short and closed with a note", cut)
 
-    async def close_orphans(self) -> int:
-        """Close the answers left in progress by processes no longer alive (also run on every
-        heartbeat, so at start and, on PostgreSQL, by the instances that outlive a dead one)."""
-        return await orphans(self.sessions, self.platforms, self.instance_id)
-
     async def other_live_instance(self) -> str | None:
         """Another running process whose scheduler beat recently on this database, if any.
 
         A beat from a process of this host that no longer exists (a crash just before a restart)
         does not count."""
-        fresh = utc_now() - LIVE_HEARTBEAT
-        for instance, _component, beat_at in await heartbeats(self.sessions):
-            if instance != self.instance_id[:64] and beat_at >= fresh and _alive(instance):
-                return instance
-        return None
+        others = sorted(await live_instances(self.sessions) - {self.instance_id[:64]})
+        return others[0] if others else None
 
     def web_server(self) -> WebServer:
         """The HTTP server with database and scheduler readiness checks."""
@@ -203,13 +195,18 @@ class Services:
         await self.db.dispose()
 
 
-async def orphans(sessions: Sessions, platforms: dict[str, Platform], me: str) -> int:
-    """Close the answers of instances without a recent heartbeat, or of this host's processes that
-    are gone (the liveness the claims and the SQLite start check use)."""
+async def live_instances(sessions: Sessions) -> set[str]:
+    """The instances with a recent heartbeat, less this host's processes that are gone (the
+    liveness the SQLite start check and the closing of orphaned answers use)."""
     fresh = utc_now() - LIVE_HEARTBEAT
-    live = {instance for instance, _component, beat_at in await heartbeats(sessions) if beat_at >= fresh}
-    live = {instance for instance in live if _alive(instance)} | {me[:64]}
-    return await close_orphans(sessions, platforms, live=live)
+    beating = {instance for instance, _component, beat_at in await heartbeats(sessions) if beat_at >= fresh}
+    return {instance for instance in beating if _alive(instance)}
+
+
+async def orphans(sessions: Sessions, platforms: dict[str, Platform], me: str) -> int:
+    """Close the answers that instances no longer alive left in progress (run after heartbeats:
+    at start, and on PostgreSQL by the instances that outlive a dead one)."""
+    return await close_orphans(sessions, platforms, live=await live_instances(sessions) | {me[:64]})
 
 
 def _alive(instance: str) -> bool:
